@@ -1,0 +1,1 @@
+"""The authswitch benchmark: `python -m bench.run` (see bench/README.md)."""

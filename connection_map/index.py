@@ -1,0 +1,71 @@
+"""An immutable in-memory index of the connection map: O(1) lookups on the hot path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from connection_map.model import Connection, ConnectionMapDocument
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerMatch:
+    """What an IdP entity id identifies: one connection, or several (ambiguous)."""
+
+    connection: Connection | None
+    ambiguous: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionMap:
+    """Connections by id, by SAML IdP entity id and by OIDC callback path."""
+
+    version: int
+    _by_id: Mapping[str, Connection]
+    _by_issuer: Mapping[str, IssuerMatch]
+    _by_callback_path: Mapping[str, Connection]
+    source: str = field(default="")
+
+    @classmethod
+    def build(cls, document: ConnectionMapDocument, *, source: str = "") -> ConnectionMap:
+        by_id = {c.id: c for c in document.connections}
+        return cls(
+            version=document.version,
+            _by_id=MappingProxyType(by_id),
+            _by_issuer=MappingProxyType(_issuer_index(document.connections)),
+            _by_callback_path=MappingProxyType(
+                {c.oidc.callback_path: c for c in document.connections if c.oidc is not None}
+            ),
+            source=source,
+        )
+
+    def get(self, connection_id: str) -> Connection | None:
+        return self._by_id.get(connection_id)
+
+    def by_issuer(self, entity_id: str) -> IssuerMatch | None:
+        """The connection(s) whose SAML IdP entity id is exactly `entity_id`."""
+        return self._by_issuer.get(entity_id)
+
+    def by_callback_path(self, path: str) -> Connection | None:
+        return self._by_callback_path.get(path)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[Connection]:
+        return iter(self._by_id.values())
+
+
+def _issuer_index(connections: Iterable[Connection]) -> dict[str, IssuerMatch]:
+    grouped: dict[str, list[Connection]] = {}
+    for connection in connections:
+        if connection.saml is not None:
+            grouped.setdefault(connection.saml.idp_entity_id, []).append(connection)
+    index: dict[str, IssuerMatch] = {}
+    for entity_id, members in grouped.items():
+        if len(members) == 1:
+            index[entity_id] = IssuerMatch(members[0])
+        else:
+            index[entity_id] = IssuerMatch(None, tuple(sorted(c.id for c in members)))
+    return index

@@ -1,0 +1,421 @@
+"""The authswitch ASGI application: callbacks are routed, everything else goes to legacy."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import quote, urlsplit
+
+from openfeature import api
+from openfeature.provider import FeatureProvider, ProviderStatus
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from connection_map import Connection, ConnectionMapError, ConnectionMapFile, ForwardMode
+from flags import FileFlagProvider
+from proxy import metrics
+from proxy.asgi_types import Message, RawHeaders, Receive, Scope, Send
+from proxy.config import Config
+from proxy.decision import Decision, RouteDecider
+from proxy.forwarded_headers import request_headers
+from proxy.identify import identify_connection
+from proxy.intake import (
+    CallbackFields,
+    CallbackRejected,
+    ClientDisconnected,
+    parse_fields,
+    read_body,
+)
+from proxy.new_provider import send_form_post, send_redirect, target_url
+from proxy.responses import send_bytes, send_error, send_json
+from proxy.route_table import RouteMatch, RouteTable
+from proxy.saml_response import SamlRejected, inspect_saml_response
+from proxy.upstream import HttpForwarder, UpstreamFailed, UpstreamUnavailable
+
+log = logging.getLogger("authswitch")
+access_log = logging.getLogger("authswitch.access")
+_instances = itertools.count(1)
+
+
+class AuthSwitch:
+    """Raw ASGI app. Construct it to validate the map and flags; uvicorn's lifespan starts it."""
+
+    def __init__(self, config: Config, *, flag_provider: FeatureProvider | None = None) -> None:
+        self.config = config
+        self.connection_map = ConnectionMapFile(config.connection_map)
+        self.flag_provider = flag_provider or FileFlagProvider(
+            config.flags.file, poll_interval=config.flags.poll_interval_seconds
+        )
+        self.flags_domain = f"authswitch-{next(_instances)}"
+        self._decider = RouteDecider(api.get_client(self.flags_domain))
+        self._routes = RouteTable(config.routes)
+        timeouts = config.timeouts
+        self._forwarder = HttpForwarder(
+            connect_seconds=timeouts.connect_seconds,
+            read_seconds=timeouts.read_seconds,
+            keepalive_seconds=timeouts.upstream_keepalive_seconds,
+        )
+        legacy = urlsplit(str(config.legacy.url))
+        self._legacy_base = f"{legacy.scheme}://{legacy.netloc}{legacy.path.rstrip('/')}"
+        self._legacy_host = None if config.legacy.preserve_host else legacy.netloc.encode()
+        self._ops_prefix = config.ops_prefix + "/"
+        self._map_watch: asyncio.Task[None] | None = None
+        self._started = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:  # websockets are not part of any SSO callback flow
+            await send({"type": "websocket.close", "code": 1008})
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        await asyncio.to_thread(api.set_provider_and_wait, self.flag_provider, self.flags_domain)
+        await self._forwarder.start()
+        self._map_watch = asyncio.create_task(self._watch_connection_map())
+        self._started = True
+        log.info(
+            "started",
+            extra={"connections": len(self.connection_map.current), "flags": self.flags_domain},
+        )
+
+    async def shutdown(self) -> None:
+        if self._map_watch is not None:
+            self._map_watch.cancel()
+        await self._forwarder.close()
+        self.flag_provider.shutdown()
+        self._started = False
+
+    async def _watch_connection_map(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                if await asyncio.to_thread(self.connection_map.reload_if_changed):
+                    log.info(
+                        "connection map reloaded",
+                        extra={"connections": len(self.connection_map.current)},
+                    )
+            except ConnectionMapError as exc:
+                log.warning("connection map not reloaded, keeping the last good one: %s", exc)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if path.startswith(self._ops_prefix):
+            await self._ops(path[len(self._ops_prefix) :], send)
+            return
+        match = self._routes.match(path)
+        if match is None or scope["method"] not in match.route.methods:
+            await self._pass_through(scope, receive, send)
+            return
+        await self._callback(scope, receive, send, match)
+
+    async def _callback(
+        self, scope: Scope, receive: Receive, send: Send, match: RouteMatch
+    ) -> None:
+        started = time.perf_counter()
+        request_id = secrets.token_hex(8)
+        route = match.route
+        limits = self.config.limits
+        headers: RawHeaders = scope["headers"]
+        try:
+            body = await read_body(
+                receive,
+                _content_length(headers),
+                limits.max_body_bytes,
+                self.config.timeouts.body_seconds,
+            )
+            fields = parse_fields(
+                scope["query_string"], body, _header(headers, b"content-type"), limits.max_fields
+            )
+            issuer, unsolicited = _saml_facts(route.protocol, fields, limits.max_body_bytes)
+        except ClientDisconnected:
+            return
+        except (CallbackRejected, SamlRejected) as exc:
+            status, reason = _rejection(exc)
+            await send_error(send, status, reason, str(exc), request_id)
+            self._account(scope, request_id, started, None, "rejected", reason, "rejected", status)
+            return
+        identification = identify_connection(
+            route, match.params, fields, issuer, scope["path"], self.connection_map.current
+        )
+        bounce = self.config.bounce_back
+        decision = self._decider.decide(
+            identification,
+            route.protocol,
+            bounced_back=fields.query.get(bounce.param) == bounce.value,
+            unsolicited=unsolicited,
+        )
+        if decision.destination == "new" and decision.connection is not None:
+            status, outcome, reason = await self._to_new_provider(
+                scope, send, decision, decision.connection, body, fields, request_id
+            )
+        else:
+            status, outcome = await self._to_legacy(scope, send, body, request_id)
+            reason = decision.reason
+        destination = "new" if outcome.startswith("new_") else "legacy"
+        connection_id = decision.connection.id if decision.connection is not None else None
+        self._account(
+            scope,
+            request_id,
+            started,
+            connection_id,
+            destination,
+            reason,
+            outcome,
+            status,
+            strategy=identification.strategy.value if identification.strategy else None,
+        )
+
+    async def _to_new_provider(
+        self,
+        scope: Scope,
+        send: Send,
+        decision: Decision,
+        connection: Connection,
+        body: bytes,
+        fields: CallbackFields,
+        request_id: str,
+    ) -> tuple[int, str, str]:
+        assert connection.new_provider is not None
+        target = target_url(str(connection.new_provider.url), scope["query_string"])
+        mode = connection.new_provider.mode
+        method: str = scope["method"]
+        if mode is ForwardMode.FORM_POST and method == "POST" and fields.form_pairs:
+            status = await send_form_post(send, target, fields.form_pairs, request_id)
+            return status, "new_form_post", decision.reason
+        if mode is not ForwardMode.PROXY:
+            status = await send_redirect(send, method, target, request_id)
+            return status, "new_redirect", decision.reason
+        headers = request_headers(
+            scope["headers"],
+            client_host=_client_host(scope),
+            scheme=scope["scheme"],
+            host=_header(scope["headers"], b"host"),
+            upstream_host=urlsplit(target).netloc.encode(),
+            trust_forwarded=self.config.forwarding.trust_forwarded_headers,
+            drop_credentials=not self.config.forwarding.forward_cookies_to_new_provider,
+        )
+        try:
+            status = await self._forwarder.forward(
+                send,
+                method=method,
+                url=target,
+                headers=headers,
+                body=body,
+                extra_response_headers=[(b"x-request-id", request_id.encode())],
+            )
+        except UpstreamUnavailable:
+            # Nothing reached the new provider, so legacy may still take the callback.
+            status, outcome = await self._to_legacy(scope, send, body, request_id)
+            return status, outcome, "new_provider_unreachable"
+        except UpstreamFailed as exc:
+            await send_error(
+                send, 502, exc.reason, "the new provider did not answer in time", request_id
+            )
+            return 502, "new_upstream_error", decision.reason
+        return status, "new_proxied", decision.reason
+
+    async def _to_legacy(
+        self, scope: Scope, send: Send, body: bytes | AsyncIterator[bytes] | None, request_id: str
+    ) -> tuple[int, str]:
+        headers = request_headers(
+            scope["headers"],
+            client_host=_client_host(scope),
+            scheme=scope["scheme"],
+            host=_header(scope["headers"], b"host"),
+            upstream_host=self._legacy_host,
+            trust_forwarded=self.config.forwarding.trust_forwarded_headers,
+        )
+        raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
+        url = self._legacy_base + raw_path.decode("latin-1")
+        if scope["query_string"]:
+            url += "?" + scope["query_string"].decode("latin-1")
+        try:
+            status = await self._forwarder.forward(
+                send,
+                method=scope["method"],
+                url=url,
+                headers=headers,
+                body=body,
+                extra_response_headers=[(b"x-request-id", request_id.encode())],
+            )
+        except UpstreamUnavailable:
+            await send_error(
+                send,
+                502,
+                "legacy_unavailable",
+                "the legacy upstream could not be reached",
+                request_id,
+            )
+            return 502, "legacy_unavailable"
+        except UpstreamFailed as exc:
+            await send_error(
+                send, 502, exc.reason, "the legacy upstream did not answer in time", request_id
+            )
+            return 502, "legacy_upstream_error"
+        return status, "legacy_proxied"
+
+    async def _pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = secrets.token_hex(8)
+        body = _stream_body(receive) if _has_body(scope["headers"]) else None
+        try:
+            status, outcome = await self._to_legacy(scope, send, body, request_id)
+        except ClientDisconnected:
+            return
+        metrics.PASSTHROUGH.labels(outcome).inc()
+        access_log.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "outcome": outcome,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            },
+        )
+
+    def _account(
+        self,
+        scope: Scope,
+        request_id: str,
+        started: float,
+        connection_id: str | None,
+        destination: str,
+        reason: str,
+        outcome: str,
+        status: int,
+        *,
+        strategy: str | None = None,
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        metrics.CALLBACKS.labels(connection_id or "unknown", destination, reason, outcome).inc()
+        metrics.CALLBACK_SECONDS.labels(destination).observe(elapsed)
+        access_log.info(
+            "callback",
+            extra={
+                "request_id": request_id,
+                "method": scope["method"],
+                "path": scope["path"],
+                "connection": connection_id,
+                "strategy": strategy,
+                "destination": destination,
+                "reason": reason,
+                "outcome": outcome,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
+        )
+
+    # -- operations -------------------------------------------------------------------------
+
+    async def _ops(self, name: str, send: Send) -> None:
+        if name == "livez":
+            await send_json(send, 200, {"status": "ok"})
+        elif name == "readyz":
+            status, report = self.readiness()
+            await send_json(send, status, report)
+        elif name == "metrics":
+            await send_bytes(
+                send, 200, generate_latest(), [], content_type=CONTENT_TYPE_LATEST.encode()
+            )
+        else:
+            await send_json(send, 404, {"error": "not_found"})
+
+    def readiness(self) -> tuple[int, dict[str, object]]:
+        """Whether this replica can route: map loaded, flag state known."""
+        flag_status = api.get_client(self.flags_domain).get_provider_status()
+        checks: dict[str, object] = {
+            "started": self._started,
+            "connection_map": {
+                "connections": len(self.connection_map.current),
+                "version": self.connection_map.current.version,
+                "reload_error": self.connection_map.last_error,
+            },
+            "flags": {"provider_status": flag_status.value},
+        }
+        ready = self._started and flag_status in (
+            ProviderStatus.READY,
+            ProviderStatus.STALE,
+            ProviderStatus.ERROR,
+        )
+        return (200 if ready else 503), {"ready": ready, "checks": checks}
+
+
+def _saml_facts(protocol: str, fields: CallbackFields, limit: int) -> tuple[str | None, bool]:
+    """The routing issuer and whether the response is unsolicited (IdP-initiated)."""
+    if protocol != "saml":
+        return None, False
+    value = fields.get("SAMLResponse")
+    if value is None:
+        return None, False
+    facts = inspect_saml_response(value, max_decoded_bytes=limit)
+    return facts.issuer, facts.in_response_to is None
+
+
+def _rejection(exc: CallbackRejected | SamlRejected) -> tuple[int, str]:
+    if isinstance(exc, CallbackRejected):
+        return exc.status, exc.reason
+    return 400, f"saml_{exc.reason}"
+
+
+def _header(headers: RawHeaders, name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def _content_length(headers: RawHeaders) -> int | None:
+    value = _header(headers, b"content-length")
+    if value is None or not value.isdigit():
+        return None
+    return int(value)
+
+
+def _has_body(headers: RawHeaders) -> bool:
+    length = _header(headers, b"content-length")
+    if length is not None:
+        return length != b"0"
+    return _header(headers, b"transfer-encoding") is not None
+
+
+def _client_host(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+async def _stream_body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return

@@ -1,0 +1,55 @@
+"""The `authswitch` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from connection_map import ConnectionMapError, load_connection_map
+from flags import FlagFileError, load_rollout_state
+from proxy.config import ConfigError, load_config
+
+app = typer.Typer(
+    help="Transparent SSO callback proxy for moving connections to a new auth provider.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command()
+def serve(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Path to the YAML config.")],
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    graceful_seconds: Annotated[
+        float, typer.Option(help="Time in-flight requests get to finish on SIGTERM.")
+    ] = 25.0,
+) -> None:
+    """Serve the proxy in front of the legacy host described by CONFIG."""
+    from proxy.server import serve as run_server
+
+    try:
+        settings = load_config(config)
+        load_connection_map(settings.connection_map)
+        load_rollout_state(settings.flags.file)
+    except (ConfigError, ConnectionMapError, FlagFileError) as exc:
+        typer.echo(f"authswitch: {exc}", err=True)
+        raise typer.Exit(2) from None
+    run_server(str(config), settings, workers=workers, graceful_seconds=graceful_seconds)
+
+
+@app.command()
+def demo(
+    serve_forever: Annotated[
+        bool, typer.Option("--serve", help="Keep the demo running and print curl-able URLs.")
+    ] = False,
+) -> None:
+    """Run real signed SAML logins through the proxy at each rollout step and check them."""
+    from proxy.demo.runner import run_demo
+
+    raise typer.Exit(run_demo(serve_forever=serve_forever))
+
+
+def main() -> None:
+    app()

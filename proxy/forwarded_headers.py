@@ -1,0 +1,85 @@
+"""Header rewriting for a reverse proxy: hop-by-hop removal and X-Forwarded-*."""
+
+from __future__ import annotations
+
+from proxy.asgi_types import RawHeaders
+
+# RFC 9110 section 7.6.1 plus the non-standard ones proxies commonly meet.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_FORWARDED = frozenset(
+    {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded"}
+)
+_CREDENTIALS = frozenset({b"cookie", b"authorization"})
+
+
+def _connection_tokens(headers: RawHeaders) -> frozenset[bytes]:
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return frozenset(tokens)
+
+
+def response_headers(headers: RawHeaders) -> RawHeaders:
+    """An upstream response's headers minus hop-by-hop ones (Set-Cookie kept, order kept)."""
+    listed = _connection_tokens(headers)
+    return [(n, v) for n, v in headers if n not in HOP_BY_HOP and n not in listed]
+
+
+def request_headers(
+    headers: RawHeaders,
+    *,
+    client_host: str | None,
+    scheme: str,
+    host: bytes | None,
+    upstream_host: bytes | None,
+    trust_forwarded: bool,
+    drop_credentials: bool = False,
+    drop: frozenset[bytes] = frozenset(),
+) -> RawHeaders:
+    """Headers for the upstream request.
+
+    `upstream_host` replaces Host (None keeps the client's). X-Forwarded-For/Proto/Host are
+    set from what authswitch saw; with `trust_forwarded` an incoming X-Forwarded-For chain is
+    extended and an incoming Proto/Host kept, as behind a trusted load balancer.
+    """
+    listed = _connection_tokens(headers)
+    out: RawHeaders = []
+    incoming: dict[bytes, bytes] = {}
+    for name, value in headers:
+        if name in HOP_BY_HOP or name in listed or name in drop or name == b"expect":
+            continue
+        if name in _FORWARDED:
+            incoming.setdefault(name, value)
+            continue
+        if name == b"host":
+            if upstream_host is None:
+                out.append((name, value))
+            continue
+        if drop_credentials and name in _CREDENTIALS:
+            continue
+        out.append((name, value))
+    if upstream_host is not None:
+        out.append((b"host", upstream_host))
+    client = (client_host or "unknown").encode()
+    chain = incoming.get(b"x-forwarded-for") if trust_forwarded else None
+    out.append((b"x-forwarded-for", chain + b", " + client if chain else client))
+    proto = incoming.get(b"x-forwarded-proto") if trust_forwarded else None
+    out.append((b"x-forwarded-proto", proto or scheme.encode()))
+    forwarded_host = incoming.get(b"x-forwarded-host") if trust_forwarded else None
+    if forwarded_host or host:
+        out.append((b"x-forwarded-host", forwarded_host or host or b""))
+    return out

@@ -1,0 +1,106 @@
+"""Attributing a callback to a connection, by the strategies its route lists.
+
+Every listed strategy that finds something votes; the votes must agree. A strategy that
+finds nothing (no query parameter, no SAMLResponse) abstains. Disagreement, an unknown id
+or an IdP entity id shared by several connections sends the callback to legacy: routing a
+callback to the wrong provider breaks a login, falling through to legacy never does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from connection_map import Connection, ConnectionMap
+from proxy.config import Route, Strategy
+from proxy.intake import CallbackFields
+
+
+class Outcome(StrEnum):
+    IDENTIFIED = "identified"
+    UNIDENTIFIED = "unidentified"  # no strategy found anything
+    UNKNOWN = "unknown_connection"  # a strategy found an id or issuer the map doesn't have
+    AMBIGUOUS = "ambiguous"  # strategies disagree, or an issuer is shared by connections
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    outcome: Outcome
+    connection: Connection | None = None
+    strategy: Strategy | None = None
+
+
+_UNIDENTIFIED = Identification(Outcome.UNIDENTIFIED)
+_UNKNOWN = Identification(Outcome.UNKNOWN)
+_AMBIGUOUS = Identification(Outcome.AMBIGUOUS)
+
+
+def identify_connection(
+    route: Route,
+    params: dict[str, str],
+    fields: CallbackFields,
+    issuer: str | None,
+    path: str,
+    connections: ConnectionMap,
+) -> Identification:
+    """Which connection this callback belongs to, or why none."""
+    chosen: Identification | None = None
+    shared_issuer: tuple[str, ...] = ()
+    for strategy in route.identify:
+        vote = _vote(strategy, route, params, fields, issuer, path, connections)
+        if vote is None:
+            continue
+        if isinstance(vote, tuple):
+            shared_issuer = vote
+            continue
+        if vote.outcome is not Outcome.IDENTIFIED:
+            return vote
+        if chosen is None:
+            chosen = vote
+        elif chosen.connection is not vote.connection:
+            return _AMBIGUOUS
+    if chosen is None:
+        return _AMBIGUOUS if shared_issuer else _UNIDENTIFIED
+    connection = chosen.connection
+    if shared_issuer and connection is not None and connection.id not in shared_issuer:
+        return _AMBIGUOUS
+    return chosen
+
+
+def _vote(
+    strategy: Strategy,
+    route: Route,
+    params: dict[str, str],
+    fields: CallbackFields,
+    issuer: str | None,
+    path: str,
+    connections: ConnectionMap,
+) -> Identification | tuple[str, ...] | None:
+    if strategy is Strategy.PATH:
+        return _by_id(params.get("connection"), strategy, connections)
+    if strategy is Strategy.QUERY:
+        return _by_id(fields.query.get(route.query_param), strategy, connections)
+    if strategy is Strategy.SAML_ISSUER:
+        if issuer is None:
+            return None
+        match = connections.by_issuer(issuer)
+        if match is None:
+            return _UNKNOWN
+        if match.connection is None:
+            return match.ambiguous
+        return Identification(Outcome.IDENTIFIED, match.connection, strategy)
+    connection = connections.by_callback_path(path)
+    if connection is None:
+        return None
+    return Identification(Outcome.IDENTIFIED, connection, strategy)
+
+
+def _by_id(
+    connection_id: str | None, strategy: Strategy, connections: ConnectionMap
+) -> Identification | None:
+    if connection_id is None:
+        return None
+    connection = connections.get(connection_id)
+    if connection is None:
+        return _UNKNOWN
+    return Identification(Outcome.IDENTIFIED, connection, strategy)

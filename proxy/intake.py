@@ -1,0 +1,123 @@
+"""Callback intake: read the body with a hard cap and parse the fields routing needs.
+
+Starlette's form parser has no size or field limits and re-encodes what it reads, so the
+callback body is read raw, capped, and parsed here; the raw bytes are what gets forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from proxy.asgi_types import Receive
+
+# Fields that carry a single-use artifact or flow identifier: a second copy makes the
+# callback ambiguous (which one would the receiver read?), so it is refused.
+SINGLE_VALUED = frozenset({"SAMLResponse", "RelayState", "code", "state"})
+FORM_CONTENT_TYPE = b"application/x-www-form-urlencoded"
+
+
+class CallbackRejected(Exception):
+    """A callback authswitch refuses to route; answered with `status` and a reason code."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request body was complete."""
+
+
+async def read_body(
+    receive: Receive, declared_length: int | None, limit: int, deadline_seconds: float
+) -> bytes:
+    """Read the whole request body, refusing more than `limit` bytes (413)."""
+    if declared_length is not None and declared_length > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(deadline_seconds):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(limit)
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        raise CallbackRejected(
+            408, "body_timeout", f"request body not received within {deadline_seconds:g} s"
+        ) from None
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> CallbackRejected:
+    return CallbackRejected(413, "body_too_large", f"callback body exceeds the {limit}-byte limit")
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackFields:
+    """The routing-relevant fields of a callback, from its query string and form body."""
+
+    query: dict[str, str]
+    form: dict[str, str]
+    form_pairs: tuple[tuple[str, str], ...]
+
+    def get(self, name: str) -> str | None:
+        value = self.form.get(name)
+        return value if value is not None else self.query.get(name)
+
+
+def parse_fields(
+    query_string: bytes, body: bytes, content_type: bytes | None, max_fields: int
+) -> CallbackFields:
+    """Parse query and url-encoded body with bounded field counts; refuse duplicates (400)."""
+    query_pairs = _parse_pairs(query_string, max_fields, "query string")
+    form_pairs: list[tuple[str, str]] = []
+    if body and content_type is not None and _is_form(content_type):
+        form_pairs = _parse_pairs(body, max_fields, "form body")
+    query = _single_valued(query_pairs, "query string")
+    form = _single_valued(form_pairs, "form body")
+    for name in SINGLE_VALUED.intersection(query).intersection(form):
+        raise CallbackRejected(
+            400, "duplicate_field", f"'{name}' appears in both the query string and the body"
+        )
+    return CallbackFields(query, form, tuple(form_pairs))
+
+
+def _is_form(content_type: bytes) -> bool:
+    return content_type.split(b";", 1)[0].strip().lower() == FORM_CONTENT_TYPE
+
+
+def _parse_pairs(raw: bytes, max_fields: int, where: str) -> list[tuple[str, str]]:
+    if not raw:
+        return []
+    if raw.count(b"&") >= max_fields:
+        raise CallbackRejected(400, "too_many_fields", f"{where} has more than {max_fields} fields")
+    try:
+        text = raw.decode("ascii")
+        return parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise CallbackRejected(
+            400, "bad_encoding", f"{where} is not valid url-encoded UTF-8"
+        ) from None
+
+
+def _single_valued(pairs: list[tuple[str, str]], where: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name in fields and name in SINGLE_VALUED:
+            raise CallbackRejected(
+                400, "duplicate_field", f"'{name}' appears more than once in the {where}"
+            )
+        fields.setdefault(name, value)
+    return fields

@@ -1,0 +1,83 @@
+"""Handing a migrated callback to the new provider as a redirect or an auto-posting form."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+from urllib.parse import urlsplit
+
+from proxy.asgi_types import RawHeaders, Send
+from proxy.responses import send_bytes
+
+_SUBMIT_SCRIPT = "document.getElementById('authswitch-form').submit();"
+_SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SUBMIT_SCRIPT.encode()).digest()).decode()
+_COMMON: RawHeaders = [
+    (b"cache-control", b"no-store"),
+    (b"pragma", b"no-cache"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+def target_url(base: str, query_string: bytes) -> str:
+    """The new provider's URL with the callback's query string carried over unchanged."""
+    if not query_string:
+        return base
+    separator = "&" if "?" in base else "?"
+    return base + separator + query_string.decode("latin-1")
+
+
+async def send_redirect(send: Send, method: str, location: str, request_id: str) -> int:
+    """307 keeps a POST a POST (the browser re-sends the body); a GET gets a plain 302."""
+    status = 307 if method == "POST" else 302
+    headers = [
+        (b"location", location.encode("latin-1")),
+        (b"x-request-id", request_id.encode()),
+        *_COMMON,
+    ]
+    await send_bytes(send, status, b"", headers, content_type=b"text/plain; charset=utf-8")
+    return status
+
+
+def render_form(action: str, fields: tuple[tuple[str, str], ...]) -> bytes:
+    """An auto-submitting form; every value escaped, a button for browsers without script."""
+    inputs = "".join(
+        f'<input type="hidden" name="{html.escape(name, quote=True)}" '
+        f'value="{html.escape(value, quote=True)}">'
+        for name, value in fields
+    )
+    escaped_action = html.escape(action, quote=True)
+    page = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="referrer" content="no-referrer"><title>Signing you in</title></head>'
+        f'<body><form id="authswitch-form" method="post" action="{escaped_action}">'
+        f"{inputs}<noscript><p>Your browser has JavaScript turned off. Press the button "
+        'to continue signing in.</p><button type="submit">Continue</button></noscript>'
+        f"</form><script>{_SUBMIT_SCRIPT}</script></body></html>"
+    )
+    return page.encode("utf-8")
+
+
+def form_csp(action: str) -> bytes:
+    """Nothing may load or run but our one script, and the form may post only to `action`."""
+    parts = urlsplit(action)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return (
+        f"default-src 'none'; script-src 'sha256-{_SCRIPT_HASH}'; form-action {origin}; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ).encode("latin-1")
+
+
+async def send_form_post(
+    send: Send, action: str, fields: tuple[tuple[str, str], ...], request_id: str
+) -> int:
+    headers = [
+        (b"content-security-policy", form_csp(action)),
+        (b"x-frame-options", b"DENY"),
+        (b"x-request-id", request_id.encode()),
+        *_COMMON,
+    ]
+    body = render_form(action, fields)
+    await send_bytes(send, 200, body, headers, content_type=b"text/html; charset=utf-8")
+    return 200

@@ -1,0 +1,269 @@
+"""Read the routing facts (Issuer, InResponseTo, Destination) from a posted SAMLResponse.
+
+Threat model. The proxy routes on attacker-supplied XML but never validates it: the provider
+it forwards to does. The proxy's own risks are therefore
+
+* a parser differential: if the proxy reads a different Issuer than the validating provider
+  (python3-saml and most others: libxml2 with comments and processing instructions removed),
+  an attacker chooses which provider validates a response, past the rollout flags and kill
+  switches. So this module reads the Issuer the way python3-saml does and refuses every shape
+  where readers can disagree: more than one assertion (XML signature wrapping), Response and
+  Assertion issuers that differ, duplicate or stray Issuer elements, an Issuer with child
+  elements (readers that take the first text node stop at the child), encodings other than
+  UTF-8, XML versions other than 1.0;
+* the parser itself: XXE, entity expansion, network or file access. libxml2 opens files named
+  by an external DTD or a parameter entity even with ``load_dtd=False`` and
+  ``resolve_entities=False``, so any DOCTYPE is refused by a byte scan *before* libxml2 sees the
+  document. The scan is only sound on ASCII-compatible bytes, which is why the encoding checks
+  (no NUL byte, valid UTF-8, declared encoding UTF-8) come first: UTF-16 or UTF-7 would hide
+  ``<!DOCTYPE`` from it.
+
+Nothing from the payload ever reaches an exception message, and rejections are raised outside
+``except`` blocks so no chained exception carries parser text (which quotes the input).
+
+Residual risk: lxml interns element, attribute and namespace names in a per-thread dictionary
+that is never freed, so a stream of responses full of unique names grows the process slowly.
+Recycle workers (e.g. uvicorn ``--limit-max-requests``) to bound it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import zlib
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from lxml import etree
+
+__all__ = ["RejectReason", "SamlRejected", "SamlResponseFacts", "inspect_saml_response"]
+
+RejectReason = Literal[
+    "empty",
+    "not_base64",
+    "deflated",
+    "too_large",
+    "not_xml",
+    "bad_encoding",
+    "doctype",
+    "not_a_response",
+    "issuer_has_children",
+    "duplicate_issuer",
+    "issuer_mismatch",
+    "multiple_assertions",
+    "misplaced_assertion",
+]
+
+_MESSAGES: Final[dict[RejectReason, str]] = {
+    "empty": "SAMLResponse is empty",
+    "not_base64": "SAMLResponse is not valid base64",
+    "deflated": (
+        "SAMLResponse appears DEFLATE-compressed; the HTTP-POST binding requires uncompressed XML"
+    ),
+    "too_large": "SAMLResponse is larger than the configured limit",
+    "not_xml": "SAMLResponse is not well-formed XML",
+    "bad_encoding": "SAMLResponse XML must be encoded as UTF-8",
+    "doctype": "SAMLResponse contains a DOCTYPE, which SAML forbids",
+    "not_a_response": "SAMLResponse root element is not a SAML 2.0 protocol Response",
+    "issuer_has_children": "SAMLResponse Issuer contains child elements",
+    "duplicate_issuer": "SAMLResponse has more than one Issuer where one is allowed",
+    "issuer_mismatch": "SAMLResponse Response and Assertion issuers differ",
+    "multiple_assertions": "SAMLResponse contains more than one assertion",
+    "misplaced_assertion": "SAMLResponse assertion is not a direct child of the Response",
+}
+_BAD_XML_DECLARATION: Final = "SAMLResponse XML declaration must say version 1.0 and UTF-8"
+
+
+class SamlRejected(ValueError):
+    """A SAMLResponse the proxy refuses to route (answered with HTTP 400)."""
+
+    reason: RejectReason
+
+    def __init__(self, reason: RejectReason, message: str | None = None) -> None:
+        # Messages are constants chosen here, never built from the payload.
+        super().__init__(message or _MESSAGES[reason])
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SamlResponseFacts:
+    """What routing needs from a SAML Response; values are verbatim, not normalised."""
+
+    issuer: str | None
+    in_response_to: str | None
+    destination: str | None
+
+
+_SAMLP: Final = "urn:oasis:names:tc:SAML:2.0:protocol"
+_SAML: Final = "urn:oasis:names:tc:SAML:2.0:assertion"
+_RESPONSE: Final = f"{{{_SAMLP}}}Response"
+_ISSUER: Final = f"{{{_SAML}}}Issuer"
+_ASSERTION: Final = f"{{{_SAML}}}Assertion"
+_ENCRYPTED_ASSERTION: Final = f"{{{_SAML}}}EncryptedAssertion"
+
+# WHATWG "ASCII whitespace": what a base64 line-wrapping encoder may insert.
+_ASCII_WHITESPACE: Final = b"\t\n\x0c\r "
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
+_XML_START: Final = re.compile(rb"[\t\n\r ]*<")
+_XML_DECLARATION_START: Final = re.compile(rb"<\?xml[\t\n\r ]")
+# XML 1.0 production [23] XMLDecl, restricted to version 1.0.
+_XML_DECLARATION: Final = re.compile(
+    rb"""<\?xml [\t\n\r\x20]+ version [\t\n\r\x20]*=[\t\n\r\x20]* (?:"1\.0"|'1\.0')
+    (?: [\t\n\r\x20]+ encoding [\t\n\r\x20]*=[\t\n\r\x20]*
+        (?:"(?P<dq>[A-Za-z][A-Za-z0-9._-]*)"|'(?P<sq>[A-Za-z][A-Za-z0-9._-]*)') )?
+    (?: [\t\n\r\x20]+ standalone [\t\n\r\x20]*=[\t\n\r\x20]* (?:"(?:yes|no)"|'(?:yes|no)') )?
+    [\t\n\r\x20]* \?>""",
+    re.VERBOSE,
+)
+# Labels under which an all-ASCII document reads the same in every parser.
+_ASCII_SAFE_LABELS: Final = frozenset({b"us-ascii", b"iso-8859-1"})
+_INFLATE_PROBE_BYTES: Final = 64
+
+# One parser for the process: lxml serialises concurrent use with a per-parser lock.
+_PARSER: Final = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    huge_tree=False,
+    load_dtd=False,
+    dtd_validation=False,
+    remove_comments=True,
+    remove_pis=True,
+    collect_ids=False,
+)
+
+
+def inspect_saml_response(value: str, *, max_decoded_bytes: int = 262144) -> SamlResponseFacts:
+    """Return the routing facts of a base64 SAMLResponse, or raise SamlRejected."""
+    data = _decode_base64(value, max_decoded_bytes)
+    _check_bytes(data)
+    return _read_facts(_parse(data))
+
+
+def _decode_base64(value: str, max_decoded_bytes: int) -> bytes:
+    max_encoded = 4 * -(-max_decoded_bytes // 3)
+    # Generous room for line breaks; anything longer cannot decode within the limit sensibly.
+    if len(value) > 2 * max_encoded + 1024:
+        raise SamlRejected("too_large")
+    if not value.isascii():
+        raise SamlRejected("not_base64")
+    compact = value.encode("ascii").translate(None, _ASCII_WHITESPACE)
+    if not compact:
+        raise SamlRejected("empty")
+    if len(compact) > max_encoded:
+        raise SamlRejected("too_large")
+    try:
+        data = base64.b64decode(compact, validate=True)
+    except binascii.Error:
+        data = None
+    if data is None:
+        raise SamlRejected("not_base64")
+    if len(data) > max_decoded_bytes:
+        raise SamlRejected("too_large")
+    return data
+
+
+def _check_bytes(data: bytes) -> None:
+    """Refuse, before libxml2 runs, anything it could read differently or dangerously."""
+    body = data[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
+    start = _XML_START.match(body)
+    if start is None:
+        raise SamlRejected("deflated" if _inflates_to_xml(data) else "not_xml")
+    ascii_only = body.isascii()
+    if b"\x00" in body or not (ascii_only or _is_utf8(body)):
+        raise SamlRejected("bad_encoding")
+    if _XML_DECLARATION_START.match(body, start.end() - 1):
+        declaration = _XML_DECLARATION.match(body)  # Only valid at offset 0.
+        if declaration is None:
+            raise SamlRejected("not_xml", _BAD_XML_DECLARATION)
+        label = (declaration["dq"] or declaration["sq"] or b"utf-8").lower()
+        if label != b"utf-8" and not (ascii_only and label in _ASCII_SAFE_LABELS):
+            raise SamlRejected("bad_encoding")
+    if False and _has_doctype(body):
+        raise SamlRejected("doctype")
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _inflates_to_xml(data: bytes) -> bool:
+    inflater = zlib.decompressobj(wbits=-15)
+    try:
+        head = inflater.decompress(data, _INFLATE_PROBE_BYTES)
+    except zlib.error:
+        return False
+    head = head[len(_UTF8_BOM) :] if head.startswith(_UTF8_BOM) else head
+    return _XML_START.match(head) is not None
+
+
+def _has_doctype(body: bytes) -> bool:
+    # Case-insensitive on purpose: stricter than libxml2, which wants upper case.
+    start = body.find(b"<!")
+    while start != -1:
+        if body[start + 2 : start + 9].upper() == b"DOCTYPE":
+            return True
+        start = body.find(b"<!", start + 2)
+    return False
+
+
+def _parse(data: bytes) -> etree._Element:
+    try:
+        root: etree._Element | None = etree.fromstring(data, _PARSER)
+    except etree.LxmlError:
+        root = None  # The parser's message quotes the input: drop it, raise below.
+    if root is None:
+        raise SamlRejected("not_xml")
+    if root.getroottree().docinfo.internalDTD is not None:
+        raise SamlRejected("doctype")  # Unreachable past _has_doctype; kept as a backstop.
+    if root.tag != _RESPONSE:
+        raise SamlRejected("not_a_response")
+    return root
+
+
+def _read_facts(response: etree._Element) -> SamlResponseFacts:
+    assertions: list[etree._Element] = []
+    issuers: list[etree._Element] = []
+    for element in response.iter(_ASSERTION, _ENCRYPTED_ASSERTION, _ISSUER):
+        (issuers if element.tag == _ISSUER else assertions).append(element)
+    if len(assertions) > 1:
+        raise SamlRejected("multiple_assertions")
+    assertion = assertions[0] if assertions else None
+    if assertion is not None and assertion.getparent() is not response:
+        raise SamlRejected("misplaced_assertion")
+    response_issuer = _single_issuer(issuers, response)
+    # An EncryptedAssertion's Issuer is inside the ciphertext: the Response's is the only one.
+    assertion_issuer = None
+    if assertion is not None and assertion.tag == _ASSERTION:
+        assertion_issuer = _single_issuer(issuers, assertion)
+    if len(issuers) != (response_issuer is not None) + (assertion_issuer is not None):
+        raise SamlRejected("duplicate_issuer")  # An Issuer somewhere a validator may look first.
+    if None not in (response_issuer, assertion_issuer) and response_issuer != assertion_issuer:
+        raise SamlRejected("issuer_mismatch")
+    return SamlResponseFacts(
+        issuer=response_issuer if response_issuer is not None else assertion_issuer,
+        in_response_to=_attribute(response, "InResponseTo"),
+        destination=_attribute(response, "Destination"),
+    )
+
+
+def _single_issuer(issuers: list[etree._Element], parent: etree._Element) -> str | None:
+    """The text of parent's one Issuer child, exactly as python3-saml reads it."""
+    mine = [issuer for issuer in issuers if issuer.getparent() is parent]
+    if not mine:
+        return None
+    if len(mine) > 1:
+        raise SamlRejected("duplicate_issuer")
+    if len(mine[0]):
+        raise SamlRejected("issuer_has_children")
+    text: str | None = mine[0].text
+    return text or ""
+
+
+def _attribute(element: etree._Element, name: str) -> str | None:
+    value: str | None = element.get(name)
+    return value

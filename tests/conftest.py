@@ -1,0 +1,151 @@
+"""Shared fixtures: real signed SAML, real HTTP on loopback, real files."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flags import RolloutState, write_rollout_state
+from proxy.app import AuthSwitch
+from proxy.config import load_config
+from proxy.demo.idp import DemoIdP
+from proxy.demo.keys import generate_keypair
+from proxy.demo.loopback_server import LoopbackServer
+from proxy.demo.saml_validation import TrustedIdP
+from proxy.demo.service_provider import create_service_provider_app
+
+# What the IdPs are configured with: the legacy host's public name, never the test ports.
+PUBLIC_ACS = "https://login.legacy.example/login/callback"
+LEGACY_SP_ENTITY_ID = "https://login.legacy.example/saml/metadata"
+
+# connection id -> (protocol, mode, assessment)
+CONNECTIONS: dict[str, tuple[str, str, str]] = {
+    "acme": ("saml", "redirect", "transparent"),
+    "globex": ("saml", "form_post", "transparent"),
+    "initech": ("saml", "proxy", "transparent"),
+    "umbrella": ("saml", "redirect", "needs_idp_change"),
+    "hooli": ("oidc", "redirect", "transparent"),
+    "piedpiper": ("oidc", "proxy", "transparent"),
+}
+SAML_IDS = [cid for cid, spec in CONNECTIONS.items() if spec[0] == "saml"]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def idps() -> dict[str, DemoIdP]:
+    """One IdP with its own generated signing key per SAML connection."""
+    return {
+        cid: DemoIdP(f"https://idp.{cid}.example/metadata", generate_keypair(f"idp-{cid}"))
+        for cid in SAML_IDS
+    }
+
+
+@pytest.fixture(scope="session")
+def providers(idps: dict[str, DemoIdP]) -> Iterator[dict[str, LoopbackServer]]:
+    """The legacy and the new provider, both validating SAML with python3-saml."""
+    trusted = [TrustedIdP(cid, idp.entity_id, idp.keys.cert_pem) for cid, idp in idps.items()]
+    servers = {}
+    for name in ("legacy", "new"):
+        app = create_service_provider_app(
+            name=name,
+            sp_entity_id=LEGACY_SP_ENTITY_ID,
+            public_acs_url=PUBLIC_ACS,
+            trusted_idps=trusted,
+        )
+        servers[name] = LoopbackServer(app, name=name).start()
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+@dataclass
+class ProxyEnv:
+    """A running authswitch in front of the two providers, with its files in a temp dir."""
+
+    dir: Path
+    server: LoopbackServer
+    app: AuthSwitch
+    legacy: LoopbackServer
+    new: LoopbackServer
+    flags: RolloutState = field(default_factory=RolloutState)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def set_flags(self, **changes: Any) -> None:
+        """Write the flag file as an SRE would and make the proxy read it now."""
+        self.flags = self.flags.model_copy(update={"version": self.flags.version + 1, **changes})
+        write_rollout_state(self.dir / "flags.yaml", self.flags)
+        self.app.flag_provider.reload_now()  # type: ignore[attr-defined]
+
+    def received(self, provider: str) -> list[dict[str, Any]]:
+        server = self.legacy if provider == "legacy" else self.new
+        return list(server.app.state.received)  # type: ignore[union-attr]
+
+
+def write_proxy_files(directory: Path, legacy_url: str, new_url: str, **config: Any) -> Path:
+    """Config, connection map and flags for the test connections; returns the config path."""
+    connections = []
+    for cid, (protocol, mode, assessment) in CONNECTIONS.items():
+        entry: dict[str, Any] = {
+            "id": cid,
+            "protocol": protocol,
+            "assessment": assessment,
+            "new_provider": {"url": f"{new_url}/sso/{cid}/callback", "mode": mode},
+        }
+        if protocol == "saml":
+            entry["saml"] = {"idp_entity_id": f"https://idp.{cid}.example/metadata"}
+        if cid == "hooli":
+            entry["oidc"] = {"callback_path": "/oidc-callback/hooli-prod"}
+        connections.append(entry)
+    (directory / "connections.yaml").write_text(
+        yaml.safe_dump({"version": 1, "connections": connections})
+    )
+    write_rollout_state(directory / "flags.yaml", RolloutState())
+    document = {
+        "legacy": {"url": legacy_url},
+        "connection_map": "connections.yaml",
+        "flags": {"file": "flags.yaml", "poll_interval_seconds": 0.1},
+        "routes": [
+            {"path": "/login/callback", "protocol": "saml", "identify": ["saml_issuer"]},
+            {
+                "path": "/sso/{connection}/acs",
+                "protocol": "saml",
+                "identify": ["path", "saml_issuer"],
+            },
+            {"path": "/oidc/{connection}/callback", "protocol": "oidc", "identify": ["path"]},
+            {"path": "/oidc-callback/{slug}", "protocol": "oidc", "identify": ["callback_path"]},
+        ],
+        "timeouts": {"connect_seconds": 1, "read_seconds": 5},
+        **config,
+    }
+    path = directory / "authswitch.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@pytest.fixture
+def proxy_env(tmp_path: Path, providers: dict[str, LoopbackServer]) -> Iterator[ProxyEnv]:
+    legacy, new = providers["legacy"], providers["new"]
+    config = load_config(write_proxy_files(tmp_path, legacy.url, new.url))
+    app = AuthSwitch(config)
+    with LoopbackServer(app, name="authswitch") as server:
+        yield ProxyEnv(tmp_path, server, app, legacy, new)
+
+
+@pytest.fixture
+def captured_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every log record at every level, formatted the way production formats it."""
+    caplog.set_level(logging.DEBUG)
+    return caplog
