@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-_RESERVED = frozenset(vars(logging.makeLogRecord({})))
+_RESERVED = frozenset(vars(logging.makeLogRecord({}))) | {"color_message", "message"}
 
 
 class JsonFormatter(logging.Formatter):

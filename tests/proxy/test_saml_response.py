@@ -247,35 +247,60 @@ def _both(issuer_content: str) -> str:
 _ROUTED = [
     # lxml drops comments and PIs while parsing, joining the text around them: python3-saml
     # reads the joined text too, so routing and validation agree on "https://idp.example.evil".
-    Routed("comment_split_issuer", lambda: _both("https://idp.example<!---->.evil"),
-           "https://idp.example.evil"),
-    Routed("pi_split_issuer", lambda: _both("https://idp.example<?x y?>.evil"),
-           "https://idp.example.evil"),
+    Routed(
+        "comment_split_issuer",
+        lambda: _both("https://idp.example<!---->.evil"),
+        "https://idp.example.evil",
+    ),
+    Routed(
+        "pi_split_issuer",
+        lambda: _both("https://idp.example<?x y?>.evil"),
+        "https://idp.example.evil",
+    ),
     Routed("cdata_issuer", lambda: _both(f"<![CDATA[{IDP}]]>"), IDP),
-    Routed("cyrillic_lookalike_issuer", lambda: _both("https://idp.ex\u0430mple.com/metadata"),
-           "https://idp.ex\u0430mple.com/metadata"),
-    Routed("char_reference_lookalike_issuer", lambda: _both("https://idp.ex&#x430;mple.com/metadata"),
-           "https://idp.ex\u0430mple.com/metadata"),
+    Routed(
+        "cyrillic_lookalike_issuer",
+        lambda: _both("https://idp.ex\u0430mple.com/metadata"),
+        "https://idp.ex\u0430mple.com/metadata",
+    ),
+    Routed(
+        "char_reference_lookalike_issuer",
+        lambda: _both("https://idp.ex&#x430;mple.com/metadata"),
+        "https://idp.ex\u0430mple.com/metadata",
+    ),
     Routed("whitespace_around_issuer", lambda: _both(f"\n  {IDP}\t "), f"\n  {IDP}\t "),
-    Routed("pi_before_root", lambda: '<?xml version="1.0"?><?xml-stylesheet href="x"?>'
-           + _both(IDP), IDP),
+    Routed(
+        "pi_before_root",
+        lambda: '<?xml version="1.0"?><?xml-stylesheet href="x"?>' + _both(IDP),
+        IDP,
+    ),
     Routed("comment_before_root", lambda: "<!-- hello -->\n" + _both(IDP), IDP),
-    Routed("utf8_bom_and_declaration",
-           lambda: b'\xef\xbb\xbf<?xml version="1.0" encoding="UTF-8"?>' + _both(IDP).encode(),
-           IDP),
-    Routed("iso_8859_1_label_on_ascii_document",
-           lambda: "<?xml version='1.0' encoding='ISO-8859-1' standalone='no' ?>" + _both(IDP),
-           IDP),
+    Routed(
+        "utf8_bom_and_declaration",
+        lambda: b'\xef\xbb\xbf<?xml version="1.0" encoding="UTF-8"?>' + _both(IDP).encode(),
+        IDP,
+    ),
+    Routed(
+        "iso_8859_1_label_on_ascii_document",
+        lambda: "<?xml version='1.0' encoding='ISO-8859-1' standalone='no' ?>" + _both(IDP),
+        IDP,
+    ),
     Routed("assertion_issuer_only", lambda: _response(_STATUS, _assertion()), IDP),
-    Routed("encrypted_assertion_uses_response_issuer",
-           lambda: _response(_issuer(IDP), _STATUS, _ENCRYPTED_ASSERTION), IDP,
-           python3_saml_can_read=False),
-    Routed("encrypted_assertion_without_response_issuer",
-           lambda: _response(_STATUS, _ENCRYPTED_ASSERTION), None, python3_saml_can_read=False),
-    Routed("no_assertion_no_issuer", lambda: _response(_STATUS), None,
-           python3_saml_can_read=False),
+    Routed(
+        "encrypted_assertion_uses_response_issuer",
+        lambda: _response(_issuer(IDP), _STATUS, _ENCRYPTED_ASSERTION),
+        IDP,
+        python3_saml_can_read=False,
+    ),
+    Routed(
+        "encrypted_assertion_without_response_issuer",
+        lambda: _response(_STATUS, _ENCRYPTED_ASSERTION),
+        None,
+        python3_saml_can_read=False,
+    ),
+    Routed("no_assertion_no_issuer", lambda: _response(_STATUS), None, python3_saml_can_read=False),
     Routed("empty_issuers", lambda: _both(""), "", python3_saml_can_read=False),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("case", _ROUTED, ids=lambda case: case.name)
@@ -358,8 +383,15 @@ def _raw_deflate(data: bytes) -> bytes:
     return compressor.compress(data) + compressor.flush()
 
 
-def _doctype(subset: str) -> Callable[[str], str]:
-    return lambda signed: _b64(f'<?xml version="1.0"?>{subset}{signed}')
+def _doctype(subset: str, issuer: str = IDP) -> Callable[[str], str]:
+    """A DOCTYPE before a response whose issuers are `issuer` (an entity reference, say)."""
+    return lambda _: _b64(f'<?xml version="1.0"?>{subset}{_both(issuer)}')
+
+
+def _with_advice_assertion(_: str) -> str:
+    advice = f"<saml:Advice>{_assertion(assertion_id='_assertion-2')}</saml:Advice>"
+    outer = _assertion().replace("<saml:Subject>", advice + "<saml:Subject>", 1)
+    return _b64(_response(_issuer(IDP), _STATUS, outer))
 
 
 _BILLION_LAUGHS = (
@@ -385,19 +417,27 @@ _REFUSED = [
     Refused("empty", lambda _: "", "empty"),
     Refused("whitespace_only", lambda _: " \r\n\t ", "empty"),
     Refused("not_base64", lambda _: "this is not base64!", "not_base64"),
-    Refused("urlsafe_alphabet", lambda s: base64.urlsafe_b64encode(
-            b"\xfb\xff\xbf" + s.encode()).decode(), "not_base64"),
+    Refused(
+        "urlsafe_alphabet",
+        lambda s: base64.urlsafe_b64encode(b"\xfb\xff\xbf" + s.encode()).decode(),
+        "not_base64",
+    ),
     Refused("missing_padding", _unpadded, "not_base64"),
     Refused("still_url_encoded", lambda s: urllib.parse.quote(_b64(s), safe=""), "not_base64"),
     Refused("non_ascii_character", lambda s: "\u00e9" + _b64(s), "not_base64"),
-    Refused("unicode_space_inside", lambda s: _b64(s)[:8] + "\u00a0" + _b64(s)[8:],
-            "not_base64"),
-    Refused("oversize", lambda _: _b64(_response(_issuer(IDP), _STATUS, _OVERSIZE_ATTRIBUTE)),
-            "too_large"),
-    Refused("over_a_small_limit", lambda _: _b64(b"<samlp:Response/>"), "too_large",
-            max_decoded_bytes=16),
-    Refused("raw_deflate_of_valid_response", lambda s: _b64(_raw_deflate(s.encode())),
-            "deflated"),
+    Refused("unicode_space_inside", lambda s: _b64(s)[:8] + "\u00a0" + _b64(s)[8:], "not_base64"),
+    Refused(
+        "oversize",
+        lambda _: _b64(_response(_issuer(IDP), _STATUS, _OVERSIZE_ATTRIBUTE)),
+        "too_large",
+    ),
+    Refused(
+        "over_a_small_limit",
+        lambda _: _b64(b"<samlp:Response/>"),
+        "too_large",
+        max_decoded_bytes=16,
+    ),
+    Refused("raw_deflate_of_valid_response", lambda s: _b64(_raw_deflate(s.encode())), "deflated"),
     Refused("zlib_wrapped_response", lambda s: _b64(zlib.compress(s.encode())), "not_xml"),
     Refused("random_bytes", lambda _: _b64(random.Random(2024).randbytes(4096)), "not_xml"),
     Refused("plain_text", lambda _: _b64("hello, world"), "not_xml"),
@@ -406,86 +446,165 @@ _REFUSED = [
     Refused("junk_after_root", lambda s: _b64(s + "<x/>"), "not_xml"),
     Refused("undeclared_entity", lambda _: _b64(_both("https://idp&evil;")), "not_xml"),
     Refused("xml_1_1", lambda s: _b64('<?xml version="1.1"?>' + s), "not_xml"),
-    Refused("whitespace_before_declaration", lambda s: _b64('\n<?xml version="1.0"?>' + s),
-            "not_xml"),
+    Refused(
+        "whitespace_before_declaration", lambda s: _b64('\n<?xml version="1.0"?>' + s), "not_xml"
+    ),
     Refused("utf16_with_bom", lambda s: _b64(s.encode("utf-16")), "not_xml"),
     Refused("utf16le_without_bom", lambda s: _b64(s.encode("utf-16-le")), "bad_encoding"),
-    Refused("latin1_bytes_undeclared", lambda _: _b64(_both("https://id\u00e9.example").encode(
-            "latin-1")), "bad_encoding"),
-    Refused("latin1_declared_non_ascii",
-            lambda _: _b64(b'<?xml version="1.0" encoding="ISO-8859-1"?>'
-                           + _both("https://id\u00e9.example").encode()), "bad_encoding"),
-    Refused("utf7_declared", lambda s: _b64('<?xml version="1.0" encoding="UTF-7"?>' + s),
-            "bad_encoding"),
+    Refused(
+        "latin1_bytes_undeclared",
+        lambda _: _b64(_both("https://id\u00e9.example").encode("latin-1")),
+        "bad_encoding",
+    ),
+    Refused(
+        "latin1_declared_non_ascii",
+        lambda _: _b64(
+            b'<?xml version="1.0" encoding="ISO-8859-1"?>'
+            + _both("https://id\u00e9.example").encode()
+        ),
+        "bad_encoding",
+    ),
+    Refused(
+        "utf7_declared",
+        lambda s: _b64('<?xml version="1.0" encoding="UTF-7"?>' + s),
+        "bad_encoding",
+    ),
     Refused("utf7_smuggled_doctype", lambda s: _b64(_UTF7_DOCTYPE + s.encode()), "bad_encoding"),
-    Refused("utf16_declared_ascii_body",
-            lambda s: _b64('<?xml version="1.0" encoding="UTF-16"?>' + s), "bad_encoding"),
-    Refused("nonstandard_utf8_label", lambda s: _b64('<?xml version="1.0" encoding="utf8"?>' + s),
-            "bad_encoding"),
+    Refused(
+        "utf16_declared_ascii_body",
+        lambda s: _b64('<?xml version="1.0" encoding="UTF-16"?>' + s),
+        "bad_encoding",
+    ),
+    Refused(
+        "nonstandard_utf8_label",
+        lambda s: _b64('<?xml version="1.0" encoding="utf8"?>' + s),
+        "bad_encoding",
+    ),
     # DTDs
     Refused("doctype_without_entities", _doctype("<!DOCTYPE samlp:Response>"), "doctype"),
     Refused("lowercase_doctype", _doctype("<!doctype samlp:Response>"), "doctype"),
-    Refused("xxe_file", _doctype(
-        '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'), "doctype"),
-    Refused("xxe_http", _doctype(
-        '<!DOCTYPE r [<!ENTITY x SYSTEM "http://127.0.0.1:9/x">]>'), "doctype"),
-    Refused("parameter_entity_xxe", _doctype(
-        '<!DOCTYPE r [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>'), "doctype"),
-    Refused("external_dtd", _doctype('<!DOCTYPE r SYSTEM "http://127.0.0.1:9/x.dtd">'),
-            "doctype"),
-    Refused("billion_laughs", _doctype(_BILLION_LAUGHS), "doctype"),
+    Refused(
+        "xxe_file",
+        _doctype('<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>', "&x;"),
+        "doctype",
+    ),
+    Refused(
+        "xxe_http",
+        _doctype('<!DOCTYPE r [<!ENTITY x SYSTEM "http://127.0.0.1:9/x">]>', "&x;"),
+        "doctype",
+    ),
+    Refused(
+        "parameter_entity_xxe",
+        _doctype('<!DOCTYPE r [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>'),
+        "doctype",
+    ),
+    Refused("external_dtd", _doctype('<!DOCTYPE r SYSTEM "http://127.0.0.1:9/x.dtd">'), "doctype"),
+    Refused("billion_laughs", _doctype(_BILLION_LAUGHS, "&lol9;"), "doctype"),
     Refused("doctype_after_comment", lambda s: _b64("<!-- x --><!DOCTYPE r>" + s), "doctype"),
+    Refused(
+        "internal_entity_in_issuer", _doctype('<!DOCTYPE r [<!ENTITY e "idp">]>', "&e;"), "doctype"
+    ),
     # not a Response
-    Refused("authn_request_root", lambda _: _b64(_response(_issuer(IDP), root="samlp:AuthnRequest")),
-            "not_a_response"),
-    Refused("logout_response_root",
-            lambda _: _b64(_response(_issuer(IDP), _STATUS, root="samlp:LogoutResponse")),
-            "not_a_response"),
-    Refused("response_in_foreign_namespace",
-            lambda _: _b64(f'<Response xmlns="urn:evil" xmlns:saml="{SAML}">{_issuer(IDP)}</Response>'),
-            "not_a_response"),
+    Refused(
+        "authn_request_root",
+        lambda _: _b64(_response(_issuer(IDP), root="samlp:AuthnRequest")),
+        "not_a_response",
+    ),
+    Refused(
+        "logout_response_root",
+        lambda _: _b64(_response(_issuer(IDP), _STATUS, root="samlp:LogoutResponse")),
+        "not_a_response",
+    ),
+    Refused(
+        "response_in_foreign_namespace",
+        lambda _: _b64(f'<Response xmlns="urn:evil" xmlns:saml="{SAML}">{_issuer(IDP)}</Response>'),
+        "not_a_response",
+    ),
     Refused("bare_assertion", lambda _: _b64(_assertion()), "not_a_response"),
     # ambiguous issuers and assertions
-    Refused("xsw_signed_assertion_in_extensions",
-            lambda s: _edit(s, _wrap_original_in_extensions), "multiple_assertions"),
-    Refused("xsw_signed_assertion_in_signature_object",
-            lambda s: _edit(s, _wrap_original_in_signature_object), "multiple_assertions"),
-    Refused("two_assertions_same_issuer", lambda s: _edit(s, _duplicate_assertion),
-            "multiple_assertions"),
-    Refused("assertion_and_encrypted_assertion",
-            lambda _: _b64(_response(_issuer(IDP), _STATUS, _ENCRYPTED_ASSERTION, _assertion())),
-            "multiple_assertions"),
-    Refused("assertion_in_advice",
-            lambda _: _b64(_response(_issuer(IDP), _STATUS, _assertion().replace(
-                "<saml:Subject>", f"<saml:Advice>{_assertion(assertion_id='_a2')}</saml:Advice>"
-                "<saml:Subject>", 1))), "multiple_assertions"),
-    Refused("lone_assertion_in_extensions", lambda s: _edit(s, _move_assertion_into_extensions),
-            "misplaced_assertion"),
-    Refused("issuer_mismatch",
-            lambda _: _b64(_response(_issuer(IDP), _STATUS, _assertion(_issuer(EVIL)))),
-            "issuer_mismatch"),
-    Refused("empty_response_issuer_mismatch",
-            lambda _: _b64(_response(_issuer(""), _STATUS, _assertion())), "issuer_mismatch"),
-    Refused("duplicate_response_issuer",
-            lambda _: _b64(_response(_issuer(IDP), _issuer(EVIL), _STATUS, _assertion())),
-            "duplicate_issuer"),
-    Refused("duplicate_assertion_issuer",
-            lambda _: _b64(_response(_STATUS, _assertion(_issuer(IDP) + _issuer(EVIL)))),
-            "duplicate_issuer"),
-    Refused("stray_issuer_in_extensions",
-            lambda _: _b64(_response(f"<samlp:Extensions>{_issuer(EVIL)}</samlp:Extensions>",
-                                     _STATUS, _assertion())), "duplicate_issuer"),
-    Refused("stray_issuer_beside_encrypted_assertion",
-            lambda _: _b64(_response(_issuer(IDP), _STATUS, _ENCRYPTED_ASSERTION.replace(
-                "</saml:EncryptedAssertion>", f"{_issuer(EVIL)}</saml:EncryptedAssertion>"))),
-            "duplicate_issuer"),
-    Refused("response_issuer_with_child",
-            lambda _: _b64(_both('https://idp.example.com<x:y xmlns:x="urn:x"/>.evil')),
-            "issuer_has_children"),
-    Refused("assertion_issuer_with_child",
-            lambda _: _b64(_response(_STATUS, _assertion(_issuer(f"{IDP}<saml:Issuer/>")))),
-            "issuer_has_children"),
-]  # fmt: skip
+    Refused(
+        "xsw_signed_assertion_in_extensions",
+        lambda s: _edit(s, _wrap_original_in_extensions),
+        "multiple_assertions",
+    ),
+    Refused(
+        "xsw_signed_assertion_in_signature_object",
+        lambda s: _edit(s, _wrap_original_in_signature_object),
+        "multiple_assertions",
+    ),
+    Refused(
+        "two_assertions_same_issuer",
+        lambda s: _edit(s, _duplicate_assertion),
+        "multiple_assertions",
+    ),
+    Refused(
+        "assertion_and_encrypted_assertion",
+        lambda _: _b64(_response(_issuer(IDP), _STATUS, _ENCRYPTED_ASSERTION, _assertion())),
+        "multiple_assertions",
+    ),
+    Refused(
+        "assertion_in_advice",
+        _with_advice_assertion,
+        "multiple_assertions",
+    ),
+    Refused(
+        "lone_assertion_in_extensions",
+        lambda s: _edit(s, _move_assertion_into_extensions),
+        "misplaced_assertion",
+    ),
+    Refused(
+        "issuer_mismatch",
+        lambda _: _b64(_response(_issuer(IDP), _STATUS, _assertion(_issuer(EVIL)))),
+        "issuer_mismatch",
+    ),
+    Refused(
+        "empty_response_issuer_mismatch",
+        lambda _: _b64(_response(_issuer(""), _STATUS, _assertion())),
+        "issuer_mismatch",
+    ),
+    Refused(
+        "duplicate_response_issuer",
+        lambda _: _b64(_response(_issuer(IDP), _issuer(EVIL), _STATUS, _assertion())),
+        "duplicate_issuer",
+    ),
+    Refused(
+        "duplicate_assertion_issuer",
+        lambda _: _b64(_response(_STATUS, _assertion(_issuer(IDP) + _issuer(EVIL)))),
+        "duplicate_issuer",
+    ),
+    Refused(
+        "stray_issuer_in_extensions",
+        lambda _: _b64(
+            _response(
+                f"<samlp:Extensions>{_issuer(EVIL)}</samlp:Extensions>", _STATUS, _assertion()
+            )
+        ),
+        "duplicate_issuer",
+    ),
+    Refused(
+        "stray_issuer_beside_encrypted_assertion",
+        lambda _: _b64(
+            _response(
+                _issuer(IDP),
+                _STATUS,
+                _ENCRYPTED_ASSERTION.replace(
+                    "</saml:EncryptedAssertion>", f"{_issuer(EVIL)}</saml:EncryptedAssertion>"
+                ),
+            )
+        ),
+        "duplicate_issuer",
+    ),
+    Refused(
+        "response_issuer_with_child",
+        lambda _: _b64(_both('https://idp.example.com<x:y xmlns:x="urn:x"/>.evil')),
+        "issuer_has_children",
+    ),
+    Refused(
+        "assertion_issuer_with_child",
+        lambda _: _b64(_response(_STATUS, _assertion(_issuer(f"{IDP}<saml:Issuer/>")))),
+        "issuer_has_children",
+    ),
+]
 
 
 @pytest.mark.parametrize("case", _REFUSED, ids=lambda case: case.name)
@@ -555,7 +674,7 @@ def _watched_fifo(path: Path) -> Iterator[threading.Event]:
             os.close(unblock)
 
 
-_FILE_READING_DOCTYPES = {
+_FILE_READING_DOCTYPES: dict[str, Callable[[str], bytes]] = {
     "parameter_entity": lambda url: f'<!DOCTYPE r [<!ENTITY % p SYSTEM "{url}"> %p;]>'.encode(),
     "external_dtd": lambda url: f'<!DOCTYPE r SYSTEM "{url}">'.encode(),
 }

@@ -1,0 +1,114 @@
+"""authswitch sits in front of the whole legacy host: everything else passes through as is."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import httpx
+import pytest
+
+from proxy.app import AuthSwitch
+from proxy.config import load_config
+from proxy.demo.loopback_server import LoopbackServer
+from tests.conftest import ProxyEnv, sha256, write_proxy_files
+
+
+def test_ordinary_page_keeps_method_path_query_and_headers(proxy_env: ProxyEnv) -> None:
+    response = httpx.get(
+        f"{proxy_env.url}/account/settings%20page?tab=security&x=%2F",
+        headers={"x-custom": "kept", "cookie": "legacy_sid=abc"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.json() == {"landed": "legacy", "path": "/account/settings page"}
+    seen = proxy_env.received("legacy")[-1]
+    assert seen["query_string"] == "tab=security&x=%2F"
+    headers = dict(seen["headers"])
+    assert headers["x-custom"] == "kept"
+    assert headers["cookie"] == "legacy_sid=abc", "the legacy host's own cookies still reach it"
+    assert headers["host"] == proxy_env.url.removeprefix("http://"), "Host is preserved"
+    assert headers["x-forwarded-proto"] == "http"
+
+
+def test_redirects_and_set_cookie_pass_back_unfollowed(proxy_env: ProxyEnv) -> None:
+    response = httpx.get(f"{proxy_env.url}/redirect-test", timeout=10, follow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["location"] == "/somewhere"
+    assert "legacy_redirect=" in response.headers["set-cookie"]
+
+
+def test_large_bodies_stream_both_ways(proxy_env: ProxyEnv) -> None:
+    big = httpx.get(f"{proxy_env.url}/big", timeout=10)
+    assert big.status_code == 200
+    assert len(big.content) == 1024 * 1024
+
+    upload = os.urandom(3 * 1024 * 1024)  # larger than the callback cap: not a callback path
+    response = httpx.post(
+        f"{proxy_env.url}/api/upload",
+        content=upload,
+        headers={"content-type": "application/octet-stream"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert proxy_env.received("legacy")[-1]["body_sha256"] == hashlib.sha256(upload).hexdigest()
+
+
+def test_chunked_request_body_passes_through(proxy_env: ProxyEnv) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b"part-one;"
+        yield b"part-two"
+
+    response = httpx.put(f"{proxy_env.url}/api/chunked", content=chunks(), timeout=10)
+    assert response.status_code == 200
+    assert proxy_env.received("legacy")[-1]["body_sha256"] == sha256(b"part-one;part-two")
+    assert proxy_env.received("legacy")[-1]["method"] == "PUT"
+
+
+@pytest.mark.parametrize(
+    "path", ["/some/page?code=leaky-code-value", "/login/callback?code=leaky-code-value"]
+)
+def test_legacy_down_answers_502_without_secrets(
+    tmp_path_factory: pytest.TempPathFactory,
+    providers: dict[str, LoopbackServer],
+    path: str,
+) -> None:
+    directory = tmp_path_factory.mktemp("legacy-down")
+    closed = LoopbackServer(name="closed")
+    closed.stop()
+    config = load_config(write_proxy_files(directory, closed.url, providers["new"].url))
+    with LoopbackServer(AuthSwitch(config), name="authswitch") as server:
+        response = httpx.post(
+            server.url + path,
+            content=b"RelayState=leaky-relay",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+            timeout=10,
+        )
+    assert response.status_code == 502
+    assert response.json()["error"] == "legacy_unavailable"
+    assert "leaky" not in response.text
+    assert response.headers["x-request-id"] == response.json()["request_id"]
+
+
+def test_legacy_too_slow_is_cut_off_by_the_read_timeout(
+    tmp_path_factory: pytest.TempPathFactory, providers: dict[str, LoopbackServer]
+) -> None:
+    import asyncio
+
+    async def slow_app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        await asyncio.sleep(5)
+
+    directory = tmp_path_factory.mktemp("legacy-slow")
+    with LoopbackServer(slow_app, name="slow") as slow:
+        path = write_proxy_files(
+            directory,
+            slow.url,
+            providers["new"].url,
+            timeouts={"connect_seconds": 1, "read_seconds": 0.5},
+        )
+        with LoopbackServer(AuthSwitch(load_config(path)), name="authswitch") as server:
+            response = httpx.get(server.url + "/anything", timeout=10)
+    assert response.status_code == 502
+    assert response.json()["error"] == "upstream_timeout"

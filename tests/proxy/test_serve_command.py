@@ -1,0 +1,148 @@
+"""`authswitch serve` as an SRE runs it: a real process, JSON logs that never hold a secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import yaml
+
+from proxy.demo.idp import DemoIdP
+from proxy.demo.loopback_server import LoopbackServer
+from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, write_proxy_files
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+SECRET_CODE = "code-SEEKRIT-4711"
+SECRET_STATE = "state-SEEKRIT-0815"
+SECRET_COOKIE = "cookie-SEEKRIT-1234"
+SECRET_TOKEN = "token-SEEKRIT-9999"
+SECRET_RELAY = "relay-SEEKRIT-2468"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(config: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "proxy", "serve", "--config", str(config), *extra]
+    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(url + "/_authswitch/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"serve not ready:\n{log.read_text()}")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_routes_and_logs_one_json_line_per_callback_without_secrets(
+    tmp_path: Path,
+    providers: dict[str, LoopbackServer],
+    idps: dict[str, DemoIdP],
+    workers: int,
+) -> None:
+    port = _free_port()
+    config = write_proxy_files(
+        tmp_path,
+        providers["legacy"].url,
+        providers["new"].url,
+        listen={"host": "127.0.0.1", "port": port},
+        logging={"level": "debug"},
+    )
+    flags = tmp_path / "flags.yaml"
+    flags.write_text(yaml.safe_dump({"version": 1, "overrides": {"initech": "on", "acme": "on"}}))
+    log = tmp_path / "serve.log"
+    process = _start(config, log, "--workers", str(workers))
+    url = f"http://127.0.0.1:{port}"
+    saml_values = []
+    try:
+        _wait_ready(url, process, log)
+        secrets_headers = {
+            "cookie": f"sid={SECRET_COOKIE}",
+            "authorization": f"Bearer {SECRET_TOKEN}",
+        }
+        for cid in ("acme", "initech", "globex"):
+            saml = idps[cid].mint_response(
+                destination=PUBLIC_ACS, audience=LEGACY_SP_ENTITY_ID, name_id="carol@example.com"
+            )
+            saml_values.append(saml)
+            body = urlencode({"SAMLResponse": saml, "RelayState": SECRET_RELAY}).encode()
+            response = httpx.post(
+                url + "/login/callback",
+                content=body,
+                headers={**FORM, **secrets_headers},
+                timeout=10,
+            )
+            assert response.status_code in (200, 307)
+        query = urlencode({"code": SECRET_CODE, "state": SECRET_STATE})
+        assert (
+            httpx.get(
+                f"{url}/oidc/hooli/callback?{query}", headers=secrets_headers, timeout=10
+            ).status_code
+            == 200
+        )
+        bad = httpx.get(f"{url}/oidc/hooli/callback?{query}&state=again", timeout=10)
+        assert bad.status_code == 400
+        page = httpx.get(f"{url}/account?token={SECRET_TOKEN}", headers=secrets_headers, timeout=10)
+        assert page.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # uvicorn re-raises SIGTERM after its graceful shutdown, as a process killed by it.
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    text = log.read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    callbacks = [line for line in lines if line.get("event") == "callback"]
+    assert len(callbacks) == 5, text
+    by_path = {(c["path"], c.get("connection")): c for c in callbacks}
+    assert by_path[("/login/callback", "acme")]["outcome"] == "new_redirect"
+    assert by_path[("/login/callback", "initech")]["outcome"] == "new_proxied"
+    assert by_path[("/login/callback", "globex")]["destination"] == "legacy"
+    assert any(c["status"] == 400 and c["reason"] == "duplicate_field" for c in callbacks)
+    for secret in (SECRET_CODE, SECRET_STATE, SECRET_COOKIE, SECRET_TOKEN, SECRET_RELAY):
+        assert secret not in text
+    for saml in saml_values:
+        assert saml[:40] not in text and saml[-40:] not in text
+
+
+def test_serve_refuses_a_bad_config_with_file_key_and_problem(tmp_path: Path) -> None:
+    config = tmp_path / "authswitch.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "legacy": {"url": "not a url"},
+                "connection_map": "c.yaml",
+                "flags": {"file": "f.yaml"},
+                "routes": [{"path": "/acs", "protocol": "saml", "identify": ["path"]}],
+            }
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert result.returncode == 2
+    assert str(config) in result.stderr
+    assert "legacy.url" in result.stderr
+    assert "routes.0" in result.stderr and "{connection}" in result.stderr
