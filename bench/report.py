@@ -58,6 +58,8 @@ class Row:
     p99_us: float | None
     x_raw: float | None
     x_naive: float | None
+    cpu_x_raw: float | None  # reference CPU µs/req / this target's: noise-robust efficiency
+    cpu_x_naive: float | None
     low_p50_us: float | None
     low_p99_us: float | None
     added_p50_us: float | None
@@ -78,6 +80,8 @@ def summarize(rounds: Rounds, names: Sequence[str]) -> list[Row]:
                 p99_us=_per_round(rounds, name, lambda m: m.high.load.p99_us),
                 x_raw=_relative(rounds, name, RAW_AIOHTTP, _rps_ratio),
                 x_naive=_relative(rounds, name, NAIVE, _rps_ratio),
+                cpu_x_raw=_relative(rounds, name, RAW_AIOHTTP, _cpu_ratio),
+                cpu_x_naive=_relative(rounds, name, NAIVE, _cpu_ratio),
                 low_p50_us=_per_round(rounds, name, lambda m: m.low.load.p50_us),
                 low_p99_us=_per_round(rounds, name, lambda m: m.low.load.p99_us),
                 added_p50_us=_relative(rounds, name, DIRECT, _added_p50),
@@ -92,6 +96,10 @@ def summarize(rounds: Rounds, names: Sequence[str]) -> list[Row]:
 
 def _rps_ratio(m: Measurement, reference: Measurement) -> float:
     return m.high.load.rps / reference.high.load.rps
+
+
+def _cpu_ratio(m: Measurement, reference: Measurement) -> float:
+    return reference.high.cpu_us_per_request / m.high.cpu_us_per_request
 
 
 def _added_p50(m: Measurement, reference: Measurement) -> float:
@@ -163,7 +171,11 @@ def goals(rows: Sequence[Row]) -> list[str]:
         if value is None:
             return f"n/a   {label}: not measured"
         ok = value >= limit if op == ">=" else value <= limit
-        return f"{'PASS' if ok else 'FAIL'}  {label}: {value:.2f}{unit} ({op} {limit:g}{unit})"
+        line = f"{'PASS' if ok else 'FAIL'}  {label}: {value:.2f}{unit} ({op} {limit:g}{unit})"
+        by_cpu = getattr(row, "cpu_" + attr, None)
+        if by_cpu is not None:
+            line += f"; by CPU µs/req: {by_cpu:.2f}x"
+        return line
 
     fallthrough, redirect, proxy = (
         "authswitch-fallthrough",

@@ -23,8 +23,9 @@ def serve(
     config: Annotated[Path, typer.Option("--config", "-c", help="Path to the YAML config.")],
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
     graceful_seconds: Annotated[
-        float, typer.Option(help="Time in-flight requests get to finish on SIGTERM.")
-    ] = 25.0,
+        int,
+        typer.Option(min=0, max=3600, help="Seconds in-flight requests get to finish on SIGTERM."),
+    ] = 25,
 ) -> None:
     """Serve the proxy in front of the legacy host described by CONFIG."""
     from proxy.server import serve as run_server

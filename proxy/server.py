@@ -20,7 +20,7 @@ def create_app_from_env() -> AuthSwitch:
     return AuthSwitch(config)
 
 
-def serve(config_path: str, config: Config, *, workers: int, graceful_seconds: float) -> None:
+def serve(config_path: str, config: Config, *, workers: int, graceful_seconds: int) -> None:
     """Block serving `config` until SIGINT/SIGTERM."""
     os.environ[CONFIG_ENV] = os.path.abspath(config_path)
     configure_logging(config.logging.level)
