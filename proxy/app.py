@@ -204,7 +204,13 @@ class AuthSwitch:
         mode = connection.new_provider.mode
         method: str = scope["method"]
         if mode is ForwardMode.FORM_POST and method == "POST" and fields.form_pairs:
-            status = await send_form_post(send, target, fields.form_pairs, request_id)
+            status = await send_form_post(
+                send,
+                target,
+                fields.form_pairs,
+                request_id,
+                self.config.forwarding.form_post_redirect_sources,
+            )
             return status, "new_form_post", decision.reason
         if mode is not ForwardMode.PROXY:
             status = await send_redirect(send, method, target, request_id)

@@ -103,9 +103,15 @@ class Timeouts(_Model):
     upstream_keepalive_seconds: Annotated[float, Field(ge=0, le=300)] = 4.0
 
 
+_CSP_SOURCE = r"^(https?:|https?://[A-Za-z0-9.*-]+(:[0-9]{1,5})?)$"
+
+
 class Forwarding(_Model):
     trust_forwarded_headers: bool = False
     forward_cookies_to_new_provider: bool = False
+    # CSP form-action sources besides the new provider's own origin: where its ACS redirects
+    # after the auto-posted form (Chrome enforces form-action on those redirects too).
+    form_post_redirect_sources: tuple[Annotated[str, Field(pattern=_CSP_SOURCE)], ...] = ("https:",)
 
 
 class Logging(_Model):

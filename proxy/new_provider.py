@@ -59,21 +59,30 @@ def render_form(action: str, fields: tuple[tuple[str, str], ...]) -> bytes:
     return page.encode("utf-8")
 
 
-def form_csp(action: str) -> bytes:
-    """Nothing may load or run but our one script, and the form may post only to `action`."""
+def form_csp(action: str, redirect_sources: tuple[str, ...] = ()) -> bytes:
+    """Nothing may load or run but our one script; the form may post only to `action`'s origin.
+
+    Chrome also checks form-action against every redirect that follows the submission (the new
+    provider's ACS redirecting to the application), so those destinations, `redirect_sources`,
+    must be allowed too or the login breaks in Chrome (w3c/webappsec-csp#8).
+    """
     parts = urlsplit(action)
-    origin = f"{parts.scheme}://{parts.netloc}"
+    sources = " ".join((f"{parts.scheme}://{parts.netloc}", *redirect_sources))
     return (
-        f"default-src 'none'; script-src 'sha256-{_SCRIPT_HASH}'; form-action {origin}; "
+        f"default-src 'none'; script-src 'sha256-{_SCRIPT_HASH}'; form-action {sources}; "
         "base-uri 'none'; frame-ancestors 'none'"
     ).encode("latin-1")
 
 
 async def send_form_post(
-    send: Send, action: str, fields: tuple[tuple[str, str], ...], request_id: str
+    send: Send,
+    action: str,
+    fields: tuple[tuple[str, str], ...],
+    request_id: str,
+    redirect_sources: tuple[str, ...] = (),
 ) -> int:
     headers = [
-        (b"content-security-policy", form_csp(action)),
+        (b"content-security-policy", form_csp(action, redirect_sources)),
         (b"x-frame-options", b"DENY"),
         (b"x-request-id", request_id.encode()),
         *_COMMON,
