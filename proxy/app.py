@@ -148,7 +148,11 @@ class AuthSwitch:
                 self.config.timeouts.body_seconds,
             )
             fields = parse_fields(
-                scope["query_string"], body, _header(headers, b"content-type"), limits.max_fields
+                scope["query_string"],
+                body,
+                _header(headers, b"content-type"),
+                limits.max_fields,
+                match.single_valued,
             )
             issuer, unsolicited = _saml_facts(route.protocol, fields, limits.max_body_bytes)
         except ClientDisconnected:

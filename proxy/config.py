@@ -73,6 +73,9 @@ class Route(_Model):
     @model_validator(mode="after")
     def _check_strategies(self) -> Route:
         params = _TEMPLATE_PARAM.findall(self.path)
+        repeated = sorted({p for p in params if params.count(p) > 1})
+        if repeated:  # the route table compiles each to a named group: names must be unique
+            raise ValueError(f"'{{{repeated[0]}}}' appears more than once in the path")
         if Strategy.PATH in self.identify and "connection" not in params:
             raise ValueError("strategy 'path' needs a '{connection}' segment in the path")
         if Strategy.SAML_ISSUER in self.identify and self.protocol != "saml":
@@ -133,13 +136,14 @@ class Config(_Model):
     logging: Logging = Logging()
     ops_prefix: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_.-]+$")] = "/_authswitch"
 
-    @model_validator(mode="after")
-    def _unique_routes(self) -> Config:
-        paths = [r.path for r in self.routes]
+    @field_validator("routes")
+    @classmethod
+    def _unique_routes(cls, routes: tuple[Route, ...]) -> tuple[Route, ...]:
+        paths = [r.path for r in routes]
         duplicates = sorted({p for p in paths if paths.count(p) > 1})
         if duplicates:
             raise ValueError(f"route path {duplicates[0]!r} is listed more than once")
-        return self
+        return routes
 
     def resolve_paths(self, base: Path) -> Config:
         """Make relative file paths relative to the config file's directory."""

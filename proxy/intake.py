@@ -78,16 +78,24 @@ class CallbackFields:
 
 
 def parse_fields(
-    query_string: bytes, body: bytes, content_type: bytes | None, max_fields: int
+    query_string: bytes,
+    body: bytes,
+    content_type: bytes | None,
+    max_fields: int,
+    single_valued: frozenset[str] = SINGLE_VALUED,
 ) -> CallbackFields:
-    """Parse query and url-encoded body with bounded field counts; refuse duplicates (400)."""
+    """Parse query and url-encoded body with bounded field counts; refuse duplicates (400).
+
+    `single_valued` names the fields that may appear once only: the artifacts, plus whatever
+    the route identifies connections by (a second `?connection=` would be a second answer).
+    """
     query_pairs = _parse_pairs(query_string, max_fields, "query string")
     form_pairs: list[tuple[str, str]] = []
     if body and content_type is not None and _is_form(content_type):
         form_pairs = _parse_pairs(body, max_fields, "form body")
-    query = _single_valued(query_pairs, "query string")
-    form = _single_valued(form_pairs, "form body")
-    for name in SINGLE_VALUED.intersection(query).intersection(form):
+    query = _single_valued(query_pairs, "query string", single_valued)
+    form = _single_valued(form_pairs, "form body", single_valued)
+    for name in single_valued.intersection(query).intersection(form):
         raise CallbackRejected(
             400, "duplicate_field", f"'{name}' appears in both the query string and the body"
         )
@@ -112,10 +120,12 @@ def _parse_pairs(raw: bytes, max_fields: int, where: str) -> list[tuple[str, str
         ) from None
 
 
-def _single_valued(pairs: list[tuple[str, str]], where: str) -> dict[str, str]:
+def _single_valued(
+    pairs: list[tuple[str, str]], where: str, single_valued: frozenset[str]
+) -> dict[str, str]:
     fields: dict[str, str] = {}
     for name, value in pairs:
-        if name in fields and name in SINGLE_VALUED:
+        if name in fields and name in single_valued:
             raise CallbackRejected(
                 400, "duplicate_field", f"'{name}' appears more than once in the {where}"
             )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from proxy.config import Route
+from proxy.config import Route, Strategy
+from proxy.intake import SINGLE_VALUED
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(:path)?\}")
 
@@ -14,6 +15,14 @@ _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(:path)?\}")
 class RouteMatch:
     route: Route
     params: dict[str, str]
+    single_valued: frozenset[str]
+
+
+def single_valued_fields(route: Route) -> frozenset[str]:
+    """Fields that may appear once: the artifacts, and the route's connection parameter."""
+    if Strategy.QUERY in route.identify:
+        return SINGLE_VALUED | {route.query_param}
+    return SINGLE_VALUED
 
 
 class RouteTable:
@@ -22,6 +31,7 @@ class RouteTable:
     def __init__(self, routes: tuple[Route, ...]) -> None:
         self._exact: dict[str, Route] = {}
         self._templates: list[tuple[re.Pattern[str], Route]] = []
+        self._single_valued = {route.path: single_valued_fields(route) for route in routes}
         for route in routes:
             if _PARAM.search(route.path):
                 self._templates.append((_compile(route.path), route))
@@ -31,11 +41,11 @@ class RouteTable:
     def match(self, path: str) -> RouteMatch | None:
         route = self._exact.get(path)
         if route is not None:
-            return RouteMatch(route, {})
+            return RouteMatch(route, {}, self._single_valued[route.path])
         for pattern, candidate in self._templates:
             found = pattern.fullmatch(path)
             if found is not None:
-                return RouteMatch(candidate, found.groupdict())
+                return RouteMatch(candidate, found.groupdict(), self._single_valued[candidate.path])
         return None
 
 

@@ -187,3 +187,25 @@ def test_a_connection_header_claim_is_ignored(
         timeout=10,
     )
     assert response.json()["landed"] == "legacy"
+
+
+def test_a_repeated_connection_query_parameter_is_refused(
+    tmp_path_factory: pytest.TempPathFactory,
+    providers: dict,  # type: ignore[type-arg]
+) -> None:
+    from proxy.app import AuthSwitch
+    from proxy.config import load_config
+    from proxy.demo.loopback_server import LoopbackServer
+    from tests.conftest import write_proxy_files
+
+    directory = tmp_path_factory.mktemp("query")
+    routes = [{"path": "/cb", "protocol": "oidc", "identify": ["query"]}]
+    config = write_proxy_files(
+        directory, providers["legacy"].url, providers["new"].url, routes=routes
+    )
+    with LoopbackServer(AuthSwitch(load_config(config)), name="authswitch") as server:
+        once = httpx.get(server.url + "/cb?connection=hooli&code=a&state=b", timeout=10)
+        twice = httpx.get(server.url + "/cb?connection=hooli&connection=acme&code=a", timeout=10)
+    assert once.json()["landed"] == "legacy"
+    assert twice.status_code == 400
+    assert twice.json()["error"] == "duplicate_field"
