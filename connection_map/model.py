@@ -65,7 +65,7 @@ class Connection(_Model):
     @field_validator("id")
     @classmethod
     def _check_id(cls, value: str) -> str:
-        if not _CONNECTION_ID.match(value):
+        if not _CONNECTION_ID.fullmatch(value):  # match() lets "$" pass a trailing newline
             raise ValueError(
                 "must be 1-256 characters of letters, digits and . _ : @ -, starting with a "
                 "letter or digit"
@@ -92,11 +92,27 @@ class ConnectionMapDocument(_Model):
     version: Annotated[int, Field(ge=0)] = 0
     connections: tuple[Connection, ...] = ()
 
-    @model_validator(mode="after")
-    def _check_unique_ids(self) -> ConnectionMapDocument:
-        seen: set[str] = set()
-        for connection in self.connections:
-            if connection.id in seen:
-                raise ValueError(f"connection id {connection.id!r} appears more than once")
-            seen.add(connection.id)
-        return self
+    @field_validator("connections")
+    @classmethod
+    def _check_unique(cls, connections: tuple[Connection, ...]) -> tuple[Connection, ...]:
+        ids: dict[str, int] = {}
+        callback_paths: dict[str, int] = {}
+        for index, connection in enumerate(connections):
+            first = ids.setdefault(connection.id, index)
+            if first != index:
+                raise ValueError(
+                    f"connection id {connection.id!r} appears more than once "
+                    f"(connections[{first}] and connections[{index}])"
+                )
+            if connection.oidc is None:
+                continue
+            # A callback path leads to one connection; a shared one would silently pick one.
+            path = connection.oidc.callback_path
+            first = callback_paths.setdefault(path, index)
+            if first != index:
+                raise ValueError(
+                    f"oidc.callback_path {path!r} is used by connections[{first}] "
+                    f"(id {connections[first].id!r}) and connections[{index}] "
+                    f"(id {connection.id!r})"
+                )
+        return connections

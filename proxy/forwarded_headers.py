@@ -28,15 +28,16 @@ _CREDENTIALS = frozenset({b"cookie", b"authorization"})
 def _connection_tokens(headers: RawHeaders) -> frozenset[bytes]:
     tokens: set[bytes] = set()
     for name, value in headers:
-        if name == b"connection":
+        if name.lower() == b"connection":
             tokens.update(t.strip().lower() for t in value.split(b","))
     return frozenset(tokens)
 
 
 def response_headers(headers: RawHeaders) -> RawHeaders:
     """An upstream response's headers minus hop-by-hop ones (Set-Cookie kept, order kept)."""
-    listed = _connection_tokens(headers)
-    return [(n, v) for n, v in headers if n not in HOP_BY_HOP and n not in listed]
+    dropped = HOP_BY_HOP | _connection_tokens(headers)
+    # Upstream names arrive in whatever case the upstream wrote them (aiohttp keeps it).
+    return [(n, v) for n, v in headers if n.lower() not in dropped]
 
 
 def request_headers(
@@ -63,7 +64,10 @@ def request_headers(
         if name in HOP_BY_HOP or name in listed or name in drop or name == b"expect":
             continue
         if name in _FORWARDED:
-            incoming.setdefault(name, value)
+            if name == b"x-forwarded-for" and name in incoming:  # one chain over several lines
+                incoming[name] += b", " + value
+            else:
+                incoming.setdefault(name, value)
             continue
         if name == b"host":
             if upstream_host is None:

@@ -61,11 +61,12 @@ def test_minimal_config_gets_every_documented_default(tmp_path: Path) -> None:
     assert config.timeouts.upstream_keepalive_seconds == 4.0
     assert config.forwarding.trust_forwarded_headers is False
     assert config.forwarding.forward_cookies_to_new_provider is False
+    assert config.forwarding.form_post_redirect_sources == ("https:",)
     assert config.logging.level == "info"
     assert config.ops_prefix == "/_authswitch"
 
 
-def test_example_file_spells_out_exactly_the_defaults(tmp_path: Path) -> None:
+def test_example_file_spells_out_exactly_the_defaults() -> None:
     """The shipped example claims to list every key with its default: hold it to that."""
     example = load_config(EXAMPLE)
     raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
@@ -74,8 +75,7 @@ def test_example_file_spells_out_exactly_the_defaults(tmp_path: Path) -> None:
         "connection_map": raw["connection_map"],
         "flags": {"file": raw["flags"]["file"]},
         "routes": [
-            {key: route[key] for key in ("path", "protocol", "identify")}
-            for route in raw["routes"]
+            {key: route[key] for key in ("path", "protocol", "identify")} for route in raw["routes"]
         ],
     }
     defaults = parse_config(required_only, source=EXAMPLE)
@@ -116,6 +116,16 @@ def test_absolute_paths_are_kept(tmp_path: Path) -> None:
     elsewhere = tmp_path / "shared" / "connections.yaml"
     config = load_config(_write(tmp_path, _with(connection_map=str(elsewhere))))
     assert config.connection_map == elsewhere
+
+
+def test_form_post_redirect_sources_accept_schemes_origins_and_wildcard_hosts(
+    tmp_path: Path,
+) -> None:
+    sources = ["https:", "https://app.example.com", "https://*.example.com:8443"]
+    config = load_config(
+        _write(tmp_path, _with(forwarding={"form_post_redirect_sources": sources}))
+    )
+    assert config.forwarding.form_post_redirect_sources == tuple(sources)
 
 
 def test_route_options_and_strategies_are_read(tmp_path: Path) -> None:
@@ -279,6 +289,24 @@ BAD_VALUES = [
         id="ops-prefix-with-slash",
     ),
     pytest.param(
+        _with(forwarding={"form_post_redirect_sources": ["https://app.example; script-src *"]}),
+        "forwarding.form_post_redirect_sources.0",
+        "String should match pattern",
+        id="csp-source-injection",
+    ),
+    pytest.param(
+        _with(forwarding={"form_post_redirect_sources": ["'unsafe-inline'"]}),
+        "forwarding.form_post_redirect_sources.0",
+        "String should match pattern",
+        id="csp-keyword-source",
+    ),
+    pytest.param(
+        _with(forwarding={"form_post_redirect_sources": ["https://app.example/after/login"]}),
+        "forwarding.form_post_redirect_sources.0",
+        "String should match pattern",
+        id="csp-source-with-path",
+    ),
+    pytest.param(
         _with(logging={"level": "trace"}),
         "logging.level",
         "Input should be 'debug', 'info', 'warning' or 'error'",
@@ -351,4 +379,3 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
 def test_parse_config_refuses_a_non_mapping_and_names_the_source() -> None:
     with pytest.raises(ConfigError, match=r"^config 'inline\.yaml': top level must be a mapping$"):
         parse_config(["routes"], source=Path("inline.yaml"))
-

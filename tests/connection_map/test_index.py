@@ -1,0 +1,87 @@
+"""The in-memory connection index: lookups by id, by SAML issuer and by OIDC callback path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connection_map import ConnectionMap, ConnectionMapDocument, IssuerMatch
+
+SHARED_ISSUER = "https://sts.globex.example/adfs/services/trust"
+
+
+def saml(cid: str, issuer: str | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": cid, "protocol": "saml"}
+    if issuer is not None:
+        entry["saml"] = {"idp_entity_id": issuer}
+    return entry
+
+
+def oidc(cid: str, callback_path: str | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": cid, "protocol": "oidc"}
+    if callback_path is not None:
+        entry["oidc"] = {"callback_path": callback_path}
+    return entry
+
+
+def build(*connections: dict[str, Any], version: int = 7) -> ConnectionMap:
+    document = ConnectionMapDocument.model_validate(
+        {"version": version, "connections": list(connections)}
+    )
+    return ConnectionMap.build(document, source="connections.yaml")
+
+
+MAP = build(
+    saml("acme", "https://idp.acme.example/saml"),
+    saml("globex-us", SHARED_ISSUER),
+    saml("globex-eu", SHARED_ISSUER),
+    saml("path-only"),
+    oidc("hooli", "/oauth2/callback/hooli"),
+    oidc("piper"),
+)
+
+
+def test_lookup_by_id() -> None:
+    acme = MAP.get("acme")
+    assert acme is not None and acme.id == "acme"
+    assert MAP.get("ACME") is None
+    assert MAP.get("nobody") is None
+
+
+def test_a_unique_issuer_identifies_its_connection() -> None:
+    match = MAP.by_issuer("https://idp.acme.example/saml")
+    assert match == IssuerMatch(MAP.get("acme"))
+    assert match is not None and match.ambiguous == ()
+
+
+def test_a_shared_issuer_is_ambiguous_and_names_every_sharer_sorted() -> None:
+    assert MAP.by_issuer(SHARED_ISSUER) == IssuerMatch(None, ("globex-eu", "globex-us"))
+
+
+def test_issuers_match_exactly() -> None:
+    assert MAP.by_issuer("https://idp.acme.example/saml/") is None
+    assert MAP.by_issuer("https://IDP.acme.example/saml") is None
+    assert MAP.by_issuer(" https://idp.acme.example/saml") is None
+    assert MAP.by_issuer("") is None
+
+
+def test_callback_path_identifies_its_oidc_connection() -> None:
+    hooli = MAP.by_callback_path("/oauth2/callback/hooli")
+    assert hooli is not None and hooli.id == "hooli"
+    assert MAP.by_callback_path("/oauth2/callback/hooli/") is None
+    assert MAP.by_callback_path("/oauth2/callback/HOOLI") is None
+    assert MAP.by_callback_path("/oauth2/callback/piper") is None
+
+
+def test_size_iteration_version_and_source() -> None:
+    assert len(MAP) == 6
+    assert [c.id for c in MAP] == ["acme", "globex-us", "globex-eu", "path-only", "hooli", "piper"]
+    assert MAP.version == 7
+    assert MAP.source == "connections.yaml"
+
+
+def test_an_empty_map_finds_nothing() -> None:
+    empty = build(version=0)
+    assert len(empty) == 0 and list(empty) == []
+    assert empty.get("acme") is None
+    assert empty.by_issuer("https://idp.acme.example/saml") is None
+    assert empty.by_callback_path("/oauth2/callback/hooli") is None

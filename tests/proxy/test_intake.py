@@ -1,0 +1,270 @@
+"""Callback intake: a capped, deadline-bound body read and a strict url-encoded field parse."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+import pytest
+
+from proxy.asgi_types import Message, Receive
+from proxy.intake import (
+    SINGLE_VALUED,
+    CallbackFields,
+    CallbackRejected,
+    ClientDisconnected,
+    parse_fields,
+    read_body,
+)
+
+FORM = b"application/x-www-form-urlencoded"
+LIMIT = 1024
+
+
+def receive_from(messages: list[Message], pause: float = 0.0) -> Receive:
+    """An ASGI receive that hands out `messages` in order, as a server would."""
+    queue = list(messages)
+
+    async def receive() -> Message:
+        if pause:
+            await asyncio.sleep(pause)
+        if not queue:  # what a server sends once the body is done and the client leaves
+            return {"type": "http.disconnect"}
+        return queue.pop(0)
+
+    return receive
+
+
+def chunks(*parts: bytes) -> list[Message]:
+    return [
+        {"type": "http.request", "body": part, "more_body": i < len(parts) - 1}
+        for i, part in enumerate(parts)
+    ]
+
+
+def read(
+    receive: Receive,
+    declared: int | None = None,
+    limit: int = LIMIT,
+    deadline: float = 2.0,
+) -> bytes:
+    return asyncio.run(read_body(receive, declared, limit, deadline))
+
+
+def rejected(call: Callable[[], object]) -> CallbackRejected:
+    with pytest.raises(CallbackRejected) as caught:
+        call()
+    return caught.value
+
+
+# -- read_body ------------------------------------------------------------------------------
+
+
+def test_body_in_several_chunks_is_returned_byte_identical() -> None:
+    parts = (b"SAMLResponse=PHNhbW", b"xwOlJlc3BvbnNl%2B", b"&RelayState=r")
+    assert read(receive_from(chunks(*parts)), declared=sum(map(len, parts))) == b"".join(parts)
+
+
+def test_empty_body_and_empty_chunks_are_fine() -> None:
+    assert read(receive_from([{"type": "http.request"}])) == b""
+    assert read(receive_from(chunks(b"", b"a=1", b"", b""))) == b"a=1"
+
+
+def test_declared_length_over_the_limit_is_refused_before_reading_anything() -> None:
+    async def receive() -> Message:
+        raise AssertionError("the body must not be read once Content-Length is too large")
+
+    error = rejected(lambda: read(receive, declared=LIMIT + 1))
+    assert (error.status, error.reason) == (413, "body_too_large")
+    assert f"{LIMIT}-byte limit" in str(error)
+
+
+def test_streamed_body_over_the_limit_is_refused_without_a_content_length() -> None:
+    parts = [b"A" * 400] * 3  # 1200 bytes, no single chunk over the limit
+    error = rejected(lambda: read(receive_from(chunks(*parts)), declared=None))
+    assert (error.status, error.reason) == (413, "body_too_large")
+
+
+def test_body_longer_than_its_content_length_is_still_capped() -> None:
+    error = rejected(lambda: read(receive_from(chunks(b"A" * (LIMIT + 1))), declared=10))
+    assert error.status == 413
+
+
+def test_a_body_exactly_at_the_limit_is_accepted() -> None:
+    body = b"A" * LIMIT
+    assert read(receive_from(chunks(body[:100], body[100:])), declared=LIMIT) == body
+
+
+def test_one_byte_over_the_limit_is_refused() -> None:
+    body = b"A" * (LIMIT + 1)
+    error = rejected(lambda: read(receive_from(chunks(body[:LIMIT], body[LIMIT:]))))
+    assert error.status == 413
+
+
+def test_client_disconnect_mid_body_is_reported_as_such() -> None:
+    messages: list[Message] = [{"type": "http.request", "body": b"a=1", "more_body": True}]
+    messages.append({"type": "http.disconnect"})
+    with pytest.raises(ClientDisconnected):
+        read(receive_from(messages))
+
+
+def test_a_client_that_never_sends_the_body_gets_408() -> None:
+    async def receive() -> Message:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    error = rejected(lambda: read(receive, declared=100, deadline=0.05))
+    assert (error.status, error.reason) == (408, "body_timeout")
+    assert "0.05 s" in str(error)
+
+
+def test_a_slow_drip_is_cut_off_by_the_whole_body_deadline() -> None:
+    """Each chunk arrives quickly enough on its own; the body as a whole does not."""
+    drip = receive_from(chunks(*[b"a"] * 50), pause=0.01)
+    error = rejected(lambda: read(drip, deadline=0.1))
+    assert error.status == 408
+
+
+# -- parse_fields ---------------------------------------------------------------------------
+
+
+def parse(
+    query: bytes = b"", body: bytes = b"", content_type: bytes | None = FORM, max_fields: int = 64
+) -> CallbackFields:
+    return parse_fields(query, body, content_type, max_fields)
+
+
+def test_form_and_query_fields_are_parsed_and_decoded() -> None:
+    body = urlencode({"SAMLResponse": "PHNhbWw+/x==", "RelayState": "https://app/ü?x=1&y"})
+    fields = parse(b"connection=acme&lang=de", body.encode())
+
+    assert fields.query == {"connection": "acme", "lang": "de"}
+    assert fields.form == {"SAMLResponse": "PHNhbWw+/x==", "RelayState": "https://app/ü?x=1&y"}
+    assert fields.form_pairs == (
+        ("SAMLResponse", "PHNhbWw+/x=="),
+        ("RelayState", "https://app/ü?x=1&y"),
+    )
+
+
+def test_get_prefers_the_body_and_falls_back_to_the_query() -> None:
+    fields = parse(b"lang=de&shared=query", b"shared=body")
+    assert fields.get("shared") == "body"
+    assert fields.get("lang") == "de"
+    assert fields.get("absent") is None
+
+
+def test_blank_values_are_kept() -> None:
+    fields = parse(b"", b"RelayState=&SAMLResponse=x")
+    assert fields.form == {"RelayState": "", "SAMLResponse": "x"}
+
+
+@pytest.mark.parametrize("name", sorted(SINGLE_VALUED))
+def test_a_single_valued_field_twice_in_the_body_is_refused(name: str) -> None:
+    body = f"{name}=first&other=1&{name}=second".encode()
+    error = rejected(lambda: parse(body=body))
+    assert (error.status, error.reason) == (400, "duplicate_field")
+    assert str(error) == f"'{name}' appears more than once in the form body"
+
+
+@pytest.mark.parametrize("name", sorted(SINGLE_VALUED))
+def test_a_single_valued_field_twice_in_the_query_is_refused(name: str) -> None:
+    error = rejected(lambda: parse(query=f"{name}=a&{name}=b".encode(), content_type=None))
+    assert (error.status, error.reason) == (400, "duplicate_field")
+    assert str(error) == f"'{name}' appears more than once in the query string"
+
+
+@pytest.mark.parametrize("name", sorted(SINGLE_VALUED))
+def test_a_single_valued_field_in_both_query_and_body_is_refused(name: str) -> None:
+    error = rejected(lambda: parse(query=f"{name}=a".encode(), body=f"{name}=b".encode()))
+    assert (error.status, error.reason) == (400, "duplicate_field")
+    assert str(error) == f"'{name}' appears in both the query string and the body"
+
+
+def test_a_percent_encoded_name_is_still_the_same_field() -> None:
+    error = rejected(lambda: parse(body=b"SAMLResponse=a&SAML%52esponse=b"))
+    assert error.reason == "duplicate_field"
+
+
+def test_duplicate_messages_never_quote_the_values() -> None:
+    error = rejected(lambda: parse(body=b"code=secret-one&code=secret-two"))
+    assert "secret" not in str(error)
+
+
+def test_other_fields_may_repeat_and_the_first_value_is_kept() -> None:
+    fields = parse(b"scope=a&scope=b", b"x=1&x=2&connection=c")
+    assert fields.query == {"scope": "a"}
+    assert fields.form == {"x": "1", "connection": "c"}
+    assert fields.form_pairs == (("x", "1"), ("x", "2"), ("connection", "c"))
+
+
+def test_a_route_may_name_more_single_valued_fields() -> None:
+    single = SINGLE_VALUED | {"connection"}
+    error = rejected(lambda: parse_fields(b"connection=a&connection=b", b"", None, 64, single))
+    assert (error.status, error.reason) == (400, "duplicate_field")
+    error = rejected(lambda: parse_fields(b"connection=a", b"connection=b", FORM, 64, single))
+    assert str(error) == "'connection' appears in both the query string and the body"
+    assert parse_fields(b"connection=a&connection=b", b"", None, 64).query == {"connection": "a"}
+
+
+def test_a_harmless_name_in_both_query_and_body_is_fine() -> None:
+    fields = parse(b"connection=acme", b"connection=globex")
+    assert fields.query["connection"] == "acme" and fields.form["connection"] == "globex"
+
+
+def test_exactly_max_fields_is_accepted_and_one_more_is_refused() -> None:
+    at_limit = b"&".join(b"f%d=1" % i for i in range(8))
+    assert len(parse(body=at_limit, max_fields=8).form) == 8
+    assert len(parse(query=at_limit, max_fields=8).query) == 8
+
+    over = at_limit + b"&f8=1"
+    error = rejected(lambda: parse(body=over, max_fields=8))
+    assert (error.status, error.reason) == (400, "too_many_fields")
+    assert str(error) == "form body has more than 8 fields"
+    error = rejected(lambda: parse(query=over, max_fields=8))
+    assert str(error) == "query string has more than 8 fields"
+
+
+@pytest.mark.parametrize(
+    ("query", "body"),
+    [
+        (b"", b"SAMLResponse=%ff%fe"),  # percent-encoded bytes that are not UTF-8
+        (b"", b"RelayState=caf\xc3\xa9"),  # raw non-ASCII byte in the body
+        (b"", b"RelayState=\xff"),
+        (b"state=%c3%28", b""),
+        (b"connection=\xe9", b""),
+    ],
+    ids=["bad-utf8-escape", "raw-utf8", "raw-latin1", "bad-utf8-in-query", "raw-byte-in-query"],
+)
+def test_bad_encoding_is_refused(query: bytes, body: bytes) -> None:
+    error = rejected(lambda: parse(query=query, body=body))
+    assert (error.status, error.reason) == (400, "bad_encoding")
+    assert "not valid url-encoded UTF-8" in str(error)
+
+
+def test_percent_encoded_utf8_is_decoded() -> None:
+    assert parse(body=b"RelayState=caf%C3%A9").form == {"RelayState": "café"}
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, b"application/json", b"text/plain", b"multipart/form-data; b=x"]
+)
+def test_a_body_that_is_not_a_form_has_no_form_fields(content_type: bytes | None) -> None:
+    body = b"SAMLResponse=x&code=y&code=z&%ff"  # would be refused if it were parsed as a form
+    fields = parse(b"code=q", body, content_type)
+    assert fields.form == {} and fields.form_pairs == ()
+    assert fields.get("code") == "q"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        b"application/x-www-form-urlencoded; charset=UTF-8",
+        b"Application/X-WWW-Form-Urlencoded",
+        b" application/x-www-form-urlencoded ;charset=utf-8",
+    ],
+)
+def test_a_form_content_type_with_parameters_or_other_case_is_still_a_form(
+    content_type: bytes,
+) -> None:
+    assert parse(body=b"SAMLResponse=x", content_type=content_type).form == {"SAMLResponse": "x"}
