@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from connection_map.index import ConnectionMap
 from connection_map.model import ConnectionMapDocument
+from connection_map.yaml_document import YamlDocumentError, load_yaml_mapping
 
 
 class ConnectionMapError(Exception):
@@ -20,19 +20,13 @@ def load_connection_map(path: str | os.PathLike[str]) -> ConnectionMap:
     """Read, validate and index a connection map file."""
     file = Path(path)
     try:
-        raw = yaml.safe_load(file.read_bytes())
+        raw = load_yaml_mapping(file.read_bytes())
     except OSError as exc:
         raise ConnectionMapError(
             f"connection map '{file}': cannot read file: {exc.strerror}"
         ) from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise ConnectionMapError(f"connection map '{file}': invalid YAML{line}") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConnectionMapError(f"connection map '{file}': top level must be a mapping")
+    except YamlDocumentError as exc:
+        raise ConnectionMapError(f"connection map '{file}': {exc}") from None
     try:
         document = ConnectionMapDocument.model_validate(raw)
     except ValidationError as exc:

@@ -49,6 +49,14 @@ class NewProvider(_Model):
     mode: ForwardMode = ForwardMode.REDIRECT
     connection_id: str | None = None
 
+    @field_validator("url")
+    @classmethod
+    def _no_fragment(cls, value: HttpUrl) -> HttpUrl:
+        # The callback's query string is appended to this URL; after a fragment it would be lost.
+        if value.fragment is not None:
+            raise ValueError("must not have a #fragment")
+        return value
+
 
 class Connection(_Model):
     """One SSO connection as the connection map describes it."""

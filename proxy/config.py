@@ -8,7 +8,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
@@ -18,6 +17,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from connection_map.yaml_document import YamlDocumentError, load_yaml_mapping
 
 _TEMPLATE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path)?\}")
 
@@ -159,13 +160,11 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate a configuration file; raise ConfigError naming file, key and problem."""
     file = Path(path)
     try:
-        raw = yaml.safe_load(file.read_bytes())
+        raw = load_yaml_mapping(file.read_bytes())
     except OSError as exc:
         raise ConfigError(f"config '{file}': cannot read file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config '{file}': invalid YAML{line}") from None
+    except YamlDocumentError as exc:
+        raise ConfigError(f"config '{file}': {exc}") from None
     return parse_config(raw, source=file)
 
 

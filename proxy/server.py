@@ -36,6 +36,7 @@ def serve(config_path: str, config: Config, *, workers: int, graceful_seconds: i
         access_log=False,  # it prints query strings, which carry OIDC code and state
         proxy_headers=False,  # X-Forwarded-* is handled by authswitch's own policy
         server_header=False,
+        date_header=False,  # a proxied answer carries the upstream's own Date
         log_config=None,
         timeout_graceful_shutdown=graceful_seconds,
     )

@@ -43,6 +43,7 @@ class LoopbackServer:
             log_config=None,
             proxy_headers=False,
             server_header=False,
+            date_header=False,  # a proxied answer carries the upstream's own Date
             timeout_graceful_shutdown=5,
         )
         self._server = uvicorn.Server(config)

@@ -67,9 +67,20 @@ def test_the_shipped_example_loads() -> None:
     assert connections.by_callback_path("/oauth2/callback/hooli") is hooli
 
 
-def test_an_empty_file_is_an_empty_map(tmp_path: Path) -> None:
-    connections = load_connection_map(write(tmp_path / "connections.yaml", ""))
+def test_an_empty_file_is_refused_but_an_empty_list_is_a_map(tmp_path: Path) -> None:
+    # A truncated file must never replace a good map and send every connection to legacy.
+    path = tmp_path / "connections.yaml"
+    assert error_for(path, "") == f"connection map '{path}': the file is empty"
+    connections = load_connection_map(write(path, "connections: []\n"))
     assert len(connections) == 0 and connections.version == 0
+
+
+def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "connections.yaml"
+    content = "connections:\n  - id: acme\n    protocol: saml\n    protocol: oidc\n"
+    message = error_for(path, content)
+    assert message.startswith(f"connection map '{path}': invalid YAML at line 4")
+    assert "duplicate key 'protocol'" in message
 
 
 @pytest.mark.parametrize(
@@ -154,7 +165,7 @@ def test_every_bad_row_is_reported_at_once(tmp_path: Path) -> None:
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "connections.yaml"
     message = error_for(path, "version: 1\nconnections:\n  - id: acme\n protocol: saml\n")
-    assert message == f"connection map '{path}': invalid YAML at line 4"
+    assert message.startswith(f"connection map '{path}': invalid YAML at line 4, column ")
 
 
 @pytest.mark.parametrize("content", ["- acme\n- globex\n", "acme\n", "7\n"])

@@ -198,3 +198,13 @@ def test_connections_may_share_a_saml_issuer() -> None:
 def test_version_must_be_a_whole_number_from_zero(version: object) -> None:
     found = problems({"version": version}, ConnectionMapDocument)
     assert len(found) == 1 and found[0].startswith("version: ")
+
+
+def test_new_provider_url_with_a_fragment_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from connection_map import NewProvider
+
+    with pytest.raises(ValidationError, match="must not have a #fragment"):
+        NewProvider.model_validate({"url": "https://new.example/acs#frag"})
+    assert NewProvider.model_validate({"url": "https://new.example/acs?a=1"}).url.query == "a=1"

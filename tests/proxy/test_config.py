@@ -355,12 +355,29 @@ def test_invalid_yaml_names_the_file_and_line_without_quoting_it(
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert str(caught.value) == f"config '{path}': invalid YAML at line {line}"
+    message = str(caught.value)
+    assert message.startswith(f"config '{path}': invalid YAML at line {line}, column ")
+    assert "hunter2" not in message and "indent" not in message and "port" not in message
 
 
-@pytest.mark.parametrize(
-    "content", ["", "- legacy\n- routes\n", "just a string\n", "42\n"], ids=repr
-)
+def test_a_key_given_twice_is_an_error_not_last_one_wins(tmp_path: Path) -> None:
+    path = tmp_path / "authswitch.yaml"
+    path.write_text("legacy:\n  url: http://a.internal\n  url: http://b.internal\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"config '{path}': invalid YAML at line 3")
+    assert "duplicate key 'url'" in str(caught.value)
+
+
+def test_an_empty_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "authswitch.yaml"
+    path.write_text("")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"config '{path}': the file is empty"
+
+
+@pytest.mark.parametrize("content", ["- legacy\n- routes\n", "just a string\n", "42\n"], ids=repr)
 def test_top_level_must_be_a_mapping(tmp_path: Path, content: str) -> None:
     path = tmp_path / "authswitch.yaml"
     path.write_text(content, encoding="utf-8")
