@@ -1,0 +1,79 @@
+"""SIGTERM while callbacks are in flight: every accepted request still gets its answer."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from proxy.demo.loopback_server import LoopbackServer
+from tests.conftest import write_proxy_files
+from tests.proxy.test_serve_command import _free_port, _wait_ready
+
+
+async def _slow_legacy(scope, receive, send):  # type: ignore[no-untyped-def]
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await asyncio.sleep(1.0)  # a legacy handler still working when SIGTERM arrives
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"done"})
+
+
+async def _load(url: str, count: int) -> list[int | str]:
+    async with httpx.AsyncClient(timeout=20) as client:
+
+        async def one(i: int) -> int | str:
+            try:
+                body = f"RelayState=r{i}".encode()
+                response = await client.post(
+                    url, content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+                )
+                return response.status_code
+            except httpx.HTTPError as exc:
+                return type(exc).__name__
+
+        return await asyncio.gather(*(one(i) for i in range(count)))
+
+
+def test_sigterm_during_load_loses_no_accepted_request(
+    tmp_path: Path, providers: dict[str, LoopbackServer]
+) -> None:
+    with LoopbackServer(_slow_legacy, name="slow-legacy") as legacy:
+        port = _free_port()
+        config = write_proxy_files(
+            tmp_path, legacy.url, providers["new"].url, listen={"host": "127.0.0.1", "port": port}
+        )
+        log = tmp_path / "serve.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "proxy", "serve", "--config", str(config)],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(url, process, log)
+
+            async def scenario() -> list[int | str]:
+                load = asyncio.create_task(_load(url + "/login/callback", 20))
+                await asyncio.sleep(0.4)  # all 20 accepted and waiting on legacy
+                process.send_signal(signal.SIGTERM)
+                return await load
+
+            started = time.monotonic()
+            results = asyncio.run(scenario())
+            elapsed = time.monotonic() - started
+            exit_code = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert results == [200] * 20, results
+    assert elapsed < 10
+    assert exit_code in (0, -signal.SIGTERM)
+    assert "Shutting down" in log.read_text()
