@@ -12,7 +12,6 @@ from urllib.parse import quote, urlsplit
 
 from openfeature import api
 from openfeature.provider import FeatureProvider, ProviderStatus
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connection_map import Connection, ConnectionMapError, ConnectionMapFile, ForwardMode
 from flags import FileFlagProvider
@@ -62,6 +61,7 @@ class AuthSwitch:
         self._legacy_base = f"{legacy.scheme}://{legacy.netloc}{legacy.path.rstrip('/')}"
         self._legacy_host = None if config.legacy.preserve_host else legacy.netloc.encode()
         self._ops_prefix = config.ops_prefix + "/"
+        self._connection_label = metrics.ConnectionLabels(config.metrics.max_connection_labels)
         self._map_watch: asyncio.Task[None] | None = None
         self._started = False
 
@@ -323,7 +323,8 @@ class AuthSwitch:
         strategy: str | None = None,
     ) -> None:
         elapsed = time.perf_counter() - started
-        metrics.CALLBACKS.labels(connection_id or "unknown", destination, reason, outcome).inc()
+        label = self._connection_label(connection_id)
+        metrics.CALLBACKS.labels(label, destination, reason, outcome).inc()
         metrics.CALLBACK_SECONDS.labels(destination).observe(elapsed)
         access_log.info(
             "callback",
@@ -350,9 +351,8 @@ class AuthSwitch:
             status, report = self.readiness()
             await send_json(send, status, report)
         elif name == "metrics":
-            await send_bytes(
-                send, 200, generate_latest(), [], content_type=CONTENT_TYPE_LATEST.encode()
-            )
+            body, content_type = metrics.exposition()
+            await send_bytes(send, 200, body, [], content_type=content_type.encode())
         else:
             await send_json(send, 404, {"error": "not_found"})
 

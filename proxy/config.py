@@ -122,6 +122,15 @@ class Logging(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class Metrics(_Model):
+    """Prometheus metrics on a port of their own, aggregated over all workers."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] | None = 9464  # None: only under ops_prefix
+    # Connections beyond this many distinct ids share the label value "other".
+    max_connection_labels: Annotated[int, Field(ge=1, le=100_000)] = 500
+
+
 class Config(_Model):
     """Everything `authswitch serve` needs, validated."""
 
@@ -135,6 +144,7 @@ class Config(_Model):
     timeouts: Timeouts = Timeouts()
     forwarding: Forwarding = Forwarding()
     logging: Logging = Logging()
+    metrics: Metrics = Metrics()
     ops_prefix: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_.-]+$")] = "/_authswitch"
 
     @field_validator("routes")

@@ -1,9 +1,27 @@
-"""Prometheus metrics for callbacks. Label values are bounded: connection ids come from the
-map (never from the request), reasons and outcomes are fixed codes."""
+"""Prometheus metrics.
+
+Label values are bounded: connection ids come from the connection map, never from the request,
+and only the first `max_connection_labels` distinct ids get a label of their own (the rest share
+"other"); reasons and outcomes are fixed codes. With several workers, prometheus-client's
+multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `authswitch serve`) aggregates them.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+OTHER = "other"
 
 CALLBACKS = Counter(
     "authswitch_callbacks_total",
@@ -21,3 +39,30 @@ PASSTHROUGH = Counter(
     "Non-callback requests passed to the legacy upstream, by outcome.",
     ["outcome"],
 )
+
+
+class ConnectionLabels:
+    """Maps connection ids to label values, at most `limit` distinct ones plus "other"."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._known: set[str] = set()
+
+    def __call__(self, connection_id: str | None) -> str:
+        if connection_id is None:
+            return "unknown"
+        if connection_id in self._known:
+            return connection_id
+        if len(self._known) < self._limit:
+            self._known.add(connection_id)
+            return connection_id
+        return OTHER
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics text of this process, or of all workers in multiprocess mode."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

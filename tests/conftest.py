@@ -128,6 +128,7 @@ def write_proxy_files(directory: Path, legacy_url: str, new_url: str, **config: 
             {"path": "/oidc-callback/{slug}", "protocol": "oidc", "identify": ["callback_path"]},
         ],
         "timeouts": {"connect_seconds": 1, "read_seconds": 5},
+        "metrics": {"port": None},
         **config,
     }
     path = directory / "authswitch.yaml"
