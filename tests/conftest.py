@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from proxy.demo.keys import generate_keypair
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.demo.saml_validation import TrustedIdP
 from proxy.demo.service_provider import create_service_provider_app
+from proxy.json_logging import JsonFormatter
 
 # What the IdPs are configured with: the legacy host's public name, never the test ports.
 PUBLIC_ACS = "https://login.legacy.example/login/callback"
@@ -150,3 +152,51 @@ def captured_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """Every log record at every level, formatted the way production formats it."""
     caplog.set_level(logging.DEBUG)
     return caplog
+
+
+# -- whole-suite log audit ---------------------------------------------------------------------
+# Every record authswitch's own loggers emit during the whole run is formatted the way
+# production formats it and checked at the end for anything that looks like a secret the tests
+# sent: SAMLResponse bodies, OIDC code/state, cookies, tokens, the seeded marker strings.
+
+_PRODUCT_LOGGERS = ("authswitch", "proxy", "flags", "connection_map", "uvicorn")
+_SECRET_PATTERNS = [
+    re.compile(r"[A-Za-z0-9+/]{120,}={0,2}"),  # a base64 SAMLResponse (or any long blob)
+    re.compile(r"SEEKRIT|leaky|secret-cookie-value|secret-token|METRIC-SECRET"),
+    re.compile(r"(SAMLResponse|RelayState|code|state|password)=[^&\s\"]+"),
+    re.compile(r"(?i)bearer [A-Za-z0-9._-]+"),
+]
+
+
+class _SuiteLogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(JsonFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(_PRODUCT_LOGGERS):
+            self.lines.append(self.format(record))
+
+
+_SUITE_LOGS = _SuiteLogCapture()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logging.getLogger().addHandler(_SUITE_LOGS)
+    for name in _PRODUCT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaks = [line for line in _SUITE_LOGS.lines if any(p.search(line) for p in _SECRET_PATTERNS)]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"log audit: {len(_SUITE_LOGS.lines)} log lines from authswitch's loggers, "
+            f"{len(leaks)} with something that looks like a secret"
+        )
+        for line in leaks[:5]:
+            reporter.write_line(f"  LEAK: {line[:300]}")
+    if leaks:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
