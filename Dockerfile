@@ -1,23 +1,39 @@
-# authswitch: build a wheel set in one stage, run as a non-root user from a slim image.
+# authswitch: install into a virtualenv in a build stage, run it as a non-root user from a slim
+# image. Every dependency ships a manylinux wheel, so neither stage needs a compiler.
 FROM python:3.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY proxy ./proxy
 COPY connection_map ./connection_map
 COPY flags ./flags
 # Same install step as README.md ("pip install ."), into a virtualenv that is copied over.
+# The import check fails the build, not the first request, when lxml's and xmlsec's bundled
+# libxml2 versions disagree.
 RUN python -m venv /opt/authswitch \
-    && /opt/authswitch/bin/pip install --no-cache-dir .
+    && /opt/authswitch/bin/pip install --no-cache-dir . \
+    && /opt/authswitch/bin/python -I -c "import lxml.etree, xmlsec, proxy.app"
 
 FROM python:3.11-slim-bookworm
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin authswitch
+LABEL org.opencontainers.image.title="authswitch" \
+      org.opencontainers.image.description="Transparent SSO callback proxy: legacy -> new auth provider, per connection" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# A fixed uid/gid (10001) so Kubernetes' runAsUser/runAsGroup/fsGroup can name them.
+RUN groupadd --system --gid 10001 authswitch \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin authswitch
 COPY --from=build /opt/authswitch /opt/authswitch
+# Bytecode was compiled at install time; nothing is written at run time, so the root
+# filesystem can be mounted read-only.
 ENV PATH=/opt/authswitch/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-USER 10001
-EXPOSE 8080
-# The config (and the map and flags files it names) is mounted from outside at /etc/authswitch.
+USER 10001:10001
+# 8080: traffic and /_authswitch/{livez,readyz}; 9464: Prometheus metrics (metrics.port).
+EXPOSE 8080 9464
+# The config (and the connection map it names) is mounted from outside at /etc/authswitch;
+# it must set listen.host: 0.0.0.0 and keep listen.port 8080 and the default ops_prefix,
+# which this check assumes.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/_authswitch/livez', timeout=2).status == 200 else 1)"]
 ENTRYPOINT ["authswitch"]
