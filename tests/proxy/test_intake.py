@@ -268,3 +268,28 @@ def test_a_form_content_type_with_parameters_or_other_case_is_still_a_form(
     content_type: bytes,
 ) -> None:
     assert parse(body=b"SAMLResponse=x", content_type=content_type).form == {"SAMLResponse": "x"}
+
+
+def test_field_parsing_agrees_with_parse_qsl_on_random_input() -> None:
+    import random
+    from urllib.parse import parse_qsl
+
+    from proxy.intake import _parse_pairs
+
+    rng = random.Random(20261123)
+    alphabet = "ab=&+%2BF3Dfd5Cé0 /?#x"
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        raw = text.encode()
+        try:
+            expected = parse_qsl(
+                raw.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict"
+            )
+        except (UnicodeDecodeError, ValueError):
+            expected = None
+        try:
+            got = _parse_pairs(raw, 10_000, "body")
+        except CallbackRejected as exc:
+            assert exc.reason == "bad_encoding"
+            got = None
+        assert got == expected, raw
