@@ -17,6 +17,7 @@ no cookie jar. Run: ``python -m bench.reference_proxies --kind raw-aiohttp --por
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -271,13 +272,17 @@ def build_app(kind: str, upstream: str) -> Any:
 KINDS = ("naive", "raw-aiohttp", "raw-httpx", "raw-httpx-aiohttp", "raw-noforward")
 
 
-def httpx_aiohttp_available() -> bool:
-    """True when the optional httpx-aiohttp package can be imported."""
-    try:
-        import httpx_aiohttp  # noqa: F401
-    except ImportError:
-        return False
-    return True
+# Packages a reference needs beyond authswitch's own dependencies (bench-only, not in pyproject).
+OPTIONAL_PACKAGES = {"naive": "multipart", "raw-httpx-aiohttp": "httpx_aiohttp"}
+PIP_NAMES = {"multipart": "python-multipart", "httpx_aiohttp": "httpx-aiohttp"}
+
+
+def missing_package(kind: str) -> str | None:
+    """The pip name of the package a reference kind needs but can't import, else None."""
+    module = OPTIONAL_PACKAGES.get(kind)
+    if module is None:
+        return None
+    return PIP_NAMES[module] if importlib.util.find_spec(module) is None else None
 
 
 def main() -> None:
@@ -299,6 +304,7 @@ def main() -> None:
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        date_header=False,
     )
 
 

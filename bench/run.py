@@ -26,16 +26,9 @@ from pathlib import Path
 from bench import report, saml_corpus
 from bench.load import LoadFailed, run_wrk, wrk_available
 from bench.processes import PinnedServer, ServerFailed, free_port
-from bench.reference_proxies import httpx_aiohttp_available
+from bench.reference_proxies import missing_package
 from bench.report import Measurement, Phase, Rounds
-from bench.targets import (
-    AUTHSWITCH,
-    RAW_HTTPX_AIOHTTP,
-    REFERENCES,
-    Context,
-    Target,
-    check_target,
-)
+from bench.targets import AUTHSWITCH, REFERENCES, Context, Target, check_target
 
 DATA_DIR = Path(__file__).with_name(".data")
 
@@ -83,10 +76,13 @@ def _find_authswitch() -> tuple[Path | None, str]:
 
 
 def _targets(args: argparse.Namespace, authswitch: Path | None) -> list[Target]:
-    targets = list(REFERENCES)
-    if not httpx_aiohttp_available():
-        print("note: httpx-aiohttp is not installed; skipping", RAW_HTTPX_AIOHTTP)
-        targets = [t for t in targets if t.name != RAW_HTTPX_AIOHTTP]
+    targets = []
+    for target in REFERENCES:
+        missing = missing_package(target.name.removeprefix("ref-"))
+        if missing:
+            print(f"note: skipping {target.name}: `pip install {missing}` to measure it")
+        else:
+            targets.append(target)
     if authswitch is not None and not args.no_authswitch:
         targets.extend(AUTHSWITCH)
     if args.only:

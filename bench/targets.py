@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from bench.processes import free_port
 from bench.saml_corpus import CALLBACK_PATH, CorpusEntry, is_migrated_in_mix
 
 DIRECT = "direct"
@@ -166,6 +167,8 @@ def write_authswitch_config(context: Context, scenario: str, port: int) -> Path:
         "flags": {"file": "flags.yaml"},
         "routes": [{"path": CALLBACK_PATH, "protocol": "saml", "identify": ["saml_issuer"]}],
         "logging": {"level": context.authswitch_log_level},
+        # A free port rather than the default, which another process may hold.
+        "metrics": {"host": "127.0.0.1", "port": free_port()},
     }
     for name, document in (
         ("connections.yaml", connections),

@@ -1,30 +1,90 @@
 """The connection map: which SSO connections exist, how they are recognised, where they go."""
 
-from connection_map.file_store import ConnectionMapError, ConnectionMapFile, load_connection_map
+from connection_map.check_report import CheckEntry, CheckReport, check_connections
+from connection_map.csv_export import CsvExport, export_connections_csv
+from connection_map.csv_import import (
+    CsvImport,
+    ImportProblem,
+    ImportRefused,
+    import_connections_csv,
+)
+from connection_map.file_store import (
+    ConnectionMapError,
+    ConnectionMapFile,
+    load_connection_map,
+    read_connection_map_document,
+    save_connection_map,
+)
 from connection_map.index import ConnectionMap, IssuerMatch
+from connection_map.metadata_fetch import MetadataFetchError, fetch_metadata
 from connection_map.model import (
     Assessment,
     Connection,
     ConnectionMapDocument,
     ForwardMode,
+    Hold,
+    LegacyEndpoint,
     NewProvider,
     OidcSettings,
+    Organization,
     Protocol,
     SamlSettings,
+    SpKeyUse,
+)
+from connection_map.saml_metadata import (
+    IdpMetadata,
+    MetadataError,
+    import_idp_metadata,
+    parse_idp_metadata,
+)
+from connection_map.served_routes import ServedRoute
+from connection_map.triage import (
+    Reason,
+    Triage,
+    TriageSettings,
+    triage_connections,
+    with_assessments,
 )
 
 __all__ = [
     "Assessment",
+    "CheckEntry",
+    "CheckReport",
     "Connection",
     "ConnectionMap",
     "ConnectionMapDocument",
     "ConnectionMapError",
     "ConnectionMapFile",
+    "CsvExport",
+    "CsvImport",
     "ForwardMode",
+    "Hold",
+    "IdpMetadata",
+    "ImportProblem",
+    "ImportRefused",
     "IssuerMatch",
+    "LegacyEndpoint",
+    "MetadataError",
+    "MetadataFetchError",
     "NewProvider",
     "OidcSettings",
+    "Organization",
     "Protocol",
+    "Reason",
     "SamlSettings",
+    "ServedRoute",
+    "SpKeyUse",
+    "Triage",
+    "TriageSettings",
+    "check_connections",
+    "export_connections_csv",
+    "fetch_metadata",
+    "import_connections_csv",
+    "import_idp_metadata",
     "load_connection_map",
+    "parse_idp_metadata",
+    "read_connection_map_document",
+    "save_connection_map",
+    "triage_connections",
+    "with_assessments",
 ]

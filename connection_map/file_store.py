@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
+import tempfile
 from pathlib import Path
+from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from connection_map.index import ConnectionMap
@@ -19,6 +24,15 @@ class ConnectionMapError(Exception):
 def load_connection_map(path: str | os.PathLike[str]) -> ConnectionMap:
     """Read, validate and index a connection map file."""
     file = Path(path)
+    return ConnectionMap.build(_read_document(file), source=str(file))
+
+
+def read_connection_map_document(path: str | os.PathLike[str]) -> ConnectionMapDocument:
+    """Read and validate a map file without indexing it (for tools that rewrite it)."""
+    return _read_document(Path(path))
+
+
+def _read_document(file: Path) -> ConnectionMapDocument:
     try:
         raw = load_yaml_mapping(file.read_bytes())
     except OSError as exc:
@@ -28,10 +42,58 @@ def load_connection_map(path: str | os.PathLike[str]) -> ConnectionMap:
     except YamlDocumentError as exc:
         raise ConnectionMapError(f"connection map '{file}': {exc}") from None
     try:
-        document = ConnectionMapDocument.model_validate(raw)
+        return ConnectionMapDocument.model_validate(raw)
     except ValidationError as exc:
         raise ConnectionMapError(_describe(file, raw, exc)) from None
-    return ConnectionMap.build(document, source=str(file))
+
+
+def save_connection_map(path: str | os.PathLike[str], document: ConnectionMapDocument) -> None:
+    """Write the map atomically (temp file in the same directory, fsync, ``os.replace``).
+
+    The proxy reloading the file sees the old map or the new one, never a mix. Comments in the
+    old file are not kept. The document is validated again first, so nothing the loader would
+    refuse can be written.
+    """
+    target = Path(path)
+    checked = ConnectionMapDocument.model_validate(document.model_dump())
+    data = render_connection_map(checked)
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o644
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def render_connection_map(document: ConnectionMapDocument) -> bytes:
+    """The map as YAML: defaults left out, certificates as literal blocks."""
+    raw = document.model_dump(mode="json", exclude_defaults=True)
+    raw.setdefault("version", document.version)
+    raw.setdefault("connections", [])
+    text = yaml.dump(raw, Dumper=_MapDumper, sort_keys=False, allow_unicode=True, width=100)
+    return ("# The connection map: one entry per SSO connection.\n" + text).encode("utf-8")
+
+
+class _MapDumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> Any:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_MapDumper.add_representer(str, _represent_str)
 
 
 def _describe(file: Path, raw: dict[str, object], exc: ValidationError) -> str:

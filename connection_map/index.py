@@ -35,7 +35,11 @@ class ConnectionMap:
             _by_id=MappingProxyType(by_id),
             _by_issuer=MappingProxyType(_issuer_index(document.connections)),
             _by_callback_path=MappingProxyType(
-                {c.oidc.callback_path: c for c in document.connections if c.oidc is not None}
+                {
+                    c.oidc.callback_path: c
+                    for c in document.connections
+                    if c.oidc is not None and c.oidc.callback_path is not None
+                }
             ),
             source=source,
         )
@@ -60,7 +64,7 @@ class ConnectionMap:
 def _issuer_index(connections: Iterable[Connection]) -> dict[str, IssuerMatch]:
     grouped: dict[str, list[Connection]] = {}
     for connection in connections:
-        if connection.saml is not None:
+        if connection.saml is not None and connection.saml.idp_entity_id is not None:
             grouped.setdefault(connection.saml.idp_entity_id, []).append(connection)
     index: dict[str, IssuerMatch] = {}
     for entity_id, members in grouped.items():

@@ -1,21 +1,53 @@
 """Rollout flags: which SSO connections go to the new provider, served through OpenFeature."""
 
+from flags.audit import AuditInputError, AuditRecord
 from flags.bucketing import bucket
-from flags.evaluation import FLAG_KEY, Route, RouteDecision, evaluate
+from flags.evaluation import FLAG_KEY, CompiledRollout, Route, RouteDecision, evaluate
 from flags.file_format import FlagFileError
 from flags.file_provider import FileFlagProvider
+from flags.file_rollout_store import FileRolloutStore, default_audit_path
 from flags.file_store import load_rollout_state, write_rollout_state
+from flags.redis_keys import RedisKeys, redact_url
+from flags.redis_provider import RedisFlagProvider
+from flags.redis_rollout_store import RedisRolloutStore
+from flags.rollout_store import (
+    RolloutStore,
+    RolloutStoreError,
+    StoredStateInvalid,
+    StoreUnavailable,
+    VersionConflict,
+)
+from flags.route_provider import FlagSourceHealth, ReportsFlagHealth
+from flags.stage_plan import StagePlan, plan_stage
 from flags.state import RolloutState
 
 __all__ = [
     "FLAG_KEY",
+    "AuditInputError",
+    "AuditRecord",
+    "CompiledRollout",
     "FileFlagProvider",
+    "FileRolloutStore",
     "FlagFileError",
+    "FlagSourceHealth",
+    "RedisFlagProvider",
+    "RedisKeys",
+    "RedisRolloutStore",
+    "ReportsFlagHealth",
     "RolloutState",
+    "RolloutStore",
+    "RolloutStoreError",
     "Route",
     "RouteDecision",
+    "StagePlan",
+    "StoreUnavailable",
+    "StoredStateInvalid",
+    "VersionConflict",
     "bucket",
+    "default_audit_path",
     "evaluate",
     "load_rollout_state",
+    "plan_stage",
+    "redact_url",
     "write_rollout_state",
 ]

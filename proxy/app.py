@@ -14,10 +14,10 @@ from openfeature import api
 from openfeature.provider import FeatureProvider, ProviderStatus
 
 from connection_map import Connection, ConnectionMapError, ConnectionMapFile, ForwardMode
-from flags import FileFlagProvider
+from flags import FileFlagProvider, RedisFlagProvider, ReportsFlagHealth
 from proxy import metrics
 from proxy.asgi_types import Message, RawHeaders, Receive, Scope, Send
-from proxy.config import Config
+from proxy.config import Config, Flags
 from proxy.decision import Decision, RouteDecider
 from proxy.forwarded_headers import request_headers
 from proxy.identify import identify_connection
@@ -45,9 +45,7 @@ class AuthSwitch:
     def __init__(self, config: Config, *, flag_provider: FeatureProvider | None = None) -> None:
         self.config = config
         self.connection_map = ConnectionMapFile(config.connection_map)
-        self.flag_provider = flag_provider or FileFlagProvider(
-            config.flags.file, poll_interval=config.flags.poll_interval_seconds
-        )
+        self.flag_provider = flag_provider or _flag_provider(config.flags)
         self.flags_domain = f"authswitch-{next(_instances)}"
         self._decider = RouteDecider(api.get_client(self.flags_domain))
         self._routes = RouteTable(config.routes)
@@ -359,6 +357,14 @@ class AuthSwitch:
     def readiness(self) -> tuple[int, dict[str, object]]:
         """Whether this replica can route: map loaded, flag state known."""
         flag_status = api.get_client(self.flags_domain).get_provider_status()
+        flags: dict[str, object] = {"provider_status": flag_status.value}
+        # Stale or in ERROR with a last known good state still routes: a flag backend outage
+        # must not take replicas out of the load balancer. No state ever known does not.
+        has_state = True
+        if isinstance(self.flag_provider, ReportsFlagHealth):
+            health = self.flag_provider.health()
+            flags.update(health.as_dict())
+            has_state = health.has_state
         checks: dict[str, object] = {
             "started": self._started,
             "connection_map": {
@@ -366,14 +372,29 @@ class AuthSwitch:
                 "version": self.connection_map.current.version,
                 "reload_error": self.connection_map.last_error,
             },
-            "flags": {"provider_status": flag_status.value},
+            "flags": flags,
         }
-        ready = self._started and flag_status in (
-            ProviderStatus.READY,
-            ProviderStatus.STALE,
-            ProviderStatus.ERROR,
+        ready = (
+            self._started
+            and has_state
+            and flag_status in (ProviderStatus.READY, ProviderStatus.STALE, ProviderStatus.ERROR)
         )
         return (200 if ready else 503), {"ready": ready, "checks": checks}
+
+
+def _flag_provider(flags: Flags) -> FeatureProvider:
+    """The configured backend's provider; another OpenFeature provider can be passed instead."""
+    if flags.backend == "redis":
+        settings = flags.redis
+        return RedisFlagProvider(
+            settings.url,
+            key_prefix=settings.key_prefix,
+            resync_seconds=settings.resync_seconds,
+            socket_timeout_seconds=settings.socket_timeout_seconds,
+            stale_error_after_seconds=settings.stale_error_after_seconds,
+        )
+    assert flags.file is not None  # the config requires it for the file backend
+    return FileFlagProvider(flags.file, poll_interval=flags.poll_interval_seconds)
 
 
 def _saml_facts(protocol: str, fields: CallbackFields, limit: int) -> tuple[str | None, bool]:

@@ -10,6 +10,8 @@ import typer
 from connection_map import ConnectionMapError, load_connection_map
 from flags import FlagFileError, load_rollout_state
 from proxy.config import ConfigError, load_config
+from proxy.connections_cli import connections_app
+from proxy.flags_cli import flags_app
 
 app = typer.Typer(
     help="Transparent SSO callback proxy for moving connections to a new auth provider.",
@@ -33,7 +35,8 @@ def serve(
     try:
         settings = load_config(config)
         load_connection_map(settings.connection_map)
-        load_rollout_state(settings.flags.file)
+        if settings.flags.file is not None and settings.flags.backend == "file":
+            load_rollout_state(settings.flags.file)
     except (ConfigError, ConnectionMapError, FlagFileError) as exc:
         typer.echo(f"authswitch: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -50,6 +53,10 @@ def demo(
     from proxy.demo.runner import run_demo
 
     raise typer.Exit(run_demo(serve_forever=serve_forever))
+
+
+app.add_typer(flags_app, name="flags")
+app.add_typer(connections_app, name="connections")
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from connection_map.yaml_document import YamlDocumentError, load_yaml_mapping
+from flags.redis_keys import KEY_PREFIX_PATTERN
 
 _TEMPLATE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path)?\}")
 
@@ -57,9 +58,38 @@ class Legacy(_Model):
         return value
 
 
+class RedisFlags(_Model):
+    """Where the shared rollout state lives when ``flags.backend`` is ``redis``."""
+
+    url: Annotated[str, Field(pattern=r"^(rediss?|unix)://", max_length=2048)] = (
+        "redis://127.0.0.1:6379/0"
+    )
+    key_prefix: Annotated[str, Field(pattern=KEY_PREFIX_PATTERN)] = "authswitch"
+    resync_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
+    socket_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
+    stale_error_after_seconds: Annotated[float, Field(ge=0, le=86_400)] = 60.0
+
+
 class Flags(_Model):
-    file: Path
+    backend: Literal["file", "redis"] = "file"
+    file: Path | None = None
     poll_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 0.5
+    audit_file: Path | None = None  # file backend; default: <file stem>.audit.jsonl beside it
+    redis: RedisFlags = RedisFlags()
+
+    @model_validator(mode="after")
+    def _file_backend_needs_file(self) -> Flags:
+        if self.backend == "file" and self.file is None:
+            raise ValueError("'file' is required when backend is 'file'")
+        return self
+
+    def resolve_paths(self, base: Path) -> Flags:
+        return self.model_copy(
+            update={
+                "file": base / self.file if self.file is not None else None,
+                "audit_file": base / self.audit_file if self.audit_file is not None else None,
+            }
+        )
 
 
 class Route(_Model):
@@ -161,7 +191,7 @@ class Config(_Model):
         return self.model_copy(
             update={
                 "connection_map": base / self.connection_map,
-                "flags": self.flags.model_copy(update={"file": base / self.flags.file}),
+                "flags": self.flags.resolve_paths(base),
             }
         )
 

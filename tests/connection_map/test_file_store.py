@@ -257,3 +257,46 @@ def test_a_deleted_file_keeps_the_old_map(map_path: Path) -> None:
     write(map_path, {"version": 5, "connections": [entry("acme")]})
     assert store.reload_if_changed() is True
     assert store.current.version == 5 and store.last_error is None
+
+
+# -- save_connection_map --------------------------------------------------------------------
+
+
+def test_a_saved_map_loads_back_the_same(tmp_path: Path) -> None:
+    from connection_map import ConnectionMapDocument, read_connection_map_document
+    from connection_map.file_store import save_connection_map
+
+    document = read_connection_map_document(EXAMPLE)
+    path = tmp_path / "connections.yaml"
+    save_connection_map(path, document)
+    assert read_connection_map_document(path) == document
+    text = path.read_text()
+    assert "assessment: transparent" not in text, "defaults are left out"
+    assert text.startswith("# The connection map")
+    assert ConnectionMapDocument.model_validate(yaml.safe_load(text)) == document
+
+
+def test_saving_keeps_the_file_mode_and_leaves_no_temp_file(map_path: Path) -> None:
+    from connection_map import read_connection_map_document
+    from connection_map.file_store import save_connection_map
+
+    map_path.chmod(0o640)
+    document = read_connection_map_document(map_path)
+    save_connection_map(map_path, document.model_copy(update={"version": 9}))
+    assert (map_path.stat().st_mode & 0o777) == 0o640
+    assert read_connection_map_document(map_path).version == 9
+    assert [p.name for p in map_path.parent.iterdir()] == [map_path.name]
+
+
+def test_a_document_the_loader_would_refuse_is_never_written(map_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from connection_map import read_connection_map_document
+    from connection_map.file_store import save_connection_map
+
+    before = map_path.read_bytes()
+    document = read_connection_map_document(map_path)
+    twice = document.model_copy(update={"connections": document.connections * 2})
+    with pytest.raises(ValidationError, match="appears more than once"):
+        save_connection_map(map_path, twice)
+    assert map_path.read_bytes() == before

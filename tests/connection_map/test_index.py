@@ -85,3 +85,36 @@ def test_an_empty_map_finds_nothing() -> None:
     assert empty.get("acme") is None
     assert empty.by_issuer("https://idp.acme.example/saml") is None
     assert empty.by_callback_path("/oauth2/callback/hooli") is None
+
+
+def test_entries_without_an_entity_id_or_callback_path_are_not_indexed() -> None:
+    """Imported from a metadata URL or a CSV: known, but not recognisable by Issuer or path."""
+    connections = build(
+        {"id": "oscorp", "protocol": "saml", "saml": {"idp_metadata_url": "https://idp/md"}},
+        {"id": "duff", "protocol": "oidc", "oidc": {"client_id": "abc"}},
+        saml("acme", "https://idp.acme.example/saml"),
+    )
+    assert len(connections) == 3 and connections.get("oscorp") is not None
+    assert connections.by_issuer("https://idp.acme.example/saml") == IssuerMatch(
+        connections.get("acme")
+    )
+    assert list(connections._by_issuer) == ["https://idp.acme.example/saml"]
+    assert dict(connections._by_callback_path) == {}
+
+
+def test_the_package_never_imports_the_proxy_or_the_flags() -> None:
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[2] / "connection_map"
+    for module in package.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            for name in names:
+                assert name.split(".")[0] not in {"proxy", "flags"}, f"{module.name}: {name}"

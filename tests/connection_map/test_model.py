@@ -208,3 +208,104 @@ def test_new_provider_url_with_a_fragment_is_refused() -> None:
     with pytest.raises(ValidationError, match="must not have a #fragment"):
         NewProvider.model_validate({"url": "https://new.example/acs#frag"})
     assert NewProvider.model_validate({"url": "https://new.example/acs?a=1"}).url.query == "a=1"
+
+
+# -- the fields importers and triage use --------------------------------------------------------
+
+
+def test_a_full_saml_entry_is_valid(good_cert: str) -> None:
+    connection = Connection.model_validate(
+        saml(
+            name="Acme SSO",
+            external_id="acme-ext",
+            organization={"id": "org_1", "name": "Acme", "domains": ["acme.example"]},
+            legacy={
+                "callback_url": "https://Login.Legacy.example/login/callback?connection=acme",
+                "sp_entity_id": "urn:auth0:legacy",
+            },
+            relay_state_prefix="acme:",
+            hold={"assessment": "needs_idp_change", "reason": "customer rotates keys in May"},
+        )
+        | {
+            "saml": {
+                "idp_entity_id": "https://idp.acme.example/saml",
+                "idp_sso_urls": [{"url": "https://idp.acme.example/sso", "binding": "x"}],
+                "signing_certificates": [good_cert],
+                "assertion_encryption": {"enabled": True, "key_exportable": True},
+            }
+        }
+    )
+    assert connection.legacy is not None
+    assert connection.legacy.callback_url == (
+        "https://Login.Legacy.example/login/callback?connection=acme"
+    ), "URLs are kept exactly as written: IdPs compare them as strings"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            saml(legacy={"callback_url": "/login/callback"}),
+            "legacy.callback_url: Value error, must be an http",
+        ),
+        (
+            saml(legacy={"callback_url": "https://l.example/cb#x"}),
+            "legacy.callback_url: Value error, must not have a #fragment",
+        ),
+        (
+            saml(saml={"signing_certificates": ["MIIB"]}),
+            "saml.signing_certificates.0: Value error, must be one PEM",
+        ),
+        (
+            saml(
+                saml={
+                    "signing_certificates": [
+                        "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----"
+                    ]
+                }
+            ),
+            "saml.signing_certificates.0: Value error, the PEM certificate is not valid",
+        ),
+        (
+            saml(organization={"domains": ["Acme.example"]}),
+            "organization.domains.0: Value error, must be a lower-case",
+        ),
+        (
+            saml(hold={"assessment": "transparent", "reason": "x"}),
+            "hold.assessment: Value error, a hold is",
+        ),
+        (
+            oidc(oidc={"discovery_url": "idp.example"}),
+            "oidc.discovery_url: Value error, must be an http",
+        ),
+        (
+            oidc(legacy={"sp_entity_id": "urn:x"}),
+            ": Value error, an oidc connection cannot have 'legacy.sp_entity_id'",
+        ),
+    ],
+)
+def test_new_fields_are_validated_with_their_location(raw: dict[str, Any], expected: str) -> None:
+    found = problems(raw, Connection)
+    assert len(found) == 1 and found[0].startswith(expected), found
+
+
+def test_a_saml_block_without_an_entity_id_is_valid_and_not_indexed() -> None:
+    """A connection imported from a metadata URL only; the Issuer strategy won't find it."""
+    connection = Connection.model_validate(saml(saml={"idp_metadata_url": "https://idp/md"}))
+    assert connection.saml is not None and connection.saml.idp_entity_id is None
+
+
+def test_relay_state_prefixes_must_not_overlap() -> None:
+    raw = {
+        "connections": [
+            saml("acme", relay_state_prefix="ac"),
+            saml("globex", relay_state_prefix="gl"),
+            saml("acme2", relay_state_prefix="acme:"),
+        ]
+    }
+    assert problems(raw, ConnectionMapDocument) == [
+        "connections: Value error, relay_state_prefix of connections[0] (id 'acme') and "
+        "connections[2] (id 'acme2') overlap: 'ac' starts 'acme:'"
+    ]
+    raw["connections"][0]["relay_state_prefix"] = "acx"
+    assert len(ConnectionMapDocument.model_validate(raw).connections) == 3

@@ -14,7 +14,11 @@ from openfeature.client import OpenFeatureClient
 from openfeature.event import EventDetails, ProviderEvent
 from openfeature.provider.no_op_provider import NoOpProvider
 
-from flags import FileFlagProvider, RolloutState, write_rollout_state
+from flags import RolloutState, write_rollout_state
+from flags.route_provider import RouteFlagProvider
+
+# Real Redis for the Redis backend's tests: fixtures shared with tests/proxy.
+from tests.flags.redis_support import private_redis, shared_redis  # noqa: F401
 
 
 class RecordedEvents:
@@ -38,10 +42,10 @@ class RecordedEvents:
 class SdkHarness:
     def __init__(self) -> None:
         self.domain = f"authswitch-flags-test-{uuid.uuid4().hex}"
-        self.providers: list[FileFlagProvider] = []
+        self.providers: list[RouteFlagProvider] = []
         self._handlers: list[tuple[OpenFeatureClient, ProviderEvent, RecordedEvents]] = []
 
-    def serve(self, provider: FileFlagProvider) -> OpenFeatureClient:
+    def serve(self, provider: RouteFlagProvider) -> OpenFeatureClient:
         self.providers.append(provider)
         api.set_provider_and_wait(provider, self.domain)
         return self.client()

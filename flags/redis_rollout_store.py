@@ -1,0 +1,163 @@
+"""The Redis backend of ``RolloutStore`` (key layout: ``flags.redis_keys``).
+
+A write is ``WATCH doc version`` -> read the doc and compare its version -> ``MULTI``: ``SET doc``,
+``SET version``, ``XADD audit``, ``PUBLISH changed <version>`` -> ``EXEC``. If either key changed
+after the ``WATCH``, ``EXEC`` does nothing and the writer gets ``VersionConflict``: two SREs can't
+overwrite each other, and a state is never stored without its audit entry (nor published
+before it is stored). The audit stream is never trimmed: changes are rare and it is the record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from pydantic import ValidationError
+
+from flags.audit import AuditRecord
+from flags.redis_keys import RedisKeys, redact_url
+from flags.rollout_store import (
+    StoredStateInvalid,
+    StoreTransaction,
+    StoreUnavailable,
+    VersionConflict,
+    write_with_cas,
+)
+from flags.state import RolloutState
+from flags.validation_messages import describe_validation_error
+
+_STATE_KEYS = tuple(RolloutState.model_fields)
+
+
+def render_stored_state(state: RolloutState) -> bytes:
+    """The JSON document kept under the ``doc`` key."""
+    return json.dumps(state.model_dump(mode="json"), separators=(",", ":")).encode()
+
+
+def parse_stored_state(raw: bytes, where: str) -> RolloutState:
+    """Validate the ``doc`` key's bytes; ``StoredStateInvalid`` names the key and the problem."""
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise StoredStateInvalid(f"{where}: not a JSON document") from None
+    if not isinstance(document, dict):
+        raise StoredStateInvalid(f"{where}: not a JSON object")
+    try:
+        return RolloutState.model_validate(document)
+    except ValidationError as exc:
+        problem = describe_validation_error(exc, allowed_keys=_STATE_KEYS)
+        raise StoredStateInvalid(f"{where}: {problem}") from None
+
+
+class RedisRolloutStore:
+    """Rollout state, version, audit stream and change channel of one deployment in Redis."""
+
+    def __init__(self, client: redis.Redis, keys: RedisKeys, *, url: str = "") -> None:
+        self._client = client
+        self.keys = keys
+        self._where = f"redis {redact_url(url)}" if url else "redis"
+
+    @property
+    def description(self) -> str:
+        return f"{self._where} key prefix {self.keys.prefix!r}"
+
+    def read(self) -> RolloutState:
+        try:
+            raw = self._client.get(self.keys.doc)
+        except redis.RedisError as exc:
+            raise self._unavailable(exc) from None
+        return self._parse(raw)
+
+    def write(
+        self,
+        expected_version: int,
+        new_state: RolloutState,
+        *,
+        actor: str,
+        reason: str,
+        action: str,
+    ) -> AuditRecord:
+        try:
+            return write_with_cas(
+                self._transaction(),
+                expected_version,
+                new_state,
+                actor=actor,
+                reason=reason,
+                action=action,
+            )
+        except redis.RedisError as exc:
+            raise self._unavailable(exc) from None
+
+    def history(self, limit: int) -> list[AuditRecord]:
+        try:
+            entries = self._client.xrevrange(self.keys.audit, count=limit)
+        except redis.RedisError as exc:
+            raise self._unavailable(exc) from None
+        return [self._record(entry_id, fields) for entry_id, fields in entries or ()]
+
+    @contextmanager
+    def _transaction(self) -> Iterator[StoreTransaction]:
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.watch(self.keys.doc, self.keys.version)  # type: ignore[no-untyped-call]
+            yield _RedisTransaction(self, pipe)
+
+    def _parse(self, raw: Any) -> RolloutState:
+        if raw is None:
+            return RolloutState()
+        return parse_stored_state(bytes(raw), f"{self._where} key {self.keys.doc!r}")
+
+    def _record(self, entry_id: Any, fields: Any) -> AuditRecord:
+        try:
+            text = {_text(key): _text(value) for key, value in (fields or {}).items()}
+            return AuditRecord.model_validate(
+                {
+                    **text,
+                    "version": int(text["version"]),
+                    "before": json.loads(text["before"]),
+                    "after": json.loads(text["after"]),
+                }
+            )
+        except (KeyError, ValueError, ValidationError):
+            name = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+            raise StoredStateInvalid(
+                f"{self._where} stream {self.keys.audit!r}: entry {name} is not an audit record"
+            ) from None
+
+    def _unavailable(self, exc: redis.RedisError) -> StoreUnavailable:
+        # redis-py messages name host and port, never the password.
+        return StoreUnavailable(f"{self._where}: {type(exc).__name__}: {exc}")
+
+
+class _RedisTransaction:
+    def __init__(self, store: RedisRolloutStore, pipe: Any) -> None:
+        self._store = store
+        self._pipe = pipe
+
+    def current(self) -> RolloutState:
+        return self._store._parse(self._pipe.get(self._store.keys.doc))
+
+    def commit(self, state: RolloutState, record: AuditRecord) -> None:
+        keys, pipe = self._store.keys, self._pipe
+        entry = record.model_dump(mode="json")
+        fields = {
+            **{k: str(v) for k, v in entry.items() if k not in ("before", "after")},
+            "before": json.dumps(entry["before"], separators=(",", ":")),
+            "after": json.dumps(entry["after"], separators=(",", ":")),
+        }
+        pipe.multi()
+        pipe.set(keys.doc, render_stored_state(state))
+        pipe.set(keys.version, state.version)
+        pipe.xadd(keys.audit, fields)
+        pipe.publish(keys.changed, state.version)
+        try:
+            pipe.execute()
+        except redis.WatchError:
+            raise VersionConflict(state.version - 1, None) from None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,311 @@
+"""`authswitch connections ...`: import, export and triage the connection map.
+
+Exit status: 0 done; 1 the input was refused (nothing written) or `check` found a connection
+that the flag sends to the new provider although it is not transparent; 2 the config, the map
+or the flags can't be used, or the command line is wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from connection_map import (
+    ConnectionMapDocument,
+    ConnectionMapError,
+    ImportRefused,
+    MetadataError,
+    MetadataFetchError,
+    Protocol,
+    ServedRoute,
+    TriageSettings,
+    check_connections,
+    export_connections_csv,
+    fetch_metadata,
+    import_connections_csv,
+    import_idp_metadata,
+    parse_idp_metadata,
+    read_connection_map_document,
+    save_connection_map,
+    triage_connections,
+    with_assessments,
+)
+from connection_map.metadata_fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SECONDS
+from connection_map.triage import DEFAULT_NAME_ID_FORMATS
+from flags import (
+    FlagFileError,
+    RedisKeys,
+    RedisRolloutStore,
+    RolloutState,
+    RolloutStoreError,
+    evaluate,
+    load_rollout_state,
+)
+from flags.redis_keys import connect
+from proxy.config import Config, ConfigError, load_config
+
+connections_app = typer.Typer(
+    help="Import, export and triage the connection map.", no_args_is_help=True
+)
+import_app = typer.Typer(help="Import connections into the map.", no_args_is_help=True)
+export_app = typer.Typer(help="Export the map.", no_args_is_help=True)
+connections_app.add_typer(import_app, name="import")
+connections_app.add_typer(export_app, name="export")
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="authswitch config: finds the map, routes, flags.")
+]
+NameIdOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--name-id-format",
+        help="A NameID format the new provider can express (repeat; replaces the default set).",
+    ),
+]
+IdColumnOption = Annotated[
+    str, typer.Option("--id-column", help="CSV column that gives each connection its id.")
+]
+
+
+@dataclass(frozen=True)
+class _Setup:
+    config: Config
+    document: ConnectionMapDocument
+    triage: TriageSettings
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"authswitch: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _setup(config_path: Path, name_id_formats: Sequence[str] | None) -> _Setup:
+    try:
+        config = load_config(config_path)
+        if config.connection_map.exists():
+            document = read_connection_map_document(config.connection_map)
+        else:  # the first import creates it
+            document = ConnectionMapDocument()
+    except (ConfigError, ConnectionMapError) as exc:
+        raise _fail(str(exc), 2) from None
+    routes = tuple(
+        ServedRoute(
+            path=route.path,
+            protocol=route.protocol,
+            identify=tuple(strategy.value for strategy in route.identify),
+            query_param=route.query_param,
+            methods=tuple(route.methods),
+        )
+        for route in config.routes
+    )
+    formats = frozenset(name_id_formats) if name_id_formats else DEFAULT_NAME_ID_FORMATS
+    return _Setup(config, document, TriageSettings(routes=routes, name_id_formats=formats))
+
+
+def _write_imported(setup: _Setup, document: ConnectionMapDocument, ids: Sequence[str]) -> None:
+    assessed = with_assessments(document, ids, setup.triage)
+    save_connection_map(setup.config.connection_map, assessed)
+    results = triage_connections(assessed.connections, setup.triage)
+    typer.echo(
+        f"imported {len(ids)} connection(s) into {setup.config.connection_map} "
+        f"(version {assessed.version}):"
+    )
+    for cid in ids:
+        triage = results[cid]
+        codes = ", ".join(r.code for r in triage.reasons)
+        typer.echo(f"  {cid}: {triage.assessment.value}" + (f" ({codes})" if codes else ""))
+
+
+@import_app.command("csv")
+def import_csv(
+    file: Annotated[Path, typer.Argument(help="The connections CSV (SAML, OIDC or both).")],
+    config: ConfigOption,
+    id_column: IdColumnOption = "externalId",
+    protocol: Annotated[
+        Protocol | None, typer.Option(help="Treat every row as this protocol.")
+    ] = None,
+    name_id_format: NameIdOption = None,
+) -> None:
+    """Import the connections CSV: every row valid, or nothing written (secrets not stored)."""
+    setup = _setup(config, name_id_format)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise _fail(f"{file}: cannot read: {problem}", 1) from None
+    try:
+        result = import_connections_csv(
+            setup.document, text, source=str(file), id_column=id_column, protocol=protocol
+        )
+    except ImportRefused as exc:
+        raise _fail(str(exc), 1) from None
+    _write_imported(setup, result.document, result.imported)
+
+
+@import_app.command("metadata")
+def import_metadata(
+    source: Annotated[str, typer.Argument(help="IdP metadata: a file, or an https:// URL.")],
+    connection_id: Annotated[str, typer.Option("--id", help="The connection to create/update.")],
+    config: ConfigOption,
+    entity_id: Annotated[
+        str | None, typer.Option(help="Which IdP, when the metadata describes several.")
+    ] = None,
+    allow_http: Annotated[bool, typer.Option(help="Allow a plain http:// URL.")] = False,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, max=120, help="Seconds for the whole download.")
+    ] = DEFAULT_TIMEOUT_SECONDS,
+    max_bytes: Annotated[
+        int, typer.Option(min=1024, max=64 * 1024 * 1024, help="Size cap for the metadata.")
+    ] = DEFAULT_MAX_BYTES,
+    name_id_format: NameIdOption = None,
+) -> None:
+    """Create or update a SAML connection from its IdP's metadata."""
+    setup = _setup(config, name_id_format)
+    is_url = "://" in source
+    try:
+        data = (
+            fetch_metadata(source, timeout=timeout, max_bytes=max_bytes, allow_http=allow_http)
+            if is_url
+            else _read_capped(Path(source), max_bytes)
+        )
+        metadata = parse_idp_metadata(data, entity_id=entity_id)
+        document = import_idp_metadata(
+            setup.document,
+            metadata,
+            connection_id,
+            source=source if not is_url else "metadata",
+            metadata_url=source if is_url else None,
+        )
+    except MetadataError as exc:
+        raise _fail(f"metadata {_shown(source, is_url)} {exc}", 1) from None
+    except (MetadataFetchError, ImportRefused) as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(
+        f"{metadata.entity_id}: {len(metadata.signing_certificates)} signing certificate(s), "
+        f"{len(metadata.sso_services)} SSO URL(s), NameID formats: "
+        + (", ".join(metadata.name_id_formats) or "none listed")
+    )
+    _write_imported(setup, document, [connection_id])
+
+
+def _shown(source: str, is_url: bool) -> str:
+    return source.split("?", 1)[0] if is_url else f"'{source}'"
+
+
+def _read_capped(path: Path, max_bytes: int) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise MetadataFetchError(f"'{path}': cannot read: {exc.strerror}") from None
+    if len(data) > max_bytes:
+        raise MetadataFetchError(f"'{path}': larger than {max_bytes} bytes")
+    return data
+
+
+@export_app.command("csv")
+def export_csv(
+    config: ConfigOption,
+    protocol: Annotated[
+        Protocol | None, typer.Option(help="Only this protocol's connections and columns.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")
+    ] = None,
+    secrets_from: Annotated[
+        Path | None,
+        typer.Option(help="The CSV the secrets come from (the map never holds them)."),
+    ] = None,
+    id_column: IdColumnOption = "externalId",
+) -> None:
+    """Write the map as the connections CSV for the new provider's import tool."""
+    setup = _setup(config, None)
+    secrets = None
+    if secrets_from is not None:
+        try:
+            text = secrets_from.read_text(encoding="utf-8")
+            secrets = import_connections_csv(
+                ConnectionMapDocument(), text, source=str(secrets_from), id_column=id_column
+            ).secrets
+        except (OSError, UnicodeDecodeError):
+            raise _fail(f"{secrets_from}: cannot read", 1) from None
+        except ImportRefused as exc:
+            raise _fail(str(exc), 1) from None
+    result = export_connections_csv(
+        setup.document.connections, protocol=protocol, secrets=secrets, id_column=id_column
+    )
+    if output is None:
+        typer.echo(result.text, nl=False)
+    else:
+        _write_private(output, result.text)
+        typer.echo(f"exported {result.rows} connection(s) to {output}", err=True)
+    if result.missing_secrets:
+        shown = ", ".join(f"{cid}.{column}" for cid, column in result.missing_secrets[:10])
+        more = len(result.missing_secrets) - 10
+        typer.echo(
+            f"authswitch: {len(result.missing_secrets)} secret cell(s) left empty: {shown}"
+            + (f" and {more} more" if more > 0 else "")
+            + " (use --secrets-from with the original CSV)",
+            err=True,
+        )
+
+
+def _write_private(path: Path, text: str) -> None:
+    # It may hold private keys and client secrets: 0600 from the start, replaced atomically.
+    fd, temp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+@connections_app.command()
+def check(
+    config: ConfigOption,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    name_id_format: NameIdOption = None,
+) -> None:
+    """Triage every connection; exit 1 if one the flag sends to the new provider can't move."""
+    setup = _setup(config, name_id_format)
+    if not setup.config.connection_map.exists():
+        raise _fail(f"connection map '{setup.config.connection_map}': no such file", 2)
+    try:
+        state = _rollout_state(setup.config)
+    except (FlagFileError, RolloutStoreError) as exc:
+        raise _fail(str(exc), 2) from None
+    report = check_connections(
+        setup.document.connections,
+        setup.triage,
+        enabled=lambda cid: evaluate(state, cid).route == "new",
+    )
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        typer.echo(report.render_table(), nl=False)
+    raise typer.Exit(report.exit_code)
+
+
+def _rollout_state(config: Config) -> RolloutState:
+    flags = config.flags
+    if flags.backend == "redis":
+        settings = flags.redis
+        client = connect(
+            settings.url,
+            socket_timeout=max(settings.socket_timeout_seconds, 2.0),
+            client_name="authswitch-connections-cli",
+        )
+        return RedisRolloutStore(client, RedisKeys(settings.key_prefix), url=settings.url).read()
+    assert flags.file is not None  # the config requires it for the file backend
+    return load_rollout_state(flags.file)
