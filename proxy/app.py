@@ -28,6 +28,7 @@ from proxy.intake import (
     parse_fields,
     read_body,
 )
+from proxy.json_logging import flush_logs
 from proxy.new_provider import send_form_post, send_redirect, target_url
 from proxy.responses import send_bytes, send_error, send_json
 from proxy.route_table import RouteMatch, RouteTable
@@ -104,6 +105,8 @@ class AuthSwitch:
         await self._forwarder.close()
         self.flag_provider.shutdown()
         self._started = False
+        # uvicorn re-raises SIGTERM after this, which ends the process without atexit.
+        flush_logs()
 
     async def _watch_connection_map(self) -> None:
         while True:
@@ -298,12 +301,14 @@ class AuthSwitch:
         access_log.info(
             "request",
             extra={
-                "request_id": request_id,
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "outcome": outcome,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "fields": {
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "outcome": outcome,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                }
             },
         )
 
@@ -327,16 +332,18 @@ class AuthSwitch:
         access_log.info(
             "callback",
             extra={
-                "request_id": request_id,
-                "method": scope["method"],
-                "path": scope["path"],
-                "connection": connection_id,
-                "strategy": strategy,
-                "destination": destination,
-                "reason": reason,
-                "outcome": outcome,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 3),
+                "fields": {
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "connection": connection_id,
+                    "strategy": strategy,
+                    "destination": destination,
+                    "reason": reason,
+                    "outcome": outcome,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                }
             },
         )
 
