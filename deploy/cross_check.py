@@ -39,10 +39,10 @@ METRICS: dict[str, str] = {
     "authswitch_callback_duration_seconds_count": "exported",
     "authswitch_callback_duration_seconds_sum": "exported",
     "authswitch_passthrough_total": "exported",
-    "authswitch_flags_version": "planned",  # gauge; -1 while no state is known
-    "authswitch_flags_stale_seconds": "planned",  # gauge; 0 while the backend is readable
-    "authswitch_flags_state_known": "planned",  # gauge; 0: no state ever, all legacy
-    "authswitch_redis_up": "planned",  # gauge; 1: the last Redis operation succeeded
+    "authswitch_flags_version": "exported",  # gauge; -1 while no state is known
+    "authswitch_flags_stale_seconds": "exported",  # gauge; 0 while the backend is readable
+    "authswitch_flags_state_known": "exported",  # gauge; 0: no state ever, all legacy
+    "authswitch_redis_up": "exported",  # gauge; 1: the last Redis operation succeeded
     "up": "prometheus",
     "ALERTS": "prometheus",
 }

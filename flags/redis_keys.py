@@ -54,12 +54,16 @@ class RedisKeys:
         return f"{self.prefix}:flags:changed"
 
 
-def connect(url: str, *, socket_timeout: float, client_name: str) -> redis.Redis:
+def connect(
+    url: str, *, socket_timeout: float, client_name: str, password: str | None = None
+) -> redis.Redis:
     """A client whose every command gives up after ``socket_timeout`` and is never retried.
 
     redis-py retries failed commands by default (three times, with backoff), which would turn a
-    0.5 s timeout into seconds; callers here have their own retry policy.
+    0.5 s timeout into seconds; callers here have their own retry policy. ``password``, when
+    given, wins over one in the URL (it comes from a mounted secret file, not the config).
     """
+    extra = {"password": password} if password is not None else {}
     return redis.Redis.from_url(
         url,
         socket_timeout=socket_timeout,
@@ -67,6 +71,7 @@ def connect(url: str, *, socket_timeout: float, client_name: str) -> redis.Redis
         retry=Retry(NoBackoff(), 0),
         retry_on_timeout=False,
         client_name=client_name,
+        **extra,
     )
 
 

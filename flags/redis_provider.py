@@ -55,8 +55,10 @@ class RedisFlagProvider(RouteFlagProvider):
         resync_seconds: float = 5.0,
         socket_timeout_seconds: float = 0.5,
         stale_error_after_seconds: float = 60.0,
+        password: str | None = None,
     ) -> None:
         super().__init__()
+        self._password = password
         for name, value in (
             ("resync_seconds", resync_seconds),
             ("socket_timeout_seconds", socket_timeout_seconds),
@@ -126,7 +128,10 @@ class RedisFlagProvider(RouteFlagProvider):
         self._stop_listener()
         self._initialized = False
         self._client = connect(
-            self._url, socket_timeout=self._socket_timeout, client_name="authswitch-flags"
+            self._url,
+            socket_timeout=self._socket_timeout,
+            client_name="authswitch-flags",
+            password=self._password,
         )
         self._failures = 0
         first_delay = 0.0

@@ -14,11 +14,12 @@ from openfeature import api
 from openfeature.provider import FeatureProvider, ProviderStatus
 
 from connection_map import Connection, ConnectionMapError, ConnectionMapFile, ForwardMode
-from flags import FileFlagProvider, RedisFlagProvider, ReportsFlagHealth
+from flags import ReportsFlagHealth
 from proxy import metrics
 from proxy.asgi_types import Message, RawHeaders, Receive, Scope, Send
-from proxy.config import Config, Flags
+from proxy.config import Config
 from proxy.decision import Decision, RouteDecider
+from proxy.flag_backend import provider_for
 from proxy.forwarded_headers import request_headers
 from proxy.identify import identify_connection
 from proxy.intake import (
@@ -46,7 +47,7 @@ class AuthSwitch:
     def __init__(self, config: Config, *, flag_provider: FeatureProvider | None = None) -> None:
         self.config = config
         self.connection_map = ConnectionMapFile(config.connection_map)
-        self.flag_provider = flag_provider or _flag_provider(config.flags)
+        self.flag_provider = flag_provider or provider_for(config.flags)
         self.flags_domain = f"authswitch-{next(_instances)}"
         self._decider = RouteDecider(api.get_client(self.flags_domain))
         self._routes = RouteTable(config.routes)
@@ -387,21 +388,6 @@ class AuthSwitch:
             and flag_status in (ProviderStatus.READY, ProviderStatus.STALE, ProviderStatus.ERROR)
         )
         return (200 if ready else 503), {"ready": ready, "checks": checks}
-
-
-def _flag_provider(flags: Flags) -> FeatureProvider:
-    """The configured backend's provider; another OpenFeature provider can be passed instead."""
-    if flags.backend == "redis":
-        settings = flags.redis
-        return RedisFlagProvider(
-            settings.url,
-            key_prefix=settings.key_prefix,
-            resync_seconds=settings.resync_seconds,
-            socket_timeout_seconds=settings.socket_timeout_seconds,
-            stale_error_after_seconds=settings.stale_error_after_seconds,
-        )
-    assert flags.file is not None  # the config requires it for the file backend
-    return FileFlagProvider(flags.file, poll_interval=flags.poll_interval_seconds)
 
 
 def _saml_facts(protocol: str, fields: CallbackFields, limit: int) -> tuple[str | None, bool]:

@@ -68,6 +68,19 @@ class RedisFlags(_Model):
     resync_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
     socket_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
     stale_error_after_seconds: Annotated[float, Field(ge=0, le=86_400)] = 60.0
+    # A file holding the Redis password (a mounted Secret), so it never sits in the config.
+    password_file: Path | None = None
+
+    def password(self) -> str | None:
+        """The password from `password_file` (trailing newline removed), if one is set."""
+        if self.password_file is None:
+            return None
+        try:
+            return self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"flags.redis.password_file '{self.password_file}': cannot read: {exc.strerror}"
+            ) from None
 
 
 class Flags(_Model):
@@ -88,6 +101,13 @@ class Flags(_Model):
             update={
                 "file": base / self.file if self.file is not None else None,
                 "audit_file": base / self.audit_file if self.audit_file is not None else None,
+                "redis": self.redis.model_copy(
+                    update={
+                        "password_file": base / self.redis.password_file
+                        if self.redis.password_file is not None
+                        else None
+                    }
+                ),
             }
         )
 

@@ -42,15 +42,13 @@ from connection_map.metadata_fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SEC
 from connection_map.triage import DEFAULT_NAME_ID_FORMATS
 from flags import (
     FlagFileError,
-    RedisKeys,
-    RedisRolloutStore,
     RolloutState,
     RolloutStoreError,
     evaluate,
     load_rollout_state,
 )
-from flags.redis_keys import connect
 from proxy.config import Config, ConfigError, load_config
+from proxy.flag_backend import open_rollout_store
 
 connections_app = typer.Typer(
     help="Import, export and triage the connection map.", no_args_is_help=True
@@ -298,14 +296,8 @@ def check(
 
 
 def _rollout_state(config: Config) -> RolloutState:
-    flags = config.flags
-    if flags.backend == "redis":
-        settings = flags.redis
-        client = connect(
-            settings.url,
-            socket_timeout=max(settings.socket_timeout_seconds, 2.0),
-            client_name="authswitch-connections-cli",
-        )
-        return RedisRolloutStore(client, RedisKeys(settings.key_prefix), url=settings.url).read()
-    assert flags.file is not None  # the config requires it for the file backend
-    return load_rollout_state(flags.file)
+    if config.flags.backend == "file":
+        assert config.flags.file is not None  # the config requires it for the file backend
+        return load_rollout_state(config.flags.file)
+    store = open_rollout_store(config, client_name="authswitch-connections-cli", min_timeout=2.0)
+    return store.read()

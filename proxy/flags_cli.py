@@ -22,20 +22,17 @@ from connection_map import Connection, ConnectionMap, ConnectionMapError, load_c
 from flags import (
     AuditInputError,
     AuditRecord,
-    FileRolloutStore,
-    RedisKeys,
-    RedisRolloutStore,
     RolloutState,
     RolloutStore,
     RolloutStoreError,
     VersionConflict,
     plan_stage,
 )
-from flags.redis_keys import connect
 from flags.route_report import ConnectionFacts, ConnectionRoute, ids_not_in, route_report
 from flags.stage_plan import StagePlan, token_version
 from flags.validation_messages import describe_validation_error
 from proxy.config import Config, ConfigError, load_config
+from proxy.flag_backend import open_rollout_store
 
 _WRITE_ATTEMPTS = 3
 _CLI_MIN_SOCKET_TIMEOUT = 2.0
@@ -474,17 +471,9 @@ def _session(config_path: Path, as_json: bool) -> Iterator[_Session]:
 
 
 def _open_store(config: Config) -> RolloutStore:
-    flags = config.flags
-    if flags.backend == "redis":
-        settings = flags.redis
-        client = connect(
-            settings.url,
-            socket_timeout=max(settings.socket_timeout_seconds, _CLI_MIN_SOCKET_TIMEOUT),
-            client_name="authswitch-flags-cli",
-        )
-        return RedisRolloutStore(client, RedisKeys(settings.key_prefix), url=settings.url)
-    assert flags.file is not None  # the config requires it for the file backend
-    return FileRolloutStore(flags.file, audit_path=flags.audit_file)
+    return open_rollout_store(
+        config, client_name="authswitch-flags-cli", min_timeout=_CLI_MIN_SOCKET_TIMEOUT
+    )
 
 
 # -- state changes -----------------------------------------------------------------------------

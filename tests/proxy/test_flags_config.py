@@ -86,3 +86,22 @@ def test_readyz_reports_the_file_backend_and_its_version(tmp_path: Path) -> None
     flags = report["checks"]["flags"]  # type: ignore[index]
     assert (flags["backend"], flags["version"], flags["has_state"]) == ("file", 4, True)
     assert (flags["stale"], flags["last_error"]) == (False, None)
+
+
+def test_redis_password_comes_from_the_password_file(tmp_path: Path) -> None:
+    from proxy.config import ConfigError, parse_config
+
+    secret = tmp_path / "redis-password"
+    secret.write_text("s3cret-from-file\n")
+    raw = {
+        "legacy": {"url": "http://legacy.internal"},
+        "connection_map": "connections.yaml",
+        "flags": {"backend": "redis", "redis": {"password_file": "redis-password"}},
+        "routes": [{"path": "/acs", "protocol": "saml", "identify": ["saml_issuer"]}],
+    }
+    config = parse_config(raw, source=tmp_path / "authswitch.yaml")
+    assert config.flags.redis.password() == "s3cret-from-file"
+    secret.unlink()
+    with pytest.raises(ConfigError, match="password_file") as caught:
+        config.flags.redis.password()
+    assert "s3cret" not in str(caught.value)
