@@ -14,7 +14,6 @@ _SUBMIT_SCRIPT = "document.getElementById('authswitch-form').submit();"
 _SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SUBMIT_SCRIPT.encode()).digest()).decode()
 _COMMON: RawHeaders = [
     (b"cache-control", b"no-store"),
-    (b"pragma", b"no-cache"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-content-type-options", b"nosniff"),
 ]
