@@ -61,6 +61,9 @@ class AuthSwitch:
         self._legacy_base = f"{legacy.scheme}://{legacy.netloc}{legacy.path.rstrip('/')}"
         self._legacy_host = None if config.legacy.preserve_host else legacy.netloc.encode()
         self._ops_prefix = config.ops_prefix + "/"
+        self._ready_requires_redis = (
+            config.flags.backend == "redis" and config.flags.redis.ready_requires_redis
+        )
         self._connection_label = metrics.ConnectionLabels(config.metrics.max_connection_labels)
         self._map_watch: asyncio.Task[None] | None = None
         self._started = False
@@ -363,16 +366,23 @@ class AuthSwitch:
             await send_json(send, 404, {"error": "not_found"})
 
     def readiness(self) -> tuple[int, dict[str, object]]:
-        """Whether this replica can route: map loaded, flag state known."""
+        """Whether this replica can route: map loaded, flag state known; the body says why not."""
         flag_status = api.get_client(self.flags_domain).get_provider_status()
         flags: dict[str, object] = {"provider_status": flag_status.value}
+        missing: list[str] = []
+        if not self._started:
+            missing.append("not started")
+        if flag_status not in (ProviderStatus.READY, ProviderStatus.STALE, ProviderStatus.ERROR):
+            missing.append(f"flag provider is {flag_status.value}")
         # Stale or in ERROR with a last known good state still routes: a flag backend outage
-        # must not take replicas out of the load balancer. No state ever known does not.
-        has_state = True
+        # must not take replicas out of the load balancer (unless ready_requires_redis).
         if isinstance(self.flag_provider, ReportsFlagHealth):
             health = self.flag_provider.health()
             flags.update(health.as_dict())
-            has_state = health.has_state
+            if not health.has_state:
+                missing.append("no flag state known yet (every connection goes to legacy)")
+            elif health.stale and self._ready_requires_redis:
+                missing.append("flag backend unreachable (serving the last known state)")
         checks: dict[str, object] = {
             "started": self._started,
             "connection_map": {
@@ -382,12 +392,8 @@ class AuthSwitch:
             },
             "flags": flags,
         }
-        ready = (
-            self._started
-            and has_state
-            and flag_status in (ProviderStatus.READY, ProviderStatus.STALE, ProviderStatus.ERROR)
-        )
-        return (200 if ready else 503), {"ready": ready, "checks": checks}
+        ready = not missing
+        return (200 if ready else 503), {"ready": ready, "missing": missing, "checks": checks}
 
 
 def _saml_facts(protocol: str, fields: CallbackFields, limit: int) -> tuple[str | None, bool]:

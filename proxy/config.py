@@ -70,6 +70,10 @@ class RedisFlags(_Model):
     stale_error_after_seconds: Annotated[float, Field(ge=0, le=86_400)] = 60.0
     # A file holding the Redis password (a mounted Secret), so it never sits in the config.
     password_file: Path | None = None
+    # false (default): a replica serving its last known good state stays ready while Redis is
+    # unreachable, so an outage of Redis can't take every replica out of the load balancer.
+    # true: /readyz answers 503 while Redis is unreachable.
+    ready_requires_redis: bool = False
 
     def password(self) -> str | None:
         """The password from `password_file` (trailing newline removed), if one is set."""
