@@ -39,15 +39,22 @@ def wrk_available() -> bool:
 
 
 def run_wrk(
-    url: str, corpus_tsv: Path, *, connections: int, seconds: float, cpu: int
+    url: str,
+    corpus_tsv: Path,
+    *,
+    connections: int,
+    seconds: float,
+    cpu: int | str,
+    threads: int = 1,
 ) -> LoadResult:
-    """One wrk phase: one thread, `connections` keep-alive connections, the corpus in a loop."""
+    """One wrk phase: `threads` threads, `connections` keep-alive connections, the corpus in a
+    loop, pinned to `cpu` (a CPU number or a taskset list such as "0-1")."""
     argv = [
         "taskset",
         "-c",
         str(cpu),
         "wrk",
-        "-t1",
+        f"-t{threads}",
         f"-c{connections}",
         f"-d{max(1, round(seconds))}s",
         "--timeout",

@@ -27,7 +27,9 @@ def free_port() -> int:
 class PinnedServer:
     """A subprocess pinned with taskset to one CPU, its output in a log file."""
 
-    def __init__(self, name: str, argv: list[str], *, cpu: int, port: int, log_dir: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], *, cpu: int | str, port: int, log_dir: Path
+    ) -> None:
         self.name = name
         self.argv = argv
         self.cpu = cpu
