@@ -34,7 +34,7 @@ from proxy.new_provider import send_form_post, send_redirect, target_url
 from proxy.responses import send_bytes, send_error, send_json
 from proxy.route_table import RouteMatch, RouteTable
 from proxy.saml_response import SamlRejected, inspect_saml_response
-from proxy.upstream import HttpForwarder, UpstreamFailed, UpstreamUnavailable
+from proxy.upstream import HttpForwarder, ResponseTruncated, UpstreamFailed, UpstreamUnavailable
 
 log = logging.getLogger("authswitch")
 access_log = logging.getLogger("authswitch.access")
@@ -70,7 +70,16 @@ class AuthSwitch:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._http(scope, receive, send)
+            try:
+                await self._http(scope, receive, send)
+            except ResponseTruncated:
+                # Re-raised so uvicorn drops the connection: the client must see a broken
+                # answer, not a short one that looks complete.
+                log.warning(
+                    "upstream broke off mid-response; client connection aborted",
+                    extra={"fields": {"method": scope["method"], "path": scope["path"]}},
+                )
+                raise
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         else:  # websockets are not part of any SSO callback flow

@@ -112,3 +112,36 @@ def test_legacy_too_slow_is_cut_off_by_the_read_timeout(
             response = httpx.get(server.url + "/anything", timeout=10)
     assert response.status_code == 502
     assert response.json()["error"] == "upstream_timeout"
+
+
+def test_an_upstream_that_breaks_off_mid_body_aborts_the_client_connection(
+    tmp_path_factory: pytest.TempPathFactory, providers: dict[str, LoopbackServer]
+) -> None:
+    import asyncio
+
+    async def serve_truncated(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        # Chunked, so only an aborted connection can tell the client the body is incomplete.
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n" + b"x" * 10)
+        await writer.drain()
+        writer.close()
+
+    async def scenario() -> type[BaseException] | int:
+        upstream = await asyncio.start_server(serve_truncated, "127.0.0.1", 0)
+        port = upstream.sockets[0].getsockname()[1]
+        directory = tmp_path_factory.mktemp("truncated")
+        path = write_proxy_files(directory, f"http://127.0.0.1:{port}", providers["new"].url)
+        server = LoopbackServer(AuthSwitch(load_config(path)), name="authswitch").start()
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                try:
+                    response = await client.get(server.url + "/download")
+                except httpx.HTTPError as exc:
+                    return type(exc)
+                return len(response.content)
+        finally:
+            server.stop()
+            upstream.close()
+
+    outcome = asyncio.run(scenario())
+    assert outcome is httpx.RemoteProtocolError, f"a short body was passed off as whole: {outcome}"
