@@ -12,7 +12,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from connection_map.gc_pause import collection_paused
 from connection_map.index import ConnectionMap
+from connection_map.map_health import MapHealth
 from connection_map.model import ConnectionMapDocument
 from connection_map.yaml_document import YamlDocumentError, load_yaml_mapping
 
@@ -24,7 +26,8 @@ class ConnectionMapError(Exception):
 def load_connection_map(path: str | os.PathLike[str]) -> ConnectionMap:
     """Read, validate and index a connection map file."""
     file = Path(path)
-    return ConnectionMap.build(_read_document(file), source=str(file))
+    with collection_paused():
+        return ConnectionMap.build(_read_document(file), source=str(file))
 
 
 def read_connection_map_document(path: str | os.PathLike[str]) -> ConnectionMapDocument:
@@ -44,7 +47,8 @@ def _read_document(file: Path) -> ConnectionMapDocument:
     try:
         return ConnectionMapDocument.model_validate(raw)
     except ValidationError as exc:
-        raise ConnectionMapError(_describe(file, raw, exc)) from None
+        where = f"connection map '{file}'"
+        raise ConnectionMapError(describe_invalid_map(where, raw, exc)) from None
 
 
 def save_connection_map(path: str | os.PathLike[str], document: ConnectionMapDocument) -> None:
@@ -96,7 +100,8 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> Any:
 _MapDumper.add_representer(str, _represent_str)
 
 
-def _describe(file: Path, raw: dict[str, object], exc: ValidationError) -> str:
+def describe_invalid_map(where: str, raw: dict[str, object], exc: ValidationError) -> str:
+    """One message naming `where`, each row (index and id) and field, and the problem."""
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
         location = list(error["loc"])
@@ -111,7 +116,7 @@ def _describe(file: Path, raw: dict[str, object], exc: ValidationError) -> str:
         else:
             key = ".".join(str(part) for part in location) or "(top level)"
         problems.append(f"key '{key}': {error['msg']}")
-    return f"connection map '{file}': " + "; ".join(problems)
+    return f"{where}: " + "; ".join(problems)
 
 
 class ConnectionMapFile:
@@ -137,6 +142,19 @@ class ConnectionMapFile:
         self.current = fresh
         self.last_error = None
         return True
+
+    def health(self) -> MapHealth:
+        current = self.current
+        return MapHealth(
+            backend="file",
+            source=str(self.path),
+            loaded=True,
+            version=current.version,
+            connections=len(current),
+            stale=False,
+            stale_seconds=None,
+            last_error=self.last_error,
+        )
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:

@@ -19,17 +19,22 @@ class IssuerMatch:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionMap:
-    """Connections by id, by SAML IdP entity id and by OIDC callback path."""
+    """Connections by id, by SAML IdP entity id, by OIDC callback path and by RelayState prefix."""
 
     version: int
     _by_id: Mapping[str, Connection]
     _by_issuer: Mapping[str, IssuerMatch]
     _by_callback_path: Mapping[str, Connection]
     source: str = field(default="")
+    _by_relay_state_prefix: Mapping[str, Connection] = field(default_factory=dict)
+    # The distinct prefix lengths, shortest first: a lookup slices the RelayState once per
+    # length, so its cost is (distinct lengths) x (prefix length), whatever the map's size.
+    _relay_state_prefix_lengths: tuple[int, ...] = ()
 
     @classmethod
     def build(cls, document: ConnectionMapDocument, *, source: str = "") -> ConnectionMap:
         by_id = {c.id: c for c in document.connections}
+        prefixes = {c.relay_state_prefix: c for c in document.connections if c.relay_state_prefix}
         return cls(
             version=document.version,
             _by_id=MappingProxyType(by_id),
@@ -42,6 +47,8 @@ class ConnectionMap:
                 }
             ),
             source=source,
+            _by_relay_state_prefix=MappingProxyType(prefixes),
+            _relay_state_prefix_lengths=tuple(sorted({len(p) for p in prefixes})),
         )
 
     def get(self, connection_id: str) -> Connection | None:
@@ -53,6 +60,16 @@ class ConnectionMap:
 
     def by_callback_path(self, path: str) -> Connection | None:
         return self._by_callback_path.get(path)
+
+    def by_relay_state(self, relay_state: str) -> Connection | None:
+        """The connection whose ``relay_state_prefix`` starts `relay_state` (none nest)."""
+        for length in self._relay_state_prefix_lengths:
+            if length > len(relay_state):
+                break
+            connection = self._by_relay_state_prefix.get(relay_state[:length])
+            if connection is not None:
+                return connection
+        return None
 
     def __len__(self) -> int:
         return len(self._by_id)

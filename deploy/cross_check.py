@@ -43,6 +43,16 @@ METRICS: dict[str, str] = {
     "authswitch_flags_stale_seconds": "exported",  # gauge; 0 while the backend is readable
     "authswitch_flags_state_known": "exported",  # gauge; 0: no state ever, all legacy
     "authswitch_redis_up": "exported",  # gauge; 1: the last Redis operation succeeded
+    "authswitch_connection_map_version": "exported",  # gauge; -1 while no map is known
+    "authswitch_connection_map_connections": "exported",  # gauge
+    "authswitch_connection_map_stale_seconds": "exported",  # gauge; 0 while readable
+    "authswitch_broker_hook_calls_total": "exported",  # password broker, by door and outcome
+    "authswitch_broker_provisioning_total": "exported",
+    "authswitch_broker_hook_duration_seconds_bucket": "exported",
+    "authswitch_broker_hook_duration_seconds_count": "exported",
+    "authswitch_broker_hook_duration_seconds_sum": "exported",
+    "authswitch_flow_lookups_total": "exported",  # flow affinity, by where the answer came from
+    "authswitch_flow_records_total": "exported",  # flows recorded, by provider and store
     "up": "prometheus",
     "ALERTS": "prometheus",
 }

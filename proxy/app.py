@@ -13,13 +13,17 @@ from urllib.parse import quote, urlsplit
 from openfeature import api
 from openfeature.provider import FeatureProvider, ProviderStatus
 
-from connection_map import Connection, ConnectionMapError, ConnectionMapFile, ForwardMode
+from connection_map import Connection, ConnectionMapError, ForwardMode
+from connection_map.redis_follower import RedisConnectionMap
 from flags import ReportsFlagHealth
 from proxy import metrics
 from proxy.asgi_types import Message, RawHeaders, Receive, Scope, Send
+from proxy.broker import PasswordBroker
 from proxy.config import Config
 from proxy.decision import Decision, RouteDecider
 from proxy.flag_backend import provider_for
+from proxy.flow_affinity import START_PATH, FlowStartEndpoint, flow_store_for
+from proxy.flow_store import FlowRecord, FlowStore
 from proxy.forwarded_headers import request_headers
 from proxy.identify import identify_connection
 from proxy.intake import (
@@ -30,6 +34,7 @@ from proxy.intake import (
     read_body,
 )
 from proxy.json_logging import flush_logs
+from proxy.map_backend import MapSource, map_source_for
 from proxy.new_provider import send_form_post, send_redirect, target_url
 from proxy.responses import send_bytes, send_error, send_json
 from proxy.route_table import RouteMatch, RouteTable
@@ -46,11 +51,15 @@ class AuthSwitch:
 
     def __init__(self, config: Config, *, flag_provider: FeatureProvider | None = None) -> None:
         self.config = config
-        self.connection_map = ConnectionMapFile(config.connection_map)
+        self.connection_map: MapSource = map_source_for(config)
         self.flag_provider = flag_provider or provider_for(config.flags)
         self.flags_domain = f"authswitch-{next(_instances)}"
         self._decider = RouteDecider(api.get_client(self.flags_domain))
         self._routes = RouteTable(config.routes)
+        self._flows = flow_store_for(config)
+        self._flow_start = (
+            None if self._flows is None else FlowStartEndpoint(config, self._flows, self._decider)
+        )
         timeouts = config.timeouts
         self._forwarder = HttpForwarder(
             connect_seconds=timeouts.connect_seconds,
@@ -67,6 +76,15 @@ class AuthSwitch:
         self._connection_label = metrics.ConnectionLabels(config.metrics.max_connection_labels)
         self._map_watch: asyncio.Task[None] | None = None
         self._started = False
+        self._broker = (
+            PasswordBroker(
+                config.broker,
+                body_seconds=timeouts.body_seconds,
+                trust_forwarded_headers=config.forwarding.trust_forwarded_headers,
+            )
+            if config.broker.enabled
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -105,6 +123,10 @@ class AuthSwitch:
     async def startup(self) -> None:
         await asyncio.to_thread(api.set_provider_and_wait, self.flag_provider, self.flags_domain)
         await self._forwarder.start()
+        if self._broker is not None:
+            await self._broker.startup()
+        if self._flows is not None:
+            await self._flows.start()
         self._map_watch = asyncio.create_task(self._watch_connection_map())
         self._started = True
         log.info(
@@ -116,29 +138,47 @@ class AuthSwitch:
         if self._map_watch is not None:
             self._map_watch.cancel()
         await self._forwarder.close()
+        if self._broker is not None:
+            await self._broker.shutdown()
+        if self._flows is not None:
+            await self._flows.stop()
         self.flag_provider.shutdown()
         self._started = False
         # uvicorn re-raises SIGTERM after this, which ends the process without atexit.
         flush_logs()
 
     async def _watch_connection_map(self) -> None:
+        source = self.connection_map
+        if isinstance(source, RedisConnectionMap):
+            # Its own thread follows Redis, and builds and swaps the map off the event loop.
+            await asyncio.to_thread(source.start)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                source.close()
+            return
+        source.health().publish()
         while True:
             await asyncio.sleep(1.0)
             try:
-                if await asyncio.to_thread(self.connection_map.reload_if_changed):
+                if await asyncio.to_thread(source.reload_if_changed):
                     log.info(
                         "connection map reloaded",
-                        extra={"connections": len(self.connection_map.current)},
+                        extra={"connections": len(source.current)},
                     )
             except ConnectionMapError as exc:
                 log.warning("connection map not reloaded, keeping the last good one: %s", exc)
+            source.health().publish()
 
     # -- requests ---------------------------------------------------------------------------
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
+        if self._broker is not None and path.startswith(self._broker.prefix):
+            await self._broker(scope, receive, send)
+            return
         if path.startswith(self._ops_prefix):
-            await self._ops(path[len(self._ops_prefix) :], send)
+            await self._ops(path[len(self._ops_prefix) :], scope, send)
             return
         match = self._routes.match(path)
         if match is None or scope["method"] not in match.route.methods:
@@ -168,7 +208,9 @@ class AuthSwitch:
                 limits.max_fields,
                 match.single_valued,
             )
-            issuer, unsolicited = _saml_facts(route.protocol, fields, limits.max_body_bytes)
+            issuer, unsolicited, in_response_to = _saml_facts(
+                route.protocol, fields, limits.max_body_bytes
+            )
         except ClientDisconnected:
             return
         except (CallbackRejected, SamlRejected) as exc:
@@ -176,8 +218,19 @@ class AuthSwitch:
             await send_error(send, status, reason, str(exc), request_id)
             self._account(scope, request_id, started, None, "rejected", reason, "rejected", status)
             return
+        flow = (
+            None
+            if self._flows is None
+            else await self._flow_of(self._flows, route.protocol, fields, in_response_to)
+        )
         identification = identify_connection(
-            route, match.params, fields, issuer, scope["path"], self.connection_map.current
+            route,
+            match.params,
+            fields,
+            issuer,
+            scope["path"],
+            self.connection_map.current,
+            flow=flow,
         )
         bounce = self.config.bounce_back
         decision = self._decider.decide(
@@ -185,6 +238,7 @@ class AuthSwitch:
             route.protocol,
             bounced_back=fields.query.get(bounce.param) == bounce.value,
             unsolicited=unsolicited,
+            flow=flow,
         )
         if decision.destination == "new" and decision.connection is not None:
             status, outcome, reason = await self._to_new_provider(
@@ -206,6 +260,14 @@ class AuthSwitch:
             status,
             strategy=identification.strategy.value if identification.strategy else None,
         )
+
+    @staticmethod
+    async def _flow_of(
+        flows: FlowStore, protocol: str, fields: CallbackFields, in_response_to: str | None
+    ) -> FlowRecord | None:
+        """The recorded start of this callback's flow (SAML InResponseTo, OIDC state), if any."""
+        flow_id = in_response_to if protocol == "saml" else fields.get("state")
+        return await flows.lookup(flow_id) if flow_id else None
 
     async def _to_new_provider(
         self,
@@ -362,8 +424,10 @@ class AuthSwitch:
 
     # -- operations -------------------------------------------------------------------------
 
-    async def _ops(self, name: str, send: Send) -> None:
-        if name == "livez":
+    async def _ops(self, name: str, scope: Scope, send: Send) -> None:
+        if name == START_PATH and self._flow_start is not None:
+            await self._flow_start(scope, send, self.connection_map.current)
+        elif name == "livez":
             await send_json(send, 200, {"status": "ok"})
         elif name == "readyz":
             status, report = self.readiness()
@@ -392,28 +456,29 @@ class AuthSwitch:
                 missing.append("no flag state known yet (every connection goes to legacy)")
             elif health.stale and self._ready_requires_redis:
                 missing.append("flag backend unreachable (serving the last known state)")
+        map_health = self.connection_map.health()
+        if not map_health.loaded:
+            missing.append("no connection map known yet (every callback goes to legacy)")
         checks: dict[str, object] = {
             "started": self._started,
-            "connection_map": {
-                "connections": len(self.connection_map.current),
-                "version": self.connection_map.current.version,
-                "reload_error": self.connection_map.last_error,
-            },
+            "connection_map": map_health.as_dict(),
             "flags": flags,
         }
         ready = not missing
         return (200 if ready else 503), {"ready": ready, "missing": missing, "checks": checks}
 
 
-def _saml_facts(protocol: str, fields: CallbackFields, limit: int) -> tuple[str | None, bool]:
-    """The routing issuer and whether the response is unsolicited (IdP-initiated)."""
+def _saml_facts(
+    protocol: str, fields: CallbackFields, limit: int
+) -> tuple[str | None, bool, str | None]:
+    """The routing issuer, whether the response is unsolicited, and its InResponseTo."""
     if protocol != "saml":
-        return None, False
+        return None, False, None
     value = fields.get("SAMLResponse")
     if value is None:
-        return None, False
+        return None, False, None
     facts = inspect_saml_response(value, max_decoded_bytes=limit)
-    return facts.issuer, facts.in_response_to is None
+    return facts.issuer, facts.in_response_to is None, facts.in_response_to
 
 
 def _rejection(exc: CallbackRejected | SamlRejected) -> tuple[int, str]:

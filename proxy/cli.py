@@ -34,7 +34,8 @@ def serve(
 
     try:
         settings = load_config(config)
-        load_connection_map(settings.connection_map)
+        if settings.connection_map_redis is None:  # else the replicas follow Redis
+            load_connection_map(settings.connection_map)
         if settings.flags.file is not None and settings.flags.backend == "file":
             load_rollout_state(settings.flags.file)
     except (ConfigError, ConnectionMapError, FlagFileError) as exc:

@@ -35,6 +35,8 @@ class Strategy(StrEnum):
     QUERY = "query"  # a query parameter (route.query_param)
     SAML_ISSUER = "saml_issuer"  # the Issuer of the SAMLResponse
     CALLBACK_PATH = "callback_path"  # the request path is a connection's own OIDC callback path
+    RELAY_STATE_PREFIX = "relay_state_prefix"  # RelayState starts with a connection's prefix
+    OIDC_STATE = "oidc_state"  # the flow record of the OIDC `state` names the connection
 
 
 class _Model(BaseModel):
@@ -116,6 +118,69 @@ class Flags(_Model):
         )
 
 
+class ConnectionMapRedis(_Model):
+    """Replicas serve the map pushed to Redis (``authswitch connections push``), not the file."""
+
+    url: Annotated[str, Field(pattern=r"^(rediss?|unix)://", max_length=2048)] = (
+        "redis://127.0.0.1:6379/0"
+    )
+    key_prefix: Annotated[str, Field(pattern=KEY_PREFIX_PATTERN)] = "authswitch"
+    resync_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
+    socket_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
+    password_file: Path | None = None
+
+    def password(self) -> str | None:
+        """The password from `password_file` (trailing newline removed), if one is set."""
+        if self.password_file is None:
+            return None
+        try:
+            return self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"connection_map_redis.password_file '{self.password_file}': cannot read: "
+                f"{exc.strerror}"
+            ) from None
+
+
+class FlowAffinity(_Model):
+    """Flow affinity: the decision endpoint and the flow records callbacks follow."""
+
+    enabled: bool = False
+    # A file holding the shared secret the application sends in `secret_header`.
+    secret_file: Path | None = None
+    secret_header: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")] = "x-authswitch-secret"  # noqa: S105  (a header name, not a secret)
+    ttl_seconds: Annotated[float, Field(ge=1, le=86_400)] = 600.0
+    # memory: this process only (one replica, one worker); redis: flags.redis's server and
+    # key prefix, shared by every replica. Default: redis when flags.backend is redis.
+    store: Literal["memory", "redis"] | None = None
+    # On a miss in memory while this replica may not have seen every live record (within one
+    # TTL of (re)subscribing): one Redis GET, abandoned after this long.
+    lookup_timeout_seconds: Annotated[float, Field(gt=0, le=1)] = 0.05
+    max_records: Annotated[int, Field(ge=1, le=10_000_000)] = 200_000
+
+    @model_validator(mode="after")
+    def _enabled_needs_secret(self) -> FlowAffinity:
+        if self.enabled and self.secret_file is None:
+            raise ValueError("'secret_file' is required when flow affinity is enabled")
+        return self
+
+    def secret(self) -> bytes:
+        """The shared secret from `secret_file` (trailing newline removed)."""
+        assert self.secret_file is not None
+        try:
+            value = self.secret_file.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"flow_affinity.secret_file '{self.secret_file}': cannot read: {exc.strerror}"
+            ) from None
+        if len(value) < 16:
+            raise ConfigError(
+                f"flow_affinity.secret_file '{self.secret_file}': the secret must be at least "
+                "16 bytes"
+            )
+        return value
+
+
 class Route(_Model):
     """A legacy callback URL authswitch intercepts."""
 
@@ -135,6 +200,10 @@ class Route(_Model):
             raise ValueError("strategy 'path' needs a '{connection}' segment in the path")
         if Strategy.SAML_ISSUER in self.identify and self.protocol != "saml":
             raise ValueError("strategy 'saml_issuer' only applies to saml routes")
+        if Strategy.RELAY_STATE_PREFIX in self.identify and self.protocol != "saml":
+            raise ValueError("strategy 'relay_state_prefix' only applies to saml routes")
+        if Strategy.OIDC_STATE in self.identify and self.protocol != "oidc":
+            raise ValueError("strategy 'oidc_state' only applies to oidc routes")
         if len(set(self.identify)) != len(self.identify):
             raise ValueError("a strategy is listed twice in 'identify'")
         return self
@@ -185,12 +254,164 @@ class Metrics(_Model):
     max_connection_labels: Annotated[int, Field(ge=1, le=100_000)] = 500
 
 
+# -- JIT password broker (proxy/broker/) ----------------------------------------------------------
+
+_RATE = r"^[0-9]+ ?(/|per ) ?(second|minute|hour|day)$"
+BrokerDoor = Literal["generic", "okta", "kratos"]
+
+
+class BrokerRedis(_Model):
+    """The Redis holding the broker's rate-limit counters and provisioning locks."""
+
+    url: Annotated[str, Field(pattern=r"^(rediss?|unix)://", max_length=2048)] = (
+        "redis://127.0.0.1:6379/0"
+    )
+    key_prefix: Annotated[str, Field(pattern=KEY_PREFIX_PATTERN)] = "authswitch"
+    password_file: Path | None = None
+    socket_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
+
+
+class BrokerRateLimits(_Model):
+    """limits-style rates ("10/minute"), counted in Redis over all replicas."""
+
+    per_ip: Annotated[str, Field(pattern=_RATE)] = "60/minute"
+    per_identifier: Annotated[str, Field(pattern=_RATE)] = "10/minute"
+    global_: Annotated[str, Field(pattern=_RATE, alias="global")] = "100/second"
+
+
+class BrokerBudgets(_Model):
+    """The longest a front door's answer may take, verified or not (then: denied)."""
+
+    generic: Annotated[float, Field(gt=0, le=30)] = 5.0
+    okta: Annotated[float, Field(gt=0, le=30)] = 2.5  # Okta gives up after 3 s
+    kratos: Annotated[float, Field(gt=0, le=30)] = 5.0
+
+
+class FirebaseScrypt(_Model):
+    """A Firebase project's password hash parameters (Authentication > Password hash)."""
+
+    signer_key_file: Path
+    salt_separator: str = "Bw=="
+    rounds: Annotated[int, Field(ge=1, le=8)] = 8
+    mem_cost: Annotated[int, Field(ge=1, le=14)] = 14
+
+
+class HashFileVerifier(_Model):
+    type: Literal["hash_file"]
+    path: Path  # CSV (identifier,hash) or NDJSON ({"identifier", "hash"})
+    firebase: FirebaseScrypt | None = None
+
+
+class HttpLoginVerifier(_Model):
+    """The legacy login endpoint: a request template and the statuses that mean "verified"."""
+
+    type: Literal["http_login"]
+    url: AnyHttpUrl
+    body: Literal["json", "form"] = "json"
+    # Field name -> template; "{identifier}" and "{password}" are replaced by the values.
+    template: dict[str, str] = Field(
+        default_factory=lambda: {"username": "{identifier}", "password": "{password}"}
+    )
+    success_status: Annotated[tuple[int, ...], Field(min_length=1)] = (200,)
+    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
+
+
+class ScimProvisioner(_Model):
+    type: Literal["scim"] = "scim"
+    url: AnyHttpUrl  # the SCIM base URL, e.g. https://idp.example/scim/v2
+    token_file: Path | None = None  # bearer token (a mounted Secret)
+    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
+
+
+class Broker(_Model):
+    """The JIT password broker: hooks the new provider calls for users it does not know."""
+
+    enabled: bool = False
+    path_prefix: Annotated[str, Field(pattern=r"^(/[A-Za-z0-9_.-]+)+$")] = "/_authswitch/broker"
+    doors: tuple[BrokerDoor, ...] = ("generic", "okta", "kratos")
+    authentication: Literal["shared_secret", "hmac"] = "shared_secret"
+    secret_file: Path | None = None
+    secret_header: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")] = (
+        "x-authswitch-broker-secret"  # noqa: S105 (a header name)
+    )
+    # hmac: hex HMAC-SHA256 of the raw body, optionally written "sha256=<hex>".
+    signature_header: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")] = "x-authswitch-signature"
+    budget_seconds: BrokerBudgets = BrokerBudgets()
+    max_body_bytes: Annotated[int, Field(ge=256, le=1024 * 1024)] = 16 * 1024
+    lock_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+    redis: BrokerRedis = BrokerRedis()
+    rate_limits: BrokerRateLimits = BrokerRateLimits()
+    verifier: (
+        Annotated[HashFileVerifier | HttpLoginVerifier, Field(discriminator="type")] | None
+    ) = None
+    provisioner: ScimProvisioner | None = None
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> Broker:
+        if self.enabled:
+            for key in ("secret_file", "verifier"):
+                if getattr(self, key) is None:
+                    raise ValueError(f"'{key}' is required when the broker is enabled")
+        return self
+
+    def secret(self) -> bytes:
+        """The hook secret from `secret_file` (trailing newline removed)."""
+        assert self.secret_file is not None
+        try:
+            value = self.secret_file.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"broker.secret_file '{self.secret_file}': cannot read: {exc.strerror}"
+            ) from None
+        if len(value) < 16:
+            raise ConfigError(
+                f"broker.secret_file '{self.secret_file}': the secret must be at least 16 bytes"
+            )
+        return value
+
+    def resolve_paths(self, base: Path) -> Broker:
+        def rebase(path: Path | None) -> Path | None:
+            return base / path if path is not None else None
+
+        verifier = self.verifier
+        if isinstance(verifier, HashFileVerifier):
+            firebase = verifier.firebase
+            verifier = verifier.model_copy(
+                update={
+                    "path": base / verifier.path,
+                    "firebase": firebase.model_copy(
+                        update={"signer_key_file": base / firebase.signer_key_file}
+                    )
+                    if firebase is not None
+                    else None,
+                }
+            )
+        provisioner = self.provisioner
+        if provisioner is not None:
+            provisioner = provisioner.model_copy(
+                update={"token_file": rebase(provisioner.token_file)}
+            )
+        return self.model_copy(
+            update={
+                "secret_file": rebase(self.secret_file),
+                "redis": self.redis.model_copy(
+                    update={"password_file": rebase(self.redis.password_file)}
+                ),
+                "verifier": verifier,
+                "provisioner": provisioner,
+            }
+        )
+
+
 class Config(_Model):
     """Everything `authswitch serve` needs, validated."""
 
     listen: Listen = Listen()
     legacy: Legacy
     connection_map: Path
+    # Set: replicas serve the map pushed to Redis; `connection_map` is then the file the
+    # `connections` commands import into and push from.
+    connection_map_redis: ConnectionMapRedis | None = None
     flags: Flags
     routes: Annotated[tuple[Route, ...], Field(min_length=1)]
     bounce_back: BounceBack = BounceBack()
@@ -199,7 +420,18 @@ class Config(_Model):
     forwarding: Forwarding = Forwarding()
     logging: Logging = Logging()
     metrics: Metrics = Metrics()
+    flow_affinity: FlowAffinity = FlowAffinity()
     ops_prefix: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_.-]+$")] = "/_authswitch"
+    broker: Broker = Broker()
+
+    @model_validator(mode="after")
+    def _oidc_state_needs_flow_affinity(self) -> Config:
+        for index, route in enumerate(self.routes):
+            if Strategy.OIDC_STATE in route.identify and not self.flow_affinity.enabled:
+                raise ValueError(
+                    f"routes[{index}]: strategy 'oidc_state' needs flow_affinity.enabled: true"
+                )
+        return self
 
     @field_validator("routes")
     @classmethod
@@ -215,7 +447,21 @@ class Config(_Model):
         return self.model_copy(
             update={
                 "connection_map": base / self.connection_map,
+                "connection_map_redis": self.connection_map_redis.model_copy(
+                    update={"password_file": base / self.connection_map_redis.password_file}
+                )
+                if self.connection_map_redis is not None
+                and self.connection_map_redis.password_file is not None
+                else self.connection_map_redis,
                 "flags": self.flags.resolve_paths(base),
+                "flow_affinity": self.flow_affinity.model_copy(
+                    update={
+                        "secret_file": base / self.flow_affinity.secret_file
+                        if self.flow_affinity.secret_file is not None
+                        else None
+                    }
+                ),
+                "broker": self.broker.resolve_paths(base),
             }
         )
 

@@ -8,6 +8,7 @@ or the flags can't be used, or the command line is wrong.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
 import tempfile
@@ -16,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import redis
 import typer
 
 from connection_map import (
+    ConnectionMap,
     ConnectionMapDocument,
     ConnectionMapError,
     ImportRefused,
@@ -39,6 +42,7 @@ from connection_map import (
     with_assessments,
 )
 from connection_map.metadata_fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SECONDS
+from connection_map.redis_store import PushRefused
 from connection_map.triage import DEFAULT_NAME_ID_FORMATS
 from flags import (
     FlagFileError,
@@ -49,6 +53,7 @@ from flags import (
 )
 from proxy.config import Config, ConfigError, load_config
 from proxy.flag_backend import open_rollout_store
+from proxy.map_backend import open_map_store
 
 connections_app = typer.Typer(
     help="Import, export and triage the connection map.", no_args_is_help=True
@@ -301,3 +306,62 @@ def _rollout_state(config: Config) -> RolloutState:
         return load_rollout_state(config.flags.file)
     store = open_rollout_store(config, client_name="authswitch-connections-cli", min_timeout=2.0)
     return store.read()
+
+
+@connections_app.command()
+def push(
+    config: ConfigOption,
+    reason: Annotated[str, typer.Option(help="Why; kept in the audit trail.")],
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from", help="The map file to push (default: the config's connection_map)."),
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option(envvar="AUTHSWITCH_ACTOR", help="Who (default: the OS user).")
+    ] = None,
+    expect_version: Annotated[
+        int | None,
+        typer.Option(help="Refuse unless this version is live (default: the one live now)."),
+    ] = None,
+) -> None:
+    """Validate the map file and publish it to Redis: every replica swaps to it at once."""
+    try:
+        settings = load_config(config)
+        store = open_map_store(settings, min_timeout=5.0)
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    source = from_file if from_file is not None else settings.connection_map
+    try:
+        document = read_connection_map_document(source)
+        ConnectionMap.build(document)  # what the replicas will do with it
+    except ConnectionMapError as exc:
+        raise _fail(f"{exc}; nothing pushed", 1) from None
+    try:
+        live = store.version()
+        expected = live if expect_version is None else expect_version
+        result = store.push(
+            document,
+            expected_version=expected,
+            actor=actor or _os_user(),
+            reason=reason,
+        )
+    except PushRefused as exc:
+        raise _fail(str(exc), 1) from None
+    except redis.RedisError as exc:
+        raise _fail(f"{store.where}: {type(exc).__name__}: {exc}; nothing pushed", 2) from None
+    typer.echo(
+        f"pushed version {result.version} ({result.connections} connections, "
+        f"{result.doc_bytes} bytes compressed, sha256 {result.sha256[:12]}) to {store.where}"
+        + (
+            f"; it replaces version {result.previous_version}"
+            if result.previous_version is not None
+            else " (the first map there)"
+        )
+    )
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user without a passwd entry
+        return "unknown"

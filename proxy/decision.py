@@ -10,6 +10,7 @@ from openfeature.evaluation_context import EvaluationContext
 
 from connection_map import Connection
 from flags import FLAG_KEY
+from proxy.flow_store import FlowRecord
 from proxy.identify import Identification, Outcome
 
 Destination = Literal["new", "legacy"]
@@ -38,7 +39,9 @@ class RouteDecider:
         *,
         bounced_back: bool,
         unsolicited: bool,
+        flow: FlowRecord | None = None,
     ) -> Decision:
+        """Where the callback goes. A recorded `flow` of this connection wins over the flag."""
         connection = identification.connection
         if connection is None or identification.outcome is not Outcome.IDENTIFIED:
             return Decision("legacy", identification.outcome.value, None)
@@ -50,6 +53,11 @@ class RouteDecider:
             return Decision("legacy", "not_imported", connection)
         if not connection.migratable:
             return Decision("legacy", f"assessment_{connection.assessment.value}", connection)
+        if flow is not None and flow.connection_id == connection.id:
+            # The login can only finish where it started: the provider that issued the
+            # AuthnRequest or state. This wins over the flag, kill switches included (they stop
+            # new flows at the decision endpoint); the map's rules above still win over it.
+            return Decision(flow.destination, "flow_affinity", connection)
         if unsolicited and not connection.idp_initiated:
             return Decision("legacy", "idp_initiated_not_allowed", connection)
         context = self._contexts.get(connection.id)

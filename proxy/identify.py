@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from connection_map import Connection, ConnectionMap
 from proxy.config import Route, Strategy
+from proxy.flow_store import FlowRecord
 from proxy.intake import CallbackFields
 
 
@@ -42,12 +43,17 @@ def identify_connection(
     issuer: str | None,
     path: str,
     connections: ConnectionMap,
+    *,
+    flow: FlowRecord | None = None,
 ) -> Identification:
-    """Which connection this callback belongs to, or why none."""
+    """Which connection this callback belongs to, or why none.
+
+    `flow` is the record of the callback's flow (its OIDC `state`), for the `oidc_state` strategy.
+    """
     chosen: Identification | None = None
     shared_issuer: tuple[str, ...] = ()
     for strategy in route.identify:
-        vote = _vote(strategy, route, params, fields, issuer, path, connections)
+        vote = _vote(strategy, route, params, fields, issuer, path, connections, flow)
         if vote is None:
             continue
         if isinstance(vote, tuple):
@@ -75,6 +81,7 @@ def _vote(
     issuer: str | None,
     path: str,
     connections: ConnectionMap,
+    flow: FlowRecord | None,
 ) -> Identification | tuple[str, ...] | None:
     if strategy is Strategy.PATH:
         return _by_id(params.get("connection"), strategy, connections)
@@ -89,6 +96,13 @@ def _vote(
         if match.connection is None:
             return match.ambiguous
         return Identification(Outcome.IDENTIFIED, match.connection, strategy)
+    if strategy is Strategy.RELAY_STATE_PREFIX:
+        # A RelayState without a known prefix claims nothing: it is often just a return URL.
+        relay_state = fields.get("RelayState")
+        found = connections.by_relay_state(relay_state) if relay_state is not None else None
+        return Identification(Outcome.IDENTIFIED, found, strategy) if found else None
+    if strategy is Strategy.OIDC_STATE:
+        return _by_id(flow.connection_id if flow else None, strategy, connections)
     connection = connections.by_callback_path(path)
     if connection is None:
         return None

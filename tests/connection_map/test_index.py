@@ -118,3 +118,53 @@ def test_the_package_never_imports_the_proxy_or_the_flags() -> None:
             )
             for name in names:
                 assert name.split(".")[0] not in {"proxy", "flags"}, f"{module.name}: {name}"
+
+
+def with_prefix(cid: str, prefix: str) -> dict[str, Any]:
+    return {**saml(cid), "relay_state_prefix": prefix}
+
+
+PREFIXED = build(
+    with_prefix("acme", "acme:"),
+    with_prefix("globex", "gx-"),
+    with_prefix("initech", "initech/eu/"),
+    saml("no-prefix"),
+)
+
+
+def test_relay_state_prefix_finds_the_one_connection_whose_prefix_starts_it() -> None:
+    found = {
+        relay_state: (c.id if (c := PREFIXED.by_relay_state(relay_state)) else None)
+        for relay_state in (
+            "acme:/dashboard",
+            "acme:",
+            "gx-42",
+            "initech/eu/home",
+            "initech/us/home",  # a prefix's start is not the prefix
+            "acme",  # shorter than the prefix
+            "ACME:/dashboard",  # prefixes are exact, case included
+            "https://app.example.com/return",
+            "",
+        )
+    }
+    assert found == {
+        "acme:/dashboard": "acme",
+        "acme:": "acme",
+        "gx-42": "globex",
+        "initech/eu/home": "initech",
+        "initech/us/home": None,
+        "acme": None,
+        "ACME:/dashboard": None,
+        "https://app.example.com/return": None,
+        "": None,
+    }
+
+
+def test_relay_state_lookup_cost_does_not_grow_with_the_map() -> None:
+    # 5000 prefixes of one length: one slice and one dict lookup, whatever the map's size.
+    big = build(*(with_prefix(f"c{n}", f"t{n:05d}:") for n in range(5000)))
+    assert big._relay_state_prefix_lengths == (7,)
+    hit = big.by_relay_state("t04321:/home")
+    assert hit is not None and hit.id == "c4321"
+    assert big.by_relay_state("x" * 100_000) is None
+    assert MAP.by_relay_state("anything") is None  # a map without prefixes

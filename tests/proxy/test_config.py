@@ -208,7 +208,8 @@ BAD_VALUES = [
     pytest.param(
         _with(routes=[_route(identify=["relay_state"])]),
         "routes.0.identify.0",
-        "Input should be 'path', 'query', 'saml_issuer' or 'callback_path'",
+        "Input should be 'path', 'query', 'saml_issuer', 'callback_path', 'relay_state_prefix' or "
+        "'oidc_state'",
         id="unknown-strategy",
     ),
     pytest.param(

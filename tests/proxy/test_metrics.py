@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -88,7 +89,13 @@ def test_scripted_callbacks_are_counted_exactly_on_the_metrics_port(
                     + urlencode({"code": "code-METRIC-SECRET", "state": "st-METRIC-SECRET"})
                 )
             client.get(url + "/oidc/hooli/callback?state=a&state=b")
-        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        # Each callback is counted once its answer is out: poll briefly for the last ones.
+        deadline = time.monotonic() + 5
+        while True:
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+            if sum(_callback_counts(text).values()) >= 11 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

@@ -1,0 +1,274 @@
+"""A replica's connection map, following the one pushed to Redis (keys: ``redis_store``).
+
+One daemon thread subscribes to the ``changed`` channel, then fetches and validates the doc
+after every (re)subscribe and every message, and compares the cheap ``version`` key every
+``resync_seconds`` (jittered) to heal lost messages. A new map is validated and indexed on that
+thread, then swapped in with one assignment to ``current``, which requests read once each: a
+request sees the old map or the new one, and the event loop never waits for Redis.
+
+A doc that fails validation never replaces a good map: the old one keeps routing and
+``last_error`` says why. While Redis can't be reached the last known map keeps routing
+(``stale``); with no map ever known, the map is empty and every callback goes to legacy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import random
+import threading
+import time
+
+import redis
+
+from connection_map.file_store import ConnectionMapError
+from connection_map.gc_pause import collection_paused
+from connection_map.index import ConnectionMap
+from connection_map.map_health import MapHealth
+from connection_map.model import ConnectionMapDocument
+from connection_map.redis_store import MapKeys, as_bytes, parse_map_doc
+
+logger = logging.getLogger(__name__)
+
+_BACKOFF_START_SECONDS = 0.1
+_POLL_SLICE_SECONDS = 0.5  # longest the listener blocks before checking its stop event
+_JOIN_TIMEOUT_SECONDS = 5.0
+
+
+class RedisConnectionMap:
+    """The map in force on this replica, kept in line with Redis by a background thread."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: MapKeys,
+        *,
+        where: str,
+        resync_seconds: float = 5.0,
+    ) -> None:
+        if not resync_seconds > 0:
+            raise ValueError(f"resync_seconds must be > 0 (got {resync_seconds!r})")
+        self._client = client
+        self.keys = keys
+        self._where = f"connection map in {where} key {keys.doc!r}"
+        self._source = f"{where} key {keys.doc!r}"
+        self._resync_seconds = resync_seconds
+        self.current = ConnectionMap.build(ConnectionMapDocument(), source=self._source)
+        self.loaded = False
+        self.last_error: str | None = None
+        self._digest: str | None = None  # of the doc in force
+        self._refused: tuple[str, int | None] | None = None  # digest and version of a bad doc
+        self._confirmed_at: float | None = None
+        self._outage_since: float | None = None
+        self._outage_error: str | None = None
+        self._problem: str | None = None
+        self._failures = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._listener: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """One sync attempt (never raises for an outage or a bad doc), then listen in a thread."""
+        self.stop()
+        first_delay = 0.0
+        try:
+            self._sync(full=True)
+        except redis.RedisError as exc:
+            self._note_outage(exc)
+            self._failures = 1
+            first_delay = self._backoff()
+        self.health().publish()
+        self._stop = threading.Event()
+        self._listener = threading.Thread(
+            target=self._listen_forever,
+            args=(self._stop, first_delay),
+            name="authswitch-map-redis",
+            daemon=True,
+        )
+        self._listener.start()
+
+    def stop(self) -> None:
+        """Stop the listener; safe to call more than once."""
+        self._stop.set()
+        listener, self._listener = self._listener, None
+        if listener is None or listener is threading.current_thread():
+            return
+        listener.join(_JOIN_TIMEOUT_SECONDS)
+        if listener.is_alive():
+            logger.warning("%s: map listener did not stop in time", self._where)
+
+    def close(self) -> None:
+        self.stop()
+        self._client.close()
+
+    def sync_now(self) -> bool:
+        """Fetch and apply the doc now; True if the map in force changed."""
+        try:
+            return self._sync(full=True)
+        except redis.RedisError as exc:
+            self._note_outage(exc)
+            return False
+        finally:
+            self.health().publish()
+
+    def health(self) -> MapHealth:
+        current, confirmed, outage = self.current, self._confirmed_at, self._outage_since
+        stale = outage is not None and self.loaded
+        return MapHealth(
+            backend="redis",
+            source=self._source,
+            loaded=self.loaded,
+            version=current.version if self.loaded else None,
+            connections=len(current),
+            stale=stale,
+            stale_seconds=time.monotonic() - confirmed if stale and confirmed else None,
+            last_error=self._outage_error or self._problem,
+        )
+
+    # -- the listener thread ---------------------------------------------------------------
+
+    def _listen_forever(self, stop: threading.Event, first_delay: float) -> None:
+        if stop.wait(first_delay):
+            return
+        while not stop.is_set():
+            try:
+                self._listen(stop)
+                return  # only returns once stopped
+            except redis.RedisError as exc:
+                self._note_outage(exc)
+            except Exception as exc:  # never let the thread die: the map would freeze silently
+                logger.exception("%s: unexpected error in the map listener", self._where)
+                self._note_outage(exc)
+            self.health().publish()
+            self._failures += 1
+            if stop.wait(self._backoff()):
+                return
+
+    def _listen(self, stop: threading.Event) -> None:
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        try:
+            # Subscribe first, then resync: a push published in between is not lost.
+            pubsub.subscribe(self.keys.changed)
+            self._sync(full=True)
+            self.health().publish()
+            self._failures = 0
+            next_resync = time.monotonic() + self._jittered()
+            while not stop.is_set():
+                wait = min(_POLL_SLICE_SECONDS, max(0.0, next_resync - time.monotonic()))
+                message = pubsub.get_message(timeout=wait)
+                if message is not None and message.get("type") == "message":
+                    self._sync(full=True)
+                    self.health().publish()
+                if time.monotonic() >= next_resync:
+                    self._sync(full=False)
+                    self.health().publish()
+                    next_resync = time.monotonic() + self._jittered()
+        finally:
+            with contextlib.suppress(Exception):
+                pubsub.close()
+
+    # -- syncing ---------------------------------------------------------------------------
+
+    def _sync(self, *, full: bool) -> bool:
+        """Bring the map in line with Redis; raises RedisError if Redis does not answer.
+
+        `full=False` reads the version key only, and the doc when that differs from the map in
+        force: a 100k-connection doc is megabytes, not worth fetching every few seconds.
+        """
+        with self._lock:
+            if not full and self.loaded:
+                version = _whole_number(self._client.get(self.keys.version))
+                refused_version = self._refused[1] if self._refused else None
+                if version in (self.current.version, refused_version) and version is not None:
+                    self._confirm()
+                    return False
+            raw = self._client.get(self.keys.doc)
+            self._confirm()
+            if raw is None:
+                if self.loaded:
+                    self._set_problem(
+                        f"{self._where} is missing; keeping version {self.current.version}"
+                    )
+                else:
+                    self._set_problem(f"{self._where}: no map pushed yet")
+                return False
+            return self._take(as_bytes(raw))
+
+    def _take(self, data: bytes) -> bool:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == self._digest:
+            self._problem = None
+            return False
+        if self._refused is not None and self._refused[0] == digest:
+            return False
+        started = time.perf_counter()
+        try:
+            with collection_paused():
+                document = parse_map_doc(data, self._where)
+                fresh = ConnectionMap.build(document, source=self._source)
+        except ConnectionMapError as exc:
+            self._refused = (digest, self._version_key())
+            keeping = f"version {self.current.version}" if self.loaded else "no map (all legacy)"
+            self._set_problem(f"{exc} (refused; keeping {keeping})")
+            return False
+        old = self.current.version if self.loaded else None
+        self.current = fresh  # the swap: one reference, read once per request
+        self.loaded = True
+        self._digest, self._refused, self._problem = digest, None, None
+        logger.info(
+            "%s: version %s -> %d (%d connections, built in %.3f s)",
+            self._where,
+            old,
+            fresh.version,
+            len(fresh),
+            time.perf_counter() - started,
+        )
+        return True
+
+    def _version_key(self) -> int | None:
+        with contextlib.suppress(redis.RedisError):
+            return _whole_number(self._client.get(self.keys.version))
+        return None
+
+    def _confirm(self) -> None:
+        self._confirmed_at = time.monotonic()
+        if self._outage_since is not None:
+            down_for = self._confirmed_at - self._outage_since
+            logger.info("%s: reachable again after %.1f s", self._where, down_for)
+            self._outage_since = self._outage_error = None
+
+    def _set_problem(self, message: str) -> None:
+        if message != self._problem:
+            logger.warning("%s", message)
+        self._problem = message
+
+    def _note_outage(self, exc: BaseException) -> None:
+        # redis-py messages name host and port, never the password.
+        self._outage_error = f"{self._where}: {type(exc).__name__}: {exc}"
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            serving = (
+                f"serving the last known map (version {self.current.version})"
+                if self.loaded
+                else "no map known: every callback goes to legacy until it answers"
+            )
+            logger.warning("%s: unreachable, %s: %s", self._where, serving, exc)
+
+    def _backoff(self) -> float:
+        cap = max(self._resync_seconds, _BACKOFF_START_SECONDS)
+        ceiling = min(cap, _BACKOFF_START_SECONDS * 2 ** min(self._failures, 16))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _jittered(self) -> float:
+        return self._resync_seconds * random.uniform(0.8, 1.2)
+
+
+def _whole_number(raw: bytes | str | None) -> int | None:
+    """The version key's value; None when absent or not a number (then the doc decides)."""
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,178 @@
+"""The connection map in Redis: one compressed JSON document, published atomically.
+
+With ``key_prefix: authswitch:prod``::
+
+    authswitch:prod:connections:doc       string  the map: zlib-compressed JSON
+    authswitch:prod:connections:version   string  its ``version``, as an integer
+    authswitch:prod:connections:audit     stream  one entry per push (who, why, what)
+    authswitch:prod:connections:changed   pub/sub channel; the message is the new version
+
+A push is ``WATCH version`` -> compare -> ``MULTI``: ``SET doc``, ``SET version``, ``XADD audit``,
+``PUBLISH changed`` -> ``EXEC``: replicas see the old map or the new one, a map is never stored
+without its audit entry, and two pushes can't silently overwrite each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import zlib
+from dataclasses import dataclass
+
+import redis
+from pydantic import ValidationError
+
+from connection_map.file_store import ConnectionMapError, describe_invalid_map
+from connection_map.model import ConnectionMapDocument
+
+# A bound on what a corrupted or hostile doc can make a replica allocate.
+_MAX_DOC_BYTES = 512 * 1024 * 1024  # decompressed; a 100k-connection map is ~130 MB
+
+
+@dataclass(frozen=True, slots=True)
+class MapKeys:
+    """The names one deployment's connection map lives under."""
+
+    prefix: str
+
+    @property
+    def doc(self) -> str:
+        return f"{self.prefix}:connections:doc"
+
+    @property
+    def version(self) -> str:
+        return f"{self.prefix}:connections:version"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}:connections:audit"
+
+    @property
+    def changed(self) -> str:
+        return f"{self.prefix}:connections:changed"
+
+
+class PushRefused(Exception):
+    """A push was refused (stale version, concurrent push); nothing was written."""
+
+
+def render_map_doc(document: ConnectionMapDocument) -> bytes:
+    """The bytes kept under the ``doc`` key: compact JSON without defaults, zlib-compressed."""
+    raw = document.model_dump(mode="json", exclude_defaults=True)
+    raw.setdefault("version", document.version)
+    return zlib.compress(json.dumps(raw, separators=(",", ":")).encode(), 6)
+
+
+def parse_map_doc(data: bytes, where: str) -> ConnectionMapDocument:
+    """Validate the ``doc`` key's bytes as the file loader does; ConnectionMapError if unusable."""
+    try:
+        decompressor = zlib.decompressobj()
+        text = decompressor.decompress(data, _MAX_DOC_BYTES)
+        if decompressor.unconsumed_tail or not decompressor.eof:
+            raise ConnectionMapError(f"{where}: truncated, or larger than {_MAX_DOC_BYTES} bytes")
+    except zlib.error:
+        raise ConnectionMapError(f"{where}: not a zlib-compressed JSON document") from None
+    try:
+        return ConnectionMapDocument.model_validate_json(text)
+    except ValidationError as exc:
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            raise ConnectionMapError(f"{where}: not a JSON document") from None
+        if not isinstance(raw, dict):
+            raise ConnectionMapError(f"{where}: top level must be an object") from None
+        raise ConnectionMapError(describe_invalid_map(where, raw, exc)) from None
+
+
+def as_bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    previous_version: int | None
+    version: int
+    connections: int
+    doc_bytes: int
+    sha256: str
+
+
+class RedisMapStore:
+    """Reads and pushes one deployment's connection map."""
+
+    def __init__(self, client: redis.Redis, keys: MapKeys, *, where: str = "redis") -> None:
+        self._client = client
+        self.keys = keys
+        self.where = f"{where} key {keys.doc!r}"
+
+    def version(self) -> int | None:
+        return self._version(self._client.get(self.keys.version))
+
+    def _version(self, raw: bytes | str | None) -> int | None:
+        if raw is None:
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise PushRefused(
+                f"{self.where}: {self.keys.version!r} is not a whole number; nothing written"
+            ) from None
+
+    def read(self) -> ConnectionMapDocument | None:
+        """The map in Redis (None when nothing was pushed yet); ConnectionMapError if invalid."""
+        raw = self._client.get(self.keys.doc)
+        if raw is None:
+            return None
+        return parse_map_doc(as_bytes(raw), f"connection map in {self.where}")
+
+    def push(
+        self,
+        document: ConnectionMapDocument,
+        *,
+        expected_version: int | None,
+        actor: str,
+        reason: str,
+    ) -> PushResult:
+        """Store `document` if Redis still holds `expected_version` (None: no map yet).
+
+        The document must be valid (the caller validated it) and newer than the stored one.
+        """
+        data = render_map_doc(document)
+        digest = hashlib.sha256(data).hexdigest()
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.watch(self.keys.version)  # type: ignore[no-untyped-call]
+            current = self._version(pipe.get(self.keys.version))
+            if current != expected_version:
+                raise PushRefused(
+                    f"{self.where}: version {current} is live, not {expected_version}: "
+                    "someone else pushed; nothing written"
+                )
+            if current is not None and document.version <= current:
+                raise PushRefused(
+                    f"the map's version {document.version} is not newer than the live version "
+                    f"{current}; bump 'version' (imports do) and push again; nothing written"
+                )
+            pipe.multi()
+            pipe.set(self.keys.doc, data)
+            pipe.set(self.keys.version, document.version)
+            pipe.xadd(
+                self.keys.audit,
+                {
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "actor": actor,
+                    "reason": reason,
+                    "previous_version": "" if current is None else str(current),
+                    "version": str(document.version),
+                    "connections": str(len(document.connections)),
+                    "sha256": digest,
+                },
+            )
+            pipe.publish(self.keys.changed, document.version)
+            try:
+                pipe.execute()
+            except redis.WatchError:
+                raise PushRefused(
+                    f"{self.where}: another push landed meanwhile; nothing written"
+                ) from None
+        return PushResult(current, document.version, len(document.connections), len(data), digest)

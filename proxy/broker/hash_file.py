@@ -1,0 +1,128 @@
+"""The legacy verifier over an exported hash file (CSV or NDJSON: identifier, hash)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from proxy.broker.credential import Credential
+from proxy.broker.hash_schemes import (
+    FirebaseParameters,
+    UnsupportedHash,
+    check_password,
+    scheme_of,
+)
+from proxy.broker.verifier import LegacyUnavailable
+from proxy.config import ConfigError
+
+
+class HashFileError(ConfigError):
+    """The hash file can't be used; the message names the file and line, never a hash."""
+
+
+class HashFileVerifier:
+    """Loaded once at start-up; checks run in a worker thread (bcrypt, argon2 and scrypt are
+    CPU-bound)."""
+
+    def __init__(self, path: Path, firebase: FirebaseParameters | None = None) -> None:
+        self._firebase = firebase
+        self._hashes: dict[str, str] = {}
+        for line, identifier, encoded in _rows(path):
+            try:
+                scheme = scheme_of(encoded)
+            except UnsupportedHash as exc:
+                raise HashFileError(f"hash file '{path}' line {line}: {exc}") from None
+            if scheme == "firebase-scrypt" and firebase is None:
+                raise HashFileError(
+                    f"hash file '{path}' line {line}: firebase-scrypt needs "
+                    "broker.verifier.firebase"
+                )
+            key = identifier.strip().casefold()
+            if key in self._hashes:
+                raise HashFileError(f"hash file '{path}' line {line}: identifier repeated")
+            self._hashes[key] = encoded
+        if not self._hashes:
+            raise HashFileError(f"hash file '{path}': no entries")
+        # An unknown user is checked against a real hash of the most common scheme and denied
+        # whatever the result: the answer takes as long as a wrong password's.
+        common = Counter(scheme_of(h) for h in self._hashes.values()).most_common(1)[0][0]
+        self._decoy = next(h for h in self._hashes.values() if scheme_of(h) == common)
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def verify(self, credential: Credential) -> bool:
+        encoded = self._hashes.get(credential.account_key)
+        password = credential.password.reveal()
+        try:
+            if encoded is None:
+                await asyncio.to_thread(check_password, password, self._decoy, self._firebase)
+                return False
+            return await asyncio.to_thread(check_password, password, encoded, self._firebase)
+        except UnsupportedHash as exc:  # a malformed hash the load-time check let through
+            raise LegacyUnavailable(f"hash file entry unusable: {exc}") from None
+
+
+def firebase_parameters(
+    signer_key_file: Path, salt_separator: str, rounds: int, mem_cost: int
+) -> FirebaseParameters:
+    try:
+        signer_key = base64.b64decode(signer_key_file.read_text().strip(), validate=True)
+        separator = base64.b64decode(salt_separator, validate=True)
+    except (OSError, ValueError) as exc:
+        raise HashFileError(
+            "broker.verifier.firebase: signer key or salt separator unusable "
+            f"({type(exc).__name__})"
+        ) from None
+    return FirebaseParameters(
+        signer_key=signer_key,
+        salt_separator=separator,
+        rounds=rounds,
+        mem_cost=mem_cost,
+    )
+
+
+def _rows(path: Path) -> Iterator[tuple[int, str, str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HashFileError(f"hash file '{path}': cannot read: {exc}") from None
+    if path.suffix in (".ndjson", ".jsonl"):
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                identifier, encoded = record["identifier"], record["hash"]
+            except (ValueError, KeyError, TypeError):
+                raise HashFileError(
+                    f"hash file '{path}' line {number}: not a JSON object with "
+                    "'identifier' and 'hash'"
+                ) from None
+            yield number, _text(path, number, identifier), _text(path, number, encoded)
+        return
+    reader = csv.reader(text.splitlines())
+    for number, row in enumerate(reader, start=1):
+        if not row or (number == 1 and [c.strip().lower() for c in row] == ["identifier", "hash"]):
+            continue
+        if len(row) < 2:
+            raise HashFileError(f"hash file '{path}' line {number}: expected identifier,hash")
+        # PHC strings (argon2, scrypt) hold commas: unquoted, they are the rest of the row.
+        yield number, _text(path, number, row[0]), _text(path, number, ",".join(row[1:]))
+
+
+def _text(path: Path, number: int, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise HashFileError(f"hash file '{path}' line {number}: empty or not a string")
+    return value.strip()

@@ -1,0 +1,61 @@
+"""Idempotent provisioning: check and create under a per-identifier lock in Redis.
+
+The lock (SET NX PX, released only by its holder) makes concurrent hook calls for the same
+new user create it once; "already exists" from the provider counts as success, so a retry
+after a crash or an expired lock is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from proxy.broker import metrics
+from proxy.broker.credential import Credential
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+_RETRY_SECONDS = 0.02
+
+
+class Provisioner(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def exists(self, identifier: str) -> bool: ...
+
+    async def create(self, credential: Credential) -> bool: ...
+
+
+class IdempotentProvisioning:
+    def __init__(
+        self, redis: Redis, provisioner: Provisioner, *, key_prefix: str, lock_seconds: float
+    ) -> None:
+        self._redis = redis
+        self._provisioner = provisioner
+        self._prefix = f"{key_prefix}:broker:lock:"
+        self._lock_ms = int(lock_seconds * 1000)
+
+    async def ensure(self, credential: Credential, identifier_hash: str) -> str:
+        """PROVISIONED or ALREADY_PRESENT; the caller bounds the wait with its budget."""
+        key = self._prefix + identifier_hash
+        token = secrets.token_hex(16)
+        # The holder may be another replica: poll the lock, an in-process Event can't see it.
+        while not await self._redis.set(key, token, nx=True, px=self._lock_ms):  # noqa: ASYNC110
+            await asyncio.sleep(_RETRY_SECONDS)
+        try:
+            if await self._provisioner.exists(credential.identifier):
+                return metrics.ALREADY_PRESENT
+            created = await self._provisioner.create(credential)
+            return metrics.PROVISIONED if created else metrics.ALREADY_PRESENT
+        finally:
+            await asyncio.shield(self._release(key, token))
+
+    async def _release(self, key: str, token: str) -> None:
+        await self._redis.eval(_RELEASE, 1, key, token)

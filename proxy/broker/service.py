@@ -1,0 +1,313 @@
+"""The password broker's ASGI handler: authenticate, limit, verify at legacy, provision, answer.
+
+Every failure after authentication is answered like a wrong password (fail closed): legacy
+down or slow, Redis unusable, the new provider refusing the user. A hook call never waits
+longer than its front door's budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from limits.aio.storage import RedisStorage
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from proxy.asgi_types import RawHeaders, Receive, Scope, Send
+from proxy.broker import metrics
+from proxy.broker.credential import Credential, hash_identifier
+from proxy.broker.front_doors import FRONT_DOORS, BadHookRequest, FrontDoor
+from proxy.broker.hash_file import HashFileVerifier, firebase_parameters
+from proxy.broker.hook_auth import HookAuthenticator
+from proxy.broker.http_login import HttpLoginVerifier
+from proxy.broker.provisioning import IdempotentProvisioning, Provisioner
+from proxy.broker.rate_limits import RateLimits
+from proxy.broker.scim import ProvisioningFailed, ScimProvisioner
+from proxy.broker.verifier import LegacyUnavailable, Verifier
+from proxy.config import Broker as BrokerConfig
+from proxy.config import ConfigError
+from proxy.config import HashFileVerifier as HashFileConfig
+from proxy.intake import CallbackRejected, ClientDisconnected, read_body
+from proxy.responses import send_json
+
+log = logging.getLogger("authswitch.broker")
+access_log = logging.getLogger("authswitch.access")
+audit_log = logging.getLogger("authswitch.broker.audit")
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    payload: dict[str, object]
+    outcome: str
+    headers: RawHeaders | None = None
+    identifier_hash: str | None = None
+
+
+class PasswordBroker:
+    """Serves the configured front doors under `prefix`."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        *,
+        body_seconds: float,
+        trust_forwarded_headers: bool,
+        verifier: Verifier | None = None,
+        provisioner: Provisioner | None = None,
+    ) -> None:
+        self.config = config
+        self.prefix = config.path_prefix + "/"
+        secret = config.secret()
+        self._auth = HookAuthenticator(
+            config.authentication,
+            secret,
+            secret_header=config.secret_header,
+            signature_header=config.signature_header,
+        )
+        # Identifiers are hashed with a key of their own, derived from the hook secret.
+        self._identifier_key = hmac.new(secret, b"authswitch-broker-identifier", "sha256").digest()
+        self._doors = {name: FRONT_DOORS[name] for name in config.doors}
+        self._body_seconds = body_seconds
+        self._trust_forwarded = trust_forwarded_headers
+        self._verifier = verifier or _verifier_for(config)
+        self._provisioner = provisioner or _provisioner_for(config)
+        self._redis: Redis | None = None
+        self._limits: RateLimits | None = None
+        self._provisioning: IdempotentProvisioning | None = None
+
+    async def startup(self) -> None:
+        redis_config = self.config.redis
+        password = _read_optional(redis_config.password_file, "broker.redis.password_file")
+        timeout = redis_config.socket_timeout_seconds
+        self._redis = Redis.from_url(
+            redis_config.url,
+            password=password,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+        options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+        }
+        if password is not None:
+            options["password"] = password
+        storage = RedisStorage(
+            _limits_uri(redis_config.url),
+            implementation="redispy",
+            key_prefix=f"{redis_config.key_prefix}:broker:rl",
+            **options,
+        )
+        rates = self.config.rate_limits
+        self._limits = RateLimits(
+            storage,
+            per_ip=rates.per_ip,
+            per_identifier=rates.per_identifier,
+            global_rate=rates.global_,
+        )
+        await self._verifier.start()
+        if self._provisioner is not None:
+            await self._provisioner.start()
+            self._provisioning = IdempotentProvisioning(
+                self._redis,
+                self._provisioner,
+                key_prefix=redis_config.key_prefix,
+                lock_seconds=self.config.lock_seconds,
+            )
+        log.info("broker started", extra={"doors": list(self._doors), "prefix": self.prefix})
+
+    async def shutdown(self) -> None:
+        await self._verifier.close()
+        if self._provisioner is not None:
+            await self._provisioner.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        door = self._doors.get(scope["path"][len(self.prefix) :])
+        if door is None:
+            await send_json(send, 404, {"error": "not_found"})
+            return
+        if scope["method"] != "POST":
+            await send_json(send, 405, {"error": "method_not_allowed"}, [(b"allow", b"POST")])
+            return
+        request_id = f"{random.getrandbits(64):016x}"
+        try:
+            answer = await self._answer(door, scope, receive, started)
+        except ClientDisconnected:
+            return
+        headers = [(b"x-request-id", request_id.encode()), *(answer.headers or [])]
+        await send_json(send, answer.status, answer.payload, headers)
+        elapsed = time.perf_counter() - started
+        metrics.HOOK_CALLS.labels(door.name, answer.outcome).inc()
+        metrics.HOOK_SECONDS.labels(door.name).observe(elapsed)
+        access_log.info(
+            "broker_hook",
+            extra={
+                "fields": {
+                    "request_id": request_id,
+                    "door": door.name,
+                    "identifier_hash": answer.identifier_hash,
+                    "outcome": answer.outcome,
+                    "status": answer.status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                }
+            },
+        )
+
+    async def _answer(
+        self, door: FrontDoor, scope: Scope, receive: Receive, started: float
+    ) -> _Answer:
+        budget: float = getattr(self.config.budget_seconds, door.name)
+        headers: RawHeaders = scope["headers"]
+        try:
+            body = await read_body(
+                receive,
+                _content_length(headers),
+                self.config.max_body_bytes,
+                min(self._body_seconds, budget),
+            )
+        except CallbackRejected as exc:
+            return _Answer(exc.status, {"error": exc.reason}, metrics.REJECTED)
+        if not self._auth.allows(headers, body):
+            return _Answer(401, {"error": "unauthorized"}, metrics.UNAUTHORIZED)
+        try:
+            credential = door.credential(body)
+        except BadHookRequest as exc:
+            return _Answer(400, {"error": "bad_request", "message": str(exc)}, metrics.REJECTED)
+        identifier_hash = hash_identifier(self._identifier_key, credential.identifier)
+        remaining = budget - (time.perf_counter() - started)
+        outcome = await self._decide(door, scope, credential, identifier_hash, remaining)
+        if isinstance(outcome, int):  # rate limited: seconds to wait
+            return _Answer(
+                429,
+                {"error": "rate_limited"},
+                metrics.RATE_LIMITED,
+                [(b"retry-after", str(outcome).encode())],
+                identifier_hash,
+            )
+        status, payload = door.answer(outcome == metrics.VERIFIED)
+        return _Answer(status, payload, outcome, None, identifier_hash)
+
+    async def _decide(
+        self,
+        door: FrontDoor,
+        scope: Scope,
+        credential: Credential,
+        identifier_hash: str,
+        budget: float,
+    ) -> str | int:
+        """An outcome code, or the Retry-After seconds when a rate limit is reached."""
+        assert self._limits is not None, "startup() first"
+        phase = metrics.BROKER_ERROR
+        try:
+            async with asyncio.timeout(budget):
+                retry_after = await self._limits.hit(self._client_ip(scope), identifier_hash)
+                if retry_after is not None:
+                    return retry_after
+                phase = metrics.LEGACY_ERROR
+                if not await self._verifier.verify(credential):
+                    return metrics.DENIED
+                if self._provisioning is not None:
+                    phase = metrics.PROVISION_ERROR
+                    result = await self._provisioning.ensure(credential, identifier_hash)
+                    self._audit(door, identifier_hash, result)
+                return metrics.VERIFIED
+        except TimeoutError:
+            log.warning("broker hook over budget", extra={"door": door.name, "phase": phase})
+        except LegacyUnavailable as exc:
+            log.warning("legacy verifier failed: %s", exc, extra={"door": door.name})
+            phase = metrics.LEGACY_ERROR
+        except ProvisioningFailed as exc:
+            log.warning("provisioning failed: %s", exc, extra={"door": door.name})
+        except RedisError as exc:
+            log.warning("broker Redis failed (%s)", type(exc).__name__, extra={"door": door.name})
+            phase = metrics.BROKER_ERROR
+        except Exception as exc:
+            # Fail closed; the type only, as a message could quote the credential.
+            log.error("broker hook failed (%s)", type(exc).__name__, extra={"door": door.name})
+        if phase == metrics.PROVISION_ERROR:
+            self._audit(door, identifier_hash, metrics.FAILED)
+        return phase
+
+    def _audit(self, door: FrontDoor, identifier_hash: str, result: str) -> None:
+        metrics.PROVISIONING.labels(door.name, result).inc()
+        audit_log.info(
+            "provisioning",
+            extra={
+                "fields": {"door": door.name, "identifier_hash": identifier_hash, "result": result}
+            },
+        )
+
+    def _client_ip(self, scope: Scope) -> str:
+        if self._trust_forwarded:
+            headers: RawHeaders = scope["headers"]
+            for name, value in headers:
+                if name == b"x-forwarded-for":
+                    # The right-most entry is the one the trusted load balancer appended.
+                    return value.decode("latin-1").rsplit(",", 1)[-1].strip()
+        client = scope.get("client")
+        return str(client[0]) if client else "unknown"
+
+
+def _verifier_for(config: BrokerConfig) -> Verifier:
+    settings = config.verifier
+    assert settings is not None
+    if isinstance(settings, HashFileConfig):
+        firebase = settings.firebase
+        return HashFileVerifier(
+            settings.path,
+            firebase_parameters(
+                firebase.signer_key_file,
+                firebase.salt_separator,
+                firebase.rounds,
+                firebase.mem_cost,
+            )
+            if firebase is not None
+            else None,
+        )
+    return HttpLoginVerifier(
+        str(settings.url),
+        body=settings.body,
+        template=settings.template,
+        success_status=settings.success_status,
+        timeout_seconds=settings.timeout_seconds,
+    )
+
+
+def _provisioner_for(config: BrokerConfig) -> Provisioner | None:
+    settings = config.provisioner
+    if settings is None:
+        return None
+    token = _read_optional(settings.token_file, "broker.provisioner.token_file")
+    return ScimProvisioner(str(settings.url), token=token, timeout_seconds=settings.timeout_seconds)
+
+
+def _read_optional(path: Path | None, key: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{key} '{path}': cannot read: {exc.strerror}") from None
+
+
+def _limits_uri(url: str) -> str:
+    if url.startswith("unix://"):
+        return "async+redis+unix://" + url.removeprefix("unix://")
+    return "async+" + url
+
+
+def _content_length(headers: RawHeaders) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None

@@ -1,0 +1,338 @@
+"""Flow records: which provider a login started with, kept in memory and shared through Redis.
+
+A record is written when the application starts a login (``proxy.flow_affinity``) and read when
+its callback arrives (SAML ``InResponseTo``, OIDC ``state``). Flow ids are secrets-ish (an OIDC
+state is a CSRF token), so only ``flow_key(flow_id)``, a SHA-256, is ever kept, sent or stored;
+the record itself names the connection, which is what lets the ``oidc_state`` strategy identify
+a callback by its state alone.
+
+Every replica answers lookups from memory. With Redis, a record is ``SET key value PX ttl`` plus
+a ``PUBLISH``; a daemon thread on every replica subscribes and copies records into memory. A
+replica that (re)subscribed less than one TTL ago may have missed records published before, so
+only then does a miss in memory cost one ``GET`` (bounded by ``lookup_timeout_seconds``); once
+it has listened without a break for a whole TTL (and evicted nothing still alive) memory holds
+every live record and a miss is final: no network I/O on the callback path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import redis
+import redis.asyncio
+from prometheus_client import Counter
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+
+from flags.redis_keys import connect, redact_url
+
+logger = logging.getLogger("authswitch.flows")
+
+Destination = Literal["new", "legacy"]
+
+FLOW_LOOKUPS = Counter(
+    "authswitch_flow_lookups_total",
+    "Flow record lookups on the callback path, by where the answer came from.",
+    ["result"],  # memory_hit | memory_miss | redis_hit | redis_miss | redis_error
+)
+FLOW_RECORDS = Counter(
+    "authswitch_flow_records_total",
+    "Flows recorded by the decision endpoint, by provider and whether Redis stored them.",
+    ["provider", "stored"],
+)
+
+# Label children resolved once: ``labels()`` costs more than the lookup it counts.
+_MEMORY_HIT, _MEMORY_MISS, _REDIS_HIT, _REDIS_MISS, _REDIS_ERROR = (
+    FLOW_LOOKUPS.labels(result)
+    for result in ("memory_hit", "memory_miss", "redis_hit", "redis_miss", "redis_error")
+)
+
+_POLL_SLICE_SECONDS = 0.1  # longest the listener blocks before checking its stop event
+_BACKOFF_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRecord:
+    """Where one flow started: its connection and provider."""
+
+    connection_id: str
+    destination: Destination
+
+    def encode(self) -> str:
+        return f"{self.destination} {self.connection_id}"  # connection ids have no spaces
+
+    @classmethod
+    def decode(cls, raw: str | bytes) -> FlowRecord | None:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        destination, _, connection_id = text.partition(" ")
+        if destination == "new" and connection_id:
+            return cls(connection_id, "new")
+        if destination == "legacy" and connection_id:
+            return cls(connection_id, "legacy")
+        return None
+
+
+def flow_key(flow_id: str) -> str:
+    """The name a flow is kept under: a hash, never the id itself."""
+    data = flow_id.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(b"authswitch-flow\0" + data).hexdigest()
+
+
+class FlowMemory:
+    """A bounded, expiring dict of flow records; safe to share between the loop and a thread."""
+
+    def __init__(self, max_records: int) -> None:
+        self._max = max_records
+        # Insertion order is (nearly) expiry order, since every record gets the same TTL:
+        # expired and surplus records are dropped from the front.
+        self._records: dict[str, tuple[float, FlowRecord]] = {}
+        self._lock = threading.Lock()
+        self.evicted_alive_until = 0.0  # until then, an evicted record may still be live
+
+    def put(self, key: str, record: FlowRecord, ttl_seconds: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            records = self._records
+            records.pop(key, None)
+            records[key] = (now + ttl_seconds, record)
+            while records:
+                oldest = next(iter(records))
+                expires = records[oldest][0]
+                if expires > now and len(records) <= self._max:
+                    break
+                del records[oldest]
+                if expires > now:
+                    self.evicted_alive_until = max(self.evicted_alive_until, expires)
+
+    def get(self, key: str) -> FlowRecord | None:
+        with self._lock:
+            entry = self._records.get(key)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+class FlowStore:
+    """Flow records of this process only: one replica with one worker (``store: memory``)."""
+
+    def __init__(self, *, ttl_seconds: float, max_records: int) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.memory = FlowMemory(max_records)
+
+    async def start(self) -> None:
+        """Nothing to start in memory."""
+
+    async def stop(self) -> None:
+        """Nothing to stop in memory."""
+
+    async def record(self, flow_id: str, record: FlowRecord) -> bool:
+        """Remember where a flow started; True once it is stored where every replica sees it."""
+        self.memory.put(flow_key(flow_id), record, self.ttl_seconds)
+        FLOW_RECORDS.labels(record.destination, "memory").inc()
+        return True
+
+    async def lookup(self, flow_id: str) -> FlowRecord | None:
+        """Where the flow started, if it was recorded and has not expired."""
+        record = self.memory.get(flow_key(flow_id))
+        (_MEMORY_MISS if record is None else _MEMORY_HIT).inc()
+        return record
+
+    def health(self) -> dict[str, object]:
+        return {"store": "memory", "records": len(self.memory)}
+
+
+class RedisFlowStore(FlowStore):
+    """Flow records shared by every replica through Redis (``store: redis``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str,
+        ttl_seconds: float,
+        max_records: int,
+        socket_timeout_seconds: float,
+        lookup_timeout_seconds: float,
+        password: str | None = None,
+    ) -> None:
+        super().__init__(ttl_seconds=ttl_seconds, max_records=max_records)
+        self._url = url
+        self._password = password
+        self._where = f"redis {redact_url(url)} key prefix {key_prefix!r}"
+        self._key_prefix = f"{key_prefix}:flows:"
+        self.channel = f"{key_prefix}:flows:recorded"
+        self._socket_timeout = socket_timeout_seconds
+        self._lookup_timeout = lookup_timeout_seconds
+        self._writer: redis.asyncio.Redis | None = None
+        self._reader: redis.asyncio.Redis | None = None
+        self._stop = threading.Event()
+        self._listener: threading.Thread | None = None
+        # Memory is complete (a miss is final) from this monotonic time on; inf while the
+        # listener is not subscribed.
+        self._complete_from = float("inf")
+        self._subscribed_this_attempt = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._writer = self._async_client(self._socket_timeout)
+        self._reader = self._async_client(self._lookup_timeout)
+        self._stop = threading.Event()
+        subscribed = threading.Event()
+        self._listener = threading.Thread(
+            target=self._listen_forever,
+            args=(self._stop, subscribed),
+            name="authswitch-flows-redis",
+            daemon=True,
+        )
+        self._listener.start()
+        # Records written while we start are then not missed; never wait long for a down Redis.
+        await asyncio.to_thread(subscribed.wait, self._socket_timeout * 2)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await asyncio.to_thread(listener.join, 5.0)
+        for client in (self._writer, self._reader):
+            if client is not None:
+                await client.aclose()
+        self._writer = self._reader = None
+
+    @property
+    def listener_thread(self) -> threading.Thread | None:
+        return self._listener
+
+    @property
+    def memory_complete(self) -> bool:
+        """True when a miss in memory means the flow was never recorded (or has expired)."""
+        now = time.monotonic()
+        return now >= self._complete_from and now >= self.memory.evicted_alive_until
+
+    # -- the decision endpoint writes, callbacks read ------------------------------------------
+
+    async def record(self, flow_id: str, record: FlowRecord) -> bool:
+        key = flow_key(flow_id)
+        self.memory.put(key, record, self.ttl_seconds)
+        ttl_ms = int(self.ttl_seconds * 1000)
+        value = record.encode()
+        try:
+            assert self._writer is not None, "start() first"
+            async with self._writer.pipeline(transaction=False) as pipe:
+                pipe.set(self._key_prefix + key, value, px=ttl_ms)
+                pipe.publish(self.channel, f"{key} {ttl_ms} {value}")
+                await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            logger.warning("%s: flow not recorded: %s", self._where, type(exc).__name__)
+            FLOW_RECORDS.labels(record.destination, "no").inc()
+            return False
+        FLOW_RECORDS.labels(record.destination, "redis").inc()
+        return True
+
+    async def lookup(self, flow_id: str) -> FlowRecord | None:
+        key = flow_key(flow_id)
+        record = self.memory.get(key)
+        if record is not None:
+            _MEMORY_HIT.inc()
+            return record
+        if self.memory_complete or self._reader is None:
+            _MEMORY_MISS.inc()
+            return None
+        try:
+            raw = await self._reader.get(self._key_prefix + key)
+        except (redis.RedisError, OSError, TimeoutError):
+            # The flag decides, as it would have without affinity.
+            _REDIS_ERROR.inc()
+            return None
+        record = FlowRecord.decode(raw) if raw is not None else None
+        (_REDIS_MISS if record is None else _REDIS_HIT).inc()
+        return record
+
+    def health(self) -> dict[str, object]:
+        return {
+            "store": "redis",
+            "records": len(self.memory),
+            "subscribed": self._complete_from != float("inf"),
+            "memory_complete": self.memory_complete,
+        }
+
+    # -- the listener thread -----------------------------------------------------------------
+
+    def _async_client(self, timeout: float) -> redis.asyncio.Redis:
+        client = redis.asyncio.Redis.from_url(
+            self._url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=AsyncRetry(NoBackoff(), 0),
+            client_name="authswitch-flows",
+        )
+        if self._password is not None:  # from a mounted secret file; wins over the URL's
+            client.connection_pool.connection_kwargs["password"] = self._password
+        return client
+
+    def _listen_forever(self, stop: threading.Event, subscribed: threading.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                self._listen(stop, subscribed, failures)
+                return
+            except redis.RedisError as exc:
+                if self._subscribed_this_attempt:
+                    failures = 0  # it worked for a while: a new outage, reported afresh
+                if failures == 0:
+                    logger.warning("%s: flow records not received: %s", self._where, exc)
+            except Exception:  # never let the thread die: affinity would silently degrade
+                logger.exception("%s: unexpected error in the flow listener", self._where)
+            self._complete_from = float("inf")
+            subscribed.set()  # start() stops waiting: lookups fall back to GET meanwhile
+            delay = _BACKOFF_SECONDS[min(failures, len(_BACKOFF_SECONDS) - 1)]
+            failures += 1
+            if stop.wait(delay):
+                return
+
+    def _listen(self, stop: threading.Event, subscribed: threading.Event, failures: int) -> None:
+        self._subscribed_this_attempt = False
+        client = connect(
+            self._url,
+            socket_timeout=self._socket_timeout,
+            client_name="authswitch-flows-listener",
+            password=self._password,
+        )
+        pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe(self.channel)
+            # Records published from now on arrive; older ones may still be live for one TTL.
+            self._complete_from = time.monotonic() + self.ttl_seconds
+            self._subscribed_this_attempt = True
+            subscribed.set()
+            if failures:
+                logger.info("%s: receiving flow records again", self._where)
+            while not stop.is_set():
+                message = pubsub.get_message(timeout=_POLL_SLICE_SECONDS)
+                if message is not None and message.get("type") == "message":
+                    self._take(message["data"])
+        finally:
+            self._complete_from = float("inf")
+            with contextlib.suppress(Exception):
+                pubsub.close()
+            client.close()
+
+    def _take(self, data: bytes | str) -> None:
+        text = data.decode() if isinstance(data, bytes) else data
+        key, _, rest = text.partition(" ")
+        ttl_text, _, value = rest.partition(" ")
+        record = FlowRecord.decode(value)
+        if record is None or not ttl_text.isdigit() or len(key) != 64:
+            logger.warning("%s: ignored a malformed flow record message", self._where)
+            return
+        self.memory.put(key, record, int(ttl_text) / 1000)

@@ -1,0 +1,98 @@
+"""The hash file verifier: CSV and NDJSON exports, unknown users, clear load errors."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from proxy.broker import hash_file
+from proxy.broker.credential import Credential, Password
+from proxy.broker.hash_file import HashFileError, HashFileVerifier
+from tests.proxy.broker.broker_support import ALICE, BOB, UNKNOWN, WRONG, hash_file_lines
+
+
+def _verify(verifier: HashFileVerifier, identifier: str, password: str) -> bool:
+    return asyncio.run(verifier.verify(Credential(identifier, Password(password))))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".ndjson"])
+def test_csv_and_ndjson_exports_verify(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"export{suffix}"
+    if suffix == ".csv":
+        with path.open("w", newline="") as file:
+            csv.writer(file).writerows([("identifier", "hash"), *hash_file_lines()])
+    else:
+        path.write_text(
+            "".join(json.dumps({"identifier": i, "hash": h}) + "\n" for i, h in hash_file_lines())
+        )
+    verifier = HashFileVerifier(path)
+
+    assert len(verifier) == 2
+    assert _verify(verifier, *ALICE)
+    assert _verify(verifier, f"  {BOB[0].upper()} ", BOB[1])
+    assert not _verify(verifier, ALICE[0], WRONG)
+    assert not _verify(verifier, UNKNOWN, ALICE[1])
+
+
+def test_an_unknown_user_costs_one_real_hash_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = hash_file_lines()
+    extra = [(f"user{i}@example.com", lines[0][1]) for i in range(3)]  # bcrypt is most common
+    path = tmp_path / "export.csv"
+    path.write_text("\n".join(f'{i},"{h}"' for i, h in [*lines, *extra]))
+    verifier = HashFileVerifier(path)
+    checked: list[str] = []
+    real_check = hash_file.check_password
+
+    def counting(password: str, encoded: str, firebase: object = None) -> bool:
+        checked.append(encoded)
+        return real_check(password, encoded)
+
+    monkeypatch.setattr(hash_file, "check_password", counting)
+
+    # An unknown identifier, even with a password that matches the decoy, is denied.
+    assert not _verify(verifier, UNKNOWN, ALICE[1])
+    assert len(checked) == 1 and checked[0].startswith("$2b$")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("a@example.com,$1$md5$SEEKRIT\n", "line 1: unrecognised hash format"),
+        ("a@example.com,{SSHA}x\na@example.com,{SSHA}y\n", "line 2: identifier repeated"),
+        ("only-one-column\n", "line 1: expected identifier,hash"),
+        ("identifier,hash\n", "no entries"),
+    ],
+)
+def test_a_bad_file_is_named_with_its_line_and_never_quotes_a_hash(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(content)
+
+    with pytest.raises(HashFileError, match=problem) as failure:
+        HashFileVerifier(path)
+
+    assert "SEEKRIT" not in str(failure.value)
+
+
+def test_firebase_export_verifies_with_the_projects_parameters(tmp_path: Path) -> None:
+    from tests.proxy.broker.test_hash_schemes import FIREBASE, FIREBASE_HASH
+
+    (tmp_path / "signer-key").write_text(base64.b64encode(FIREBASE.signer_key).decode() + "\n")
+    path = tmp_path / "firebase.ndjson"
+    path.write_text(json.dumps({"identifier": "user1@example.com", "hash": FIREBASE_HASH}) + "\n")
+    parameters = hash_file.firebase_parameters(tmp_path / "signer-key", "Bw==", 8, 14)
+
+    verifier = HashFileVerifier(path, parameters)
+
+    assert _verify(verifier, "user1@example.com", "user1password")
+    assert not _verify(verifier, "user1@example.com", "user1passwore")
+    with pytest.raises(HashFileError, match="firebase-scrypt needs"):
+        HashFileVerifier(path)

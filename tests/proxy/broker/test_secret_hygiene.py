@@ -1,0 +1,71 @@
+"""Credentials never reach a log line, an audit record, a metric or an error message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from proxy.broker.credential import Credential, Password
+from proxy.broker.scim import ProvisioningFailed, ScimProvisioner
+from tests.flags.redis_support import free_port
+from tests.proxy.broker.broker_support import ALICE, BOB, UNKNOWN, WRONG
+from tests.proxy.broker.conftest import StartBroker
+
+
+def test_logs_audit_and_metrics_carry_no_credential(
+    start_broker: StartBroker, captured_logs: pytest.LogCaptureFixture
+) -> None:
+    env = start_broker()
+    for door in ("generic", "okta", "kratos"):
+        env.call(door, *ALICE)
+        env.call(door, BOB[0], WRONG)
+        env.call(door, UNKNOWN, WRONG)
+
+    metrics_text = httpx.get(f"{env.url}/_authswitch/metrics").text
+    lines = [captured_logs.handler.format(r) for r in captured_logs.records]
+
+    for secret in (ALICE[1], BOB[1], WRONG, "SEEKRIT", ALICE[0], BOB[0], UNKNOWN):
+        assert secret not in metrics_text
+        assert not [line for line in lines if secret in line]
+    audit = [r for r in captured_logs.records if r.name == "authswitch.broker.audit"]
+    # One record per provisioning attempt: created once, then found there twice.
+    assert [r.__dict__["fields"]["result"] for r in audit] == [
+        "provisioned",
+        "already_present",
+        "already_present",
+    ]
+    hashes = {r.__dict__["fields"]["identifier_hash"] for r in audit}
+    assert len(hashes) == 1 and len(next(iter(hashes))) == 32
+    assert 'authswitch_broker_provisioning_total{door="generic",outcome="provisioned"}' in (
+        metrics_text
+    )
+
+
+def test_a_credential_never_prints() -> None:
+    credential = Credential(ALICE[0], Password(ALICE[1]))
+
+    assert ALICE[1] not in repr(credential)
+    assert ALICE[1] not in str(credential.password)
+    assert ALICE[1] not in json.dumps({"c": str(credential)})
+
+
+def test_a_failed_provisioning_names_no_payload() -> None:
+    async def create() -> None:
+        provisioner = ScimProvisioner(
+            f"http://127.0.0.1:{free_port()}/v2", token=None, timeout_seconds=0.5
+        )
+        await provisioner.start()
+        try:
+            await provisioner.create(Credential(ALICE[0], Password(ALICE[1])))
+        finally:
+            await provisioner.close()
+
+    with pytest.raises(ProvisioningFailed) as failure:
+        asyncio.run(create())
+
+    assert ALICE[1] not in str(failure.value)
+    # Raised "from None": a traceback doesn't show scim2-client's error and its payload.
+    assert failure.value.__suppress_context__
