@@ -38,6 +38,12 @@ METRICS: dict[str, str] = {
     "authswitch_callback_duration_seconds_bucket": "exported",
     "authswitch_callback_duration_seconds_count": "exported",
     "authswitch_callback_duration_seconds_sum": "exported",
+    "authswitch_decision_duration_seconds_bucket": "exported",
+    "authswitch_decision_duration_seconds_count": "exported",
+    "authswitch_decision_duration_seconds_sum": "exported",
+    "authswitch_forward_duration_seconds_bucket": "exported",
+    "authswitch_forward_duration_seconds_count": "exported",
+    "authswitch_forward_duration_seconds_sum": "exported",
     "authswitch_passthrough_total": "exported",
     "authswitch_flags_version": "exported",  # gauge; -1 while no state is known
     "authswitch_flags_stale_seconds": "exported",  # gauge; 0 while the backend is readable

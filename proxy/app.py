@@ -201,6 +201,7 @@ class AuthSwitch:
                 limits.max_body_bytes,
                 self.config.timeouts.body_seconds,
             )
+            received = time.perf_counter()
             fields = parse_fields(
                 scope["query_string"],
                 body,
@@ -240,6 +241,8 @@ class AuthSwitch:
             unsolicited=unsolicited,
             flow=flow,
         )
+        decided = time.perf_counter()
+        metrics.DECISION_SECONDS.observe(decided - received)
         if decision.destination == "new" and decision.connection is not None:
             status, outcome, reason = await self._to_new_provider(
                 scope, send, decision, decision.connection, body, fields, request_id
@@ -248,6 +251,7 @@ class AuthSwitch:
             status, outcome = await self._to_legacy(scope, send, body, request_id)
             reason = decision.reason
         destination = "new" if outcome.startswith("new_") else "legacy"
+        metrics.FORWARD_SECONDS.labels(destination).observe(time.perf_counter() - decided)
         connection_id = decision.connection.id if decision.connection is not None else None
         self._account(
             scope,

@@ -34,6 +34,19 @@ CALLBACK_SECONDS = Histogram(
     ["destination"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+DECISION_SECONDS = Histogram(
+    "authswitch_decision_duration_seconds",
+    "From a callback's body received to its destination decided: parsing, identification "
+    "(SAML Issuer included), connection map and flag lookups.",
+    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
+)
+FORWARD_SECONDS = Histogram(
+    "authswitch_forward_duration_seconds",
+    "From the decision to the end of the answer: the redirect or form, or the upstream "
+    "round trip and the streamed body.",
+    ["destination"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 PASSTHROUGH = Counter(
     "authswitch_passthrough_total",
     "Non-callback requests passed to the legacy upstream, by outcome.",
