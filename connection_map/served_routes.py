@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(:path)?\}")
+PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(:path)?\}")
 # Which methods a route must accept for an IdP's callback to reach it.
 _NEEDED_METHOD = {"saml": ("POST",), "oidc": ("GET", "POST")}
 
@@ -44,21 +44,22 @@ def match_route(
 
 def _match(routes: Sequence[ServedRoute], path: str) -> tuple[ServedRoute, dict[str, str]] | None:
     for route in routes:
-        if not _PARAM.search(route.path) and route.path == path:
+        if not PATH_PARAM.search(route.path) and route.path == path:
             return route, {}
     for route in routes:
-        if _PARAM.search(route.path):
-            found = _compile(route.path).fullmatch(path)
+        if PATH_PARAM.search(route.path):
+            found = compile_path_template(route.path).fullmatch(path)
             if found is not None:
                 return route, found.groupdict()
     return None
 
 
 @lru_cache(maxsize=256)
-def _compile(template: str) -> re.Pattern[str]:
+def compile_path_template(template: str) -> re.Pattern[str]:
+    """`/sso/{connection}/acs` → a regex: `{name}` is one path segment, `{name:path}` the rest."""
     parts: list[str] = []
     position = 0
-    for param in _PARAM.finditer(template):
+    for param in PATH_PARAM.finditer(template):
         parts.append(re.escape(template[position : param.start()]))
         body = ".+" if param.group(2) else "[^/]+"
         parts.append(f"(?P<{param.group(1)}>{body})")

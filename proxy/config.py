@@ -21,11 +21,10 @@ from pydantic import (
     model_validator,
 )
 
+from connection_map.served_routes import PATH_PARAM
 from connection_map.yaml_document import YamlDocumentError, load_yaml_mapping
 from flags.evaluation import FLAG_KEY
 from flags.redis_keys import KEY_PREFIX_PATTERN
-
-_TEMPLATE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path)?\}")
 
 
 class ConfigError(Exception):
@@ -345,7 +344,7 @@ class Route(_Model):
 
     @model_validator(mode="after")
     def _check_strategies(self) -> Route:
-        params = _TEMPLATE_PARAM.findall(self.path)
+        params = [name for name, _ in PATH_PARAM.findall(self.path)]
         repeated = sorted({p for p in params if params.count(p) > 1})
         if repeated:  # the route table compiles each to a named group: names must be unique
             raise ValueError(f"'{{{repeated[0]}}}' appears more than once in the path")

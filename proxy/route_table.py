@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from connection_map.served_routes import PATH_PARAM, compile_path_template
 from proxy.config import Route, Strategy
 from proxy.intake import SINGLE_VALUED
-
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(:path)?\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +32,8 @@ class RouteTable:
         self._templates: list[tuple[re.Pattern[str], Route]] = []
         self._single_valued = {route.path: single_valued_fields(route) for route in routes}
         for route in routes:
-            if _PARAM.search(route.path):
-                self._templates.append((_compile(route.path), route))
+            if PATH_PARAM.search(route.path):
+                self._templates.append((compile_path_template(route.path), route))
             else:
                 self._exact[route.path] = route
 
@@ -47,15 +46,3 @@ class RouteTable:
             if found is not None:
                 return RouteMatch(candidate, found.groupdict(), self._single_valued[candidate.path])
         return None
-
-
-def _compile(template: str) -> re.Pattern[str]:
-    parts: list[str] = []
-    position = 0
-    for param in _PARAM.finditer(template):
-        parts.append(re.escape(template[position : param.start()]))
-        body = ".+" if param.group(2) else "[^/]+"
-        parts.append(f"(?P<{param.group(1)}>{body})")
-        position = param.end()
-    parts.append(re.escape(template[position:]))
-    return re.compile("".join(parts))
