@@ -54,7 +54,10 @@ class AuthSwitch:
         self.connection_map: MapSource = map_source_for(config)
         self.flag_provider = flag_provider or provider_for(config.flags)
         self.flags_domain = f"authswitch-{next(_instances)}"
-        self._decider = RouteDecider(api.get_client(self.flags_domain))
+        openfeature = config.flags.openfeature if config.flags.backend == "openfeature" else None
+        self._decider = RouteDecider(
+            api.get_client(self.flags_domain), openfeature.flag if openfeature else None
+        )
         self._routes = RouteTable(config.routes)
         self._flows = flow_store_for(config)
         self._flow_start = (

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
+from openfeature.flag_evaluation import FlagEvaluationDetails
 
 from connection_map import Connection
 from flags import FLAG_KEY
+from proxy.config import OpenFeatureFlag
 from proxy.flow_store import FlowRecord
 from proxy.identify import Identification, Outcome
 
 Destination = Literal["new", "legacy"]
+
+# A variant from another flag system becomes a reason (logs, a metrics label) only if it looks
+# like a code; anything else is reported as the value's generic reason.
+_VARIANT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +33,14 @@ class Decision:
 class RouteDecider:
     """Turns an identified callback into a destination; in-memory only, no I/O."""
 
-    def __init__(self, flags: OpenFeatureClient) -> None:
+    def __init__(self, flags: OpenFeatureClient, flag: OpenFeatureFlag | None = None) -> None:
         self._flags = flags
         # One context per connection, reused: building it is a third of an evaluation's cost.
         # Bounded by the connection map (ids come from the map, never from the request).
         self._contexts: dict[str, EvaluationContext] = {}
+        # flags.backend openfeature: the configured flag; None: the built-in `authswitch.route`.
+        self._flag = flag
+        self._keys: dict[str, str] = {}  # connection id -> flag key, bounded like _contexts
 
     def decide(
         self,
@@ -63,6 +73,8 @@ class RouteDecider:
         context = self._contexts.get(connection.id)
         if context is None:
             context = self._contexts[connection.id] = EvaluationContext(targeting_key=connection.id)
+        if self._flag is not None:
+            return self._configured_flag(connection, context, self._flag)
         details = self._flags.get_string_details(FLAG_KEY, "legacy", context)
         if details.error_code is not None:
             return Decision("legacy", f"flag_error_{details.error_code.value.lower()}", connection)
@@ -70,3 +82,33 @@ class RouteDecider:
         if details.value == "new":
             return Decision("new", reason, connection)
         return Decision("legacy", reason, connection)
+
+    def _configured_flag(
+        self, connection: Connection, context: EvaluationContext, flag: OpenFeatureFlag
+    ) -> Decision:
+        """The configured flag: a string ("new"/"legacy") or a boolean (true = new)."""
+        key = self._keys.get(connection.id)
+        if key is None:
+            key = self._keys[connection.id] = flag.key_for(connection.id)
+        details: FlagEvaluationDetails[str] | FlagEvaluationDetails[bool]
+        if flag.type == "boolean":
+            details = self._flags.get_boolean_details(key, False, context)
+        else:
+            details = self._flags.get_string_details(key, "legacy", context)
+        if details.error_code is not None:
+            return Decision("legacy", f"flag_error_{details.error_code.value.lower()}", connection)
+        value = details.value
+        if value is True or value == "new":
+            destination: Destination = "new"
+        elif value is False or value == "legacy":
+            destination = "legacy"
+        else:  # never echoed: it may be anything the other flag system holds
+            return Decision("legacy", "flag_bad_value", connection)
+        variant = details.variant
+        if variant is not None and _VARIANT.fullmatch(variant):
+            reason = variant
+        elif type(value) is bool:
+            reason = "flag_on" if value else "flag_off"
+        else:
+            reason = "flag"
+        return Decision(destination, reason, connection)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from openfeature.provider import FeatureProvider
 
 from flags import (
@@ -11,13 +13,21 @@ from flags import (
     RedisKeys,
     RedisRolloutStore,
     RolloutStore,
+    RolloutStoreError,
 )
 from flags.redis_keys import connect
-from proxy.config import Config, Flags
+from proxy.config import Config, ConfigError, Flags, OpenFeatureFlags, provider_kwargs
+
+
+class UnmanagedFlagBackend(RolloutStoreError):
+    """The rollout lives in another flag system: authswitch's commands can't read or change it."""
 
 
 def provider_for(flags: Flags) -> FeatureProvider:
     """The provider the proxy evaluates through (another OpenFeature provider may replace it)."""
+    if flags.backend == "openfeature":
+        assert flags.openfeature is not None  # the config requires it for this backend
+        return configured_provider(flags.openfeature)
     if flags.backend == "redis":
         settings = flags.redis
         return RedisFlagProvider(
@@ -32,9 +42,41 @@ def provider_for(flags: Flags) -> FeatureProvider:
     return FileFlagProvider(flags.file, poll_interval=flags.poll_interval_seconds)
 
 
+def configured_provider(settings: OpenFeatureFlags) -> FeatureProvider:
+    """`flags.openfeature.provider` called with `options` as keyword arguments."""
+    where = f"flags.openfeature.provider '{settings.provider}'"
+    try:
+        factory = settings.factory()
+        kwargs = provider_kwargs(factory, settings.options)
+    except ValueError as exc:  # the import or the options, worded as the config check words it
+        raise ConfigError(f"{where}: {exc}") from None
+    try:
+        provider = factory(**kwargs)
+    except Exception as exc:  # the provider refused its options
+        raise ConfigError(
+            f"{where}: the provider could not be created: {type(exc).__name__}: {exc}"
+        ) from None
+    missing = [
+        name
+        for name in ("get_metadata", "resolve_string_details", "resolve_boolean_details")
+        if not callable(getattr(provider, name, None))
+    ]
+    if missing:
+        raise ConfigError(
+            f"{where}: returned {type(provider).__name__}, not an OpenFeature provider "
+            f"(no {', '.join(missing)})"
+        )
+    return cast(FeatureProvider, provider)
+
+
 def open_rollout_store(config: Config, *, client_name: str, min_timeout: float) -> RolloutStore:
     """The store SRE commands read and write; CLI calls get a more patient socket timeout."""
     flags = config.flags
+    if flags.backend == "openfeature":
+        raise UnmanagedFlagBackend(
+            "flags.backend is 'openfeature': the rollout lives in the provider's own flag "
+            "system; these commands manage only the 'file' and 'redis' backends"
+        )
     if flags.backend == "redis":
         settings = flags.redis
         client = connect(
