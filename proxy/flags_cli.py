@@ -32,7 +32,7 @@ from flags.route_report import ConnectionFacts, ConnectionRoute, ids_not_in, rou
 from flags.stage_plan import StagePlan, token_version
 from flags.validation_messages import describe_validation_error
 from proxy.config import Config, ConfigError, load_config
-from proxy.flag_backend import open_rollout_store
+from proxy.flag_backend import UnmanagedFlagBackend, open_rollout_store
 
 _WRITE_ATTEMPTS = 3
 _CLI_MIN_SOCKET_TIMEOUT = 2.0
@@ -464,6 +464,8 @@ def _session(config_path: Path, as_json: bool) -> Iterator[_Session]:
         _exit(failure, as_json)
     except VersionConflict as exc:
         _exit(_Failure(ExitCode.CONFLICT, "conflict", str(exc)), as_json)
+    except UnmanagedFlagBackend as exc:  # a config choice, not an outage
+        _exit(_Failure(ExitCode.USAGE, "config", str(exc)), as_json)
     except RolloutStoreError as exc:
         _exit(_Failure(ExitCode.UNAVAILABLE, "backend", str(exc)), as_json)
     except AuditInputError as exc:

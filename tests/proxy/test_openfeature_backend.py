@@ -485,5 +485,5 @@ def test_the_flags_cli_says_it_does_not_manage_another_flag_system(tmp_path: Pat
 
     result = CliRunner().invoke(cli_app, ["flags", "status", "--config", str(path)])
 
-    assert result.exit_code == ExitCode.UNAVAILABLE
+    assert result.exit_code == ExitCode.USAGE
     assert "manage only the 'file' and 'redis' backends" in result.output
