@@ -9,7 +9,7 @@ import typer
 
 from connection_map import ConnectionMapError, load_connection_map
 from flags import FlagFileError, load_rollout_state
-from proxy.config import ConfigError, load_config
+from proxy.config import Config, ConfigError, load_config
 from proxy.connections_cli import connections_app
 from proxy.flags_cli import flags_app
 
@@ -38,10 +38,28 @@ def serve(
             load_connection_map(settings.connection_map)
         if settings.flags.file is not None and settings.flags.backend == "file":
             load_rollout_state(settings.flags.file)
+        _check_secrets_and_broker(settings)
     except (ConfigError, ConnectionMapError, FlagFileError) as exc:
         typer.echo(f"authswitch: {exc}", err=True)
         raise typer.Exit(2) from None
     run_server(str(config), settings, workers=workers, graceful_seconds=graceful_seconds)
+
+
+def _check_secrets_and_broker(settings: Config) -> None:
+    """Read every secret file and build the broker once, so a bad file stops `serve` with
+    exit 2 here instead of a traceback in each worker."""
+    from proxy.broker import PasswordBroker
+
+    if settings.flags.backend == "redis":
+        settings.flags.redis.password()
+    if settings.flow_affinity.enabled:
+        settings.flow_affinity.secret()
+    if settings.broker.enabled:
+        PasswordBroker(
+            settings.broker,
+            body_seconds=settings.timeouts.body_seconds,
+            trust_forwarded_headers=settings.forwarding.trust_forwarded_headers,
+        )
 
 
 @app.command()

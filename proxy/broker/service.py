@@ -32,8 +32,8 @@ from proxy.broker.rate_limits import RateLimits
 from proxy.broker.scim import ProvisioningFailed, ScimProvisioner
 from proxy.broker.verifier import LegacyUnavailable, Verifier
 from proxy.config import Broker as BrokerConfig
-from proxy.config import ConfigError
 from proxy.config import HashFileVerifier as HashFileConfig
+from proxy.config import read_secret_file
 from proxy.intake import CallbackRejected, ClientDisconnected, read_body
 from proxy.responses import send_json
 
@@ -292,12 +292,7 @@ def _provisioner_for(config: BrokerConfig) -> Provisioner | None:
 
 
 def _read_optional(path: Path | None, key: str) -> str | None:
-    if path is None:
-        return None
-    try:
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise ConfigError(f"{key} '{path}': cannot read: {exc.strerror}") from None
+    return None if path is None else read_secret_file(path, key).decode()
 
 
 def _limits_uri(url: str) -> str:

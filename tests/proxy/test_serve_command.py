@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -146,3 +147,39 @@ def test_serve_refuses_a_bad_config_with_file_key_and_problem(tmp_path: Path) ->
     assert str(config) in result.stderr
     assert "legacy.url" in result.stderr
     assert "routes.0" in result.stderr and "{connection}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("broker", "named"),
+    [
+        (
+            {"secret_file": "missing-secret", "verifier": {"type": "hash_file", "path": "h.csv"}},
+            "broker.secret_file",
+        ),
+        (
+            {"secret_file": "secret", "verifier": {"type": "hash_file", "path": "missing.csv"}},
+            "missing.csv",
+        ),
+    ],
+    ids=["secret", "hash_file"],
+)
+def test_serve_refuses_unreadable_broker_files_before_starting(
+    tmp_path: Path, providers: dict[str, LoopbackServer], broker: dict[str, Any], named: str
+) -> None:
+    (tmp_path / "secret").write_text("a-hook-secret-of-32-bytes-or-so!\n")
+    config = write_proxy_files(
+        tmp_path,
+        providers["legacy"].url,
+        providers["new"].url,
+        broker={"enabled": True, **broker},
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "a-hook-secret" not in result.stderr
