@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -41,6 +43,19 @@ SAML_IDS = [cid for cid, spec in CONNECTIONS.items() if spec[0] == "saml"]
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def readyz(base_url: str) -> tuple[int, dict[str, Any]]:
+    """A proxy's /readyz status and report."""
+    response = httpx.get(base_url + "/_authswitch/readyz", timeout=5)
+    return response.status_code, response.json()
 
 
 @pytest.fixture(scope="session")

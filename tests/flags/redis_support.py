@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import redis
+
+from tests.conftest import free_port
 
 SHARED_HOST = "127.0.0.1"
 SHARED_PORT = 6379
@@ -65,12 +66,6 @@ def shared_redis() -> Iterator[RedisTarget]:
     finally:
         _delete_prefix(client, target.prefix)
         client.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PrivateRedis:

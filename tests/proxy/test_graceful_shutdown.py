@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 
 from proxy.demo.loopback_server import LoopbackServer
-from tests.conftest import write_proxy_files
-from tests.proxy.test_serve_command import _free_port, _wait_ready
+from tests.conftest import free_port, write_proxy_files
+from tests.proxy.test_serve_command import _wait_ready
 
 
 async def _slow_legacy(scope, receive, send):  # type: ignore[no-untyped-def]
@@ -46,7 +46,7 @@ def test_sigterm_during_load_loses_no_accepted_request(
     tmp_path: Path, providers: dict[str, LoopbackServer]
 ) -> None:
     with LoopbackServer(_slow_legacy, name="slow-legacy") as legacy:
-        port = _free_port()
+        port = free_port()
         config = write_proxy_files(
             tmp_path, legacy.url, providers["new"].url, listen={"host": "127.0.0.1", "port": port}
         )

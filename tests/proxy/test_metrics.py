@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from proxy.demo.idp import DemoIdP
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.metrics import ConnectionLabels
-from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, write_proxy_files
-from tests.proxy.test_serve_command import _free_port, _wait_ready
+from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, free_port, write_proxy_files
+from tests.proxy.test_serve_command import _wait_ready
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
@@ -45,7 +45,7 @@ def test_scripted_callbacks_are_counted_exactly_on_the_metrics_port(
     idps: dict[str, DemoIdP],
     workers: int,
 ) -> None:
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_port(), free_port()
     config = write_proxy_files(
         tmp_path,
         providers["legacy"].url,

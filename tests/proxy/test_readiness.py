@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +12,7 @@ from flags.redis_keys import connect
 from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.loopback_server import LoopbackServer
-from tests.conftest import ProxyEnv, write_proxy_files
+from tests.conftest import ProxyEnv, readyz, write_proxy_files
 from tests.flags.redis_support import (
     PrivateRedis,
     private_redis,  # noqa: F401  (registers the fixture for this module)
@@ -21,14 +20,9 @@ from tests.flags.redis_support import (
 )
 
 
-def _readyz(url: str) -> tuple[int, dict[str, Any]]:
-    response = httpx.get(url + "/_authswitch/readyz", timeout=5)
-    return response.status_code, response.json()
-
-
 def test_livez_and_readyz_with_the_file_backend(proxy_env: ProxyEnv) -> None:
     assert httpx.get(proxy_env.url + "/_authswitch/livez", timeout=5).json() == {"status": "ok"}
-    status, report = _readyz(proxy_env.url)
+    status, report = readyz(proxy_env.url)
     assert (status, report["ready"], report["missing"]) == (200, True, [])
     assert report["checks"]["connection_map"]["connections"] == 6
     assert report["checks"]["flags"]["backend"] == "file"
@@ -59,17 +53,17 @@ def test_readyz_follows_redis_when_configured_to(
         flags={"backend": "redis", "redis": redis_settings},
     )
     with LoopbackServer(AuthSwitch(load_config(config)), name="authswitch") as server:
-        assert _readyz(server.url)[0] == 200
+        assert readyz(server.url)[0] == 200
         private_redis.stop()
-        wait_until(lambda: _readyz(server.url)[1]["checks"]["flags"]["stale"])
-        down_status, down_report = _readyz(server.url)
+        wait_until(lambda: readyz(server.url)[1]["checks"]["flags"]["stale"])
+        down_status, down_report = readyz(server.url)
         route = httpx.get(server.url + "/oidc/hooli/callback?code=a&state=b", timeout=5)
         private_redis.start()
         store = RedisRolloutStore(
             connect(private_redis.url, socket_timeout=2, client_name="t"), RedisKeys("ready")
         )
         store.write(0, RolloutState(overrides={"hooli": "on"}), actor="t", reason="r", action="x")
-        wait_until(lambda: _readyz(server.url)[0] == 200)
+        wait_until(lambda: readyz(server.url)[0] == 200)
     assert route.status_code == 302, "the last known state keeps routing during the outage"
     if requires_redis:
         assert down_status == 503 and down_report["ready"] is False

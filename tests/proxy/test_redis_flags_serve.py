@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +25,7 @@ from flags.redis_keys import connect
 from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.loopback_server import LoopbackServer
-from tests.conftest import write_proxy_files
+from tests.conftest import readyz, write_proxy_files
 from tests.flags.redis_support import (
     PrivateRedis,
     RedisTarget,
@@ -59,11 +58,6 @@ def _flags_cli(config: Path, *args: str) -> tuple[subprocess.CompletedProcess[st
 def _start_serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "proxy", "serve", "--config", str(config)]
     return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
-def _readyz(base_url: str) -> tuple[int, dict[str, Any]]:
-    response = httpx.get(base_url + "/_authswitch/readyz", timeout=5)
-    return response.status_code, response.json()
 
 
 @pytest.fixture
@@ -101,7 +95,7 @@ def two_replicas(
             while True:
                 assert process.poll() is None, log.read_text()
                 try:
-                    if _readyz(url)[0] == 200:
+                    if readyz(url)[0] == 200:
                         break
                 except httpx.TransportError:
                     pass
@@ -121,7 +115,7 @@ def test_a_flip_via_the_cli_is_honoured_by_both_replicas_within_a_second(
     config, urls, metrics = two_replicas
     assert [_route_of(url) for url in urls] == ["legacy", "legacy"]
     for url in urls:
-        status, report = _readyz(url)
+        status, report = readyz(url)
         flags = report["checks"]["flags"]
         assert (status, flags["backend"], flags["version"], flags["stale"]) == (
             200,
@@ -158,7 +152,7 @@ def test_a_flip_via_the_cli_is_honoured_by_both_replicas_within_a_second(
         "cli stage --preview wall time (s)": preview_seconds,
         "cli stage --apply wall time (s)": apply_seconds,
     }
-    wait_until(lambda: all(_readyz(url)[1]["checks"]["flags"]["version"] == 3 for url in urls))
+    wait_until(lambda: all(readyz(url)[1]["checks"]["flags"]["version"] == 3 for url in urls))
     for url in metrics:
         text = httpx.get(url, timeout=5).text
         assert 'authswitch_flags_version{backend="redis"} 3.0' in text
@@ -228,13 +222,13 @@ def test_redis_frozen_during_traffic_every_login_still_routes_and_readyz_says_st
     with LoopbackServer(app, name="authswitch") as server, Callbacks(server.url) as traffic:
         time.sleep(0.2)
         private_redis.freeze()
-        wait_until(lambda: _readyz(server.url)[1]["checks"]["flags"]["stale"])
+        wait_until(lambda: readyz(server.url)[1]["checks"]["flags"]["stale"])
         # Past stale_error_after_seconds, at the next failed attempt: ERROR, still serving.
-        wait_until(lambda: _readyz(server.url)[1]["checks"]["flags"]["provider_status"] == "ERROR")
-        status, report = _readyz(server.url)
+        wait_until(lambda: readyz(server.url)[1]["checks"]["flags"]["provider_status"] == "ERROR")
+        status, report = readyz(server.url)
         flags = report["checks"]["flags"]
         private_redis.thaw()
-        wait_until(lambda: not _readyz(server.url)[1]["checks"]["flags"]["stale"])
+        wait_until(lambda: not readyz(server.url)[1]["checks"]["flags"]["stale"])
         store.write(1, RolloutState(), actor="a", reason="after the outage", action="clear")
         wait_until(lambda: _route_of(server.url) == "legacy")
 
@@ -259,10 +253,10 @@ def test_cold_start_with_redis_down_routes_legacy_and_is_not_ready_until_it_answ
     app = _redis_proxy(tmp_path, providers, private_redis.url)
 
     with LoopbackServer(app, name="authswitch") as server:
-        status, report = _readyz(server.url)
+        status, report = readyz(server.url)
         route = _route_of(server.url)
         private_redis.thaw()
-        wait_until(lambda: _readyz(server.url)[0] == 200)
+        wait_until(lambda: readyz(server.url)[0] == 200)
         route_after = _route_of(server.url)
 
     assert (status, report["ready"], report["checks"]["flags"]["has_state"]) == (503, False, False)

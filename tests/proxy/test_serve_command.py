@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import yaml
 
 from proxy.demo.idp import DemoIdP
 from proxy.demo.loopback_server import LoopbackServer
-from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, write_proxy_files
+from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, free_port, write_proxy_files
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 SECRET_CODE = "code-SEEKRIT-4711"
@@ -27,12 +26,6 @@ SECRET_STATE = "state-SEEKRIT-0815"
 SECRET_COOKIE = "cookie-SEEKRIT-1234"
 SECRET_TOKEN = "token-SEEKRIT-9999"
 SECRET_RELAY = "relay-SEEKRIT-2468"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start(config: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -61,7 +54,7 @@ def test_serve_routes_and_logs_one_json_line_per_callback_without_secrets(
     idps: dict[str, DemoIdP],
     workers: int,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     config = write_proxy_files(
         tmp_path,
         providers["legacy"].url,
