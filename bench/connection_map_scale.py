@@ -115,38 +115,34 @@ def _rss_mb() -> float:
 
 
 def _measure_load(kind: str, source: str) -> dict[str, Any]:
+    """The file loader, or a replica's first sync from Redis (fetch, validate, index, swap)."""
     import redis
 
-    from connection_map import ConnectionMap, load_connection_map
-    from connection_map.redis_store import parse_map_doc
+    from connection_map import load_connection_map
+    from connection_map.redis_follower import RedisConnectionMap
+    from connection_map.redis_store import MapKeys
 
-    data = b""
-    if kind == "redis":
-        url, key = source.rsplit(" ", 1)
-        client = redis.Redis.from_url(url)
-        fetch_started = time.perf_counter()
-        data = client.get(key) or b""
-        fetch_seconds = time.perf_counter() - fetch_started
     gc.collect()
     before = _rss_mb()
     started = time.perf_counter()
     if kind == "yaml":
         index = load_connection_map(source)
     else:
-        index = ConnectionMap.build(parse_map_doc(data, "bench"))
+        url, prefix = source.rsplit(" ", 1)
+        follower = RedisConnectionMap(
+            redis.Redis.from_url(url, socket_timeout=30), MapKeys(prefix), where="bench"
+        )
+        follower.sync_now()
+        index = follower.current
+        assert follower.loaded, follower.health().last_error
     seconds = time.perf_counter() - started
-    del data
     gc.collect()
     result: dict[str, Any] = {
         "connections": len(index),
         "load_seconds": seconds,
         "rss_added_mb": _rss_mb() - before,
     }
-    if kind == "redis":
-        result["fetch_seconds"] = fetch_seconds
-    else:
-        result |= _lookups(index)
-    return result
+    return result | _lookups(index)
 
 
 def _lookups(index: Any) -> dict[str, float]:
@@ -154,8 +150,8 @@ def _lookups(index: Any) -> dict[str, float]:
     rng = random.Random(7)
     sample = [rng.choice(connections) for _ in range(LOOKUPS)]
     ids = [c.id for c in sample]
-    issuers = [c.saml.idp_entity_id for c in sample if c.saml is not None]
-    paths = [c.oidc.callback_path for c in sample if c.oidc is not None]
+    issuers = [c.idp_entity_id for c in sample if c.idp_entity_id is not None]
+    paths = [c.callback_path for c in sample if c.callback_path is not None]
     figures = {}
     # Fresh strings, as a request's parsed id / Issuer / path are: no cached hash, no identity.
     for name, method, keys in (
@@ -175,7 +171,11 @@ def _lookups(index: Any) -> dict[str, float]:
 
 
 def _measure_push(url: str, prefix: str, doc_path: str) -> dict[str, Any]:
-    """Push a new version while a follower (a replica's map) runs; time both."""
+    """Push a new version while a follower (a replica's map) runs; time both.
+
+    Then, as the side-by-side reference, the same map written as one line of JSON (as a doc
+    not written by ``connections push`` would be), which the follower validates in one piece.
+    """
     import redis
 
     from connection_map.redis_follower import RedisConnectionMap
@@ -194,20 +194,36 @@ def _measure_push(url: str, prefix: str, doc_path: str) -> dict[str, Any]:
     started = time.perf_counter()
     store.push(newer, expected_version=document.version, actor="bench", reason="bench")
     pushed = time.perf_counter()
-    # What the event loop of a replica would feel while the follower builds on its thread:
-    # the longest a thread that wants to run every 1 ms has to wait.
-    longest_wait = 0.0
-    while follower.current.version != newer.version:
-        before = time.perf_counter()
-        time.sleep(0.001)
-        longest_wait = max(longest_wait, time.perf_counter() - before - 0.001)
-    swapped = time.perf_counter()
+    stall, swapped = _stall_until(lambda: follower.current.version == newer.version)
+
+    one_line = newer.model_dump(mode="json", exclude_defaults=True)
+    one_line["version"] = newer.version + 1
+    client.set(keys.doc, zlib.compress(json.dumps(one_line, separators=(",", ":")).encode()))
+    client.set(keys.version, one_line["version"])
+    client.publish(keys.changed, one_line["version"])
+    one_line_started = time.perf_counter()
+    one_line_stall, one_line_swapped = _stall_until(
+        lambda: follower.current.version == one_line["version"]
+    )
     follower.close()
     return {
         "push_seconds": pushed - started,
         "swap_after_push_seconds": swapped - pushed,
-        "longest_stall_ms": longest_wait * 1000,
+        "longest_stall_ms": stall * 1000,
+        "one_line_swap_seconds": one_line_swapped - one_line_started,
+        "one_line_stall_ms": one_line_stall * 1000,
     }
+
+
+def _stall_until(done: Any) -> tuple[float, float]:
+    """What the event loop of a replica would feel while the follower builds on its thread:
+    the longest a thread that wants to run every 1 ms has to wait; and when `done` held."""
+    longest_wait = 0.0
+    while not done():
+        before = time.perf_counter()
+        time.sleep(0.001)
+        longest_wait = max(longest_wait, time.perf_counter() - before - 0.001)
+    return longest_wait, time.perf_counter()
 
 
 def _child(args: list[str]) -> dict[str, Any]:
@@ -240,6 +256,7 @@ def main() -> None:
     import yaml
 
     from connection_map.model import ConnectionMapDocument
+    from connection_map.redis_store import render_map_doc
 
     certificates = _certificates(8)
     rows: list[tuple[int, dict[str, Any]]] = []
@@ -249,8 +266,8 @@ def main() -> None:
             yaml_path = Path(scratch) / f"connections-{size}.yaml"
             dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
             yaml_path.write_text(yaml.dump(document, Dumper=dumper, sort_keys=False))
-            doc = zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 6)
-            ConnectionMapDocument.model_validate(document)  # the generator makes valid maps
+            # What `connections push` stores (the generator makes valid maps).
+            doc = render_map_doc(ConnectionMapDocument.model_validate(document))
             figures: dict[str, Any] = {
                 "yaml_mb": yaml_path.stat().st_size / 1e6,
                 "doc_mb": len(doc) / 1e6,
@@ -262,7 +279,7 @@ def main() -> None:
                 try:
                     client.set(f"{prefix}:connections:doc", doc)
                     client.set(f"{prefix}:connections:version", 1)
-                    figures["redis"] = _child(["redis", REDIS_URL, f"{prefix}:connections:doc"])
+                    figures["redis"] = _child(["redis", REDIS_URL, prefix])
                     doc_path = Path(scratch) / f"doc-{size}.bin"
                     doc_path.write_bytes(doc)
                     figures["push"] = _child(["push", REDIS_URL, prefix, str(doc_path)])
@@ -280,7 +297,7 @@ def _print(rows: list[tuple[int, dict[str, Any]]]) -> None:
     header = (
         f"{'connections':>11} | {'file MB':>7} | {'doc MB':>6} | {'file load s':>11} | "
         f"{'file RSS MB':>11} | {'doc load s':>10} | {'doc RSS MB':>10} | {'push s':>6} | "
-        f"{'swap s':>6} | {'stall ms':>8}"
+        f"{'swap s':>6} | {'stall ms':>8} | {'1-line swap s':>13} | {'1-line stall ms':>15}"
     )
     print(header)
     print("-" * len(header))
@@ -293,19 +310,22 @@ def _print(rows: list[tuple[int, dict[str, Any]]]) -> None:
             f"{redis_f.get('rss_added_mb', float('nan')):>10.0f} | "
             f"{push_f.get('push_seconds', float('nan')):>6.2f} | "
             f"{push_f.get('swap_after_push_seconds', float('nan')):>6.2f} | "
-            f"{push_f.get('longest_stall_ms', float('nan')):>8.1f}"
+            f"{push_f.get('longest_stall_ms', float('nan')):>8.1f} | "
+            f"{push_f.get('one_line_swap_seconds', float('nan')):>13.2f} | "
+            f"{push_f.get('one_line_stall_ms', float('nan')):>15.1f}"
         )
     print()
     print(f"lookup ns (best of 5 x {LOOKUPS} random keys):")
     print(f"{'connections':>11} | {'by id':>6} | {'by Issuer':>9} | {'by callback path':>16}")
     for size, f in rows:
-        y = f["yaml"]
+        y = f.get("redis", f["yaml"])
         print(
             f"{size:>11} | {y['get_ns']:>6.0f} | {y['by_issuer_ns']:>9.0f} | "
             f"{y['by_callback_path_ns']:>16.0f}"
         )
     if len(rows) >= 2:
-        small, large = rows[0][1]["yaml"], rows[-1][1]["yaml"]
+        small = rows[0][1].get("redis", rows[0][1]["yaml"])
+        large = rows[-1][1].get("redis", rows[-1][1]["yaml"])
         ratios = ", ".join(
             f"{name} {large[name + '_ns'] / small[name + '_ns']:.2f}x"
             for name in ("get", "by_issuer", "by_callback_path")

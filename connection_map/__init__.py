@@ -37,6 +37,7 @@ from connection_map.saml_metadata import (
     import_idp_metadata,
     parse_idp_metadata,
 )
+from connection_map.served import ServedConnection, ServedTarget
 from connection_map.served_routes import ServedRoute
 from connection_map.triage import (
     Reason,
@@ -72,7 +73,9 @@ __all__ = [
     "Protocol",
     "Reason",
     "SamlSettings",
+    "ServedConnection",
     "ServedRoute",
+    "ServedTarget",
     "SpKeyUse",
     "Triage",
     "TriageSettings",

@@ -12,10 +12,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from connection_map.gc_pause import collection_paused
+from connection_map.gc_pause import collection_paused, return_free_memory
 from connection_map.index import ConnectionMap
 from connection_map.map_health import MapHealth
 from connection_map.model import ConnectionMapDocument
+from connection_map.served import pack_records, unpack_records
 from connection_map.yaml_document import YamlDocumentError, load_yaml_mapping
 
 
@@ -27,7 +28,11 @@ def load_connection_map(path: str | os.PathLike[str]) -> ConnectionMap:
     """Read, validate and index a connection map file."""
     file = Path(path)
     with collection_paused():
-        return ConnectionMap.build(_read_document(file), source=str(file))
+        document = _read_document(file)
+        version, packed = document.version, pack_records(document.connections)
+        del document  # free the full models before the records are made (see pack_records)
+    return_free_memory()
+    return ConnectionMap.from_records(version, unpack_records(packed), source=str(file))
 
 
 def read_connection_map_document(path: str | os.PathLike[str]) -> ConnectionMapDocument:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import binascii
 import itertools
 import re
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -92,6 +93,27 @@ def _domain(value: str) -> str:
     return value
 
 
+def _connection_id(value: str) -> str:
+    if not _CONNECTION_ID.fullmatch(value):  # match() lets "$" pass a trailing newline
+        raise ValueError(
+            "must be 1-256 characters of letters, digits and . _ : @ -, starting with a "
+            "letter or digit"
+        )
+    return value
+
+
+def _no_fragment(value: HttpUrl) -> HttpUrl:
+    # The callback's query string is appended to this URL; after a fragment it would be lost.
+    if value.fragment is not None:
+        raise ValueError("must not have a #fragment")
+    return value
+
+
+# The types of the fields the proxy routes by are shared with `served`, which validates them
+# with the same rules (and messages) without building the rest of the model.
+ConnectionId = Annotated[str, AfterValidator(_connection_id)]
+CallbackPath = Annotated[str, Field(pattern=r"^/[^?#\s]*$", max_length=2048)]
+NewProviderUrl = Annotated[HttpUrl, AfterValidator(_no_fragment)]
 HttpUrlText = Annotated[str, Field(max_length=2048), AfterValidator(_http_url)]
 CertificatePem = Annotated[str, Field(max_length=65536), AfterValidator(_certificate_text)]
 Domain = Annotated[str, AfterValidator(_domain)]
@@ -149,7 +171,7 @@ class SamlSettings(_Model):
 
 
 class OidcSettings(_Model):
-    callback_path: Annotated[str, Field(pattern=r"^/[^?#\s]*$", max_length=2048)] | None = None
+    callback_path: CallbackPath | None = None
     client_id: Text | None = None
     discovery_url: HttpUrlText | None = None
 
@@ -162,17 +184,9 @@ class LegacyEndpoint(_Model):
 
 
 class NewProvider(_Model):
-    url: HttpUrl
+    url: NewProviderUrl
     mode: ForwardMode = ForwardMode.REDIRECT
     connection_id: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _no_fragment(cls, value: HttpUrl) -> HttpUrl:
-        # The callback's query string is appended to this URL; after a fragment it would be lost.
-        if value.fragment is not None:
-            raise ValueError("must not have a #fragment")
-        return value
 
 
 class Hold(_Model):
@@ -192,7 +206,7 @@ class Hold(_Model):
 class Connection(_Model):
     """One SSO connection as the connection map describes it."""
 
-    id: str
+    id: ConnectionId
     protocol: Protocol
     name: Text | None = None
     external_id: Text | None = None
@@ -207,24 +221,14 @@ class Connection(_Model):
     hold: Hold | None = None
     idp_initiated: bool = True
 
-    @field_validator("id")
-    @classmethod
-    def _check_id(cls, value: str) -> str:
-        if not _CONNECTION_ID.fullmatch(value):  # match() lets "$" pass a trailing newline
-            raise ValueError(
-                "must be 1-256 characters of letters, digits and . _ : @ -, starting with a "
-                "letter or digit"
-            )
-        return value
-
     @model_validator(mode="after")
     def _check_protocol_settings(self) -> Connection:
-        if self.protocol is Protocol.OIDC and self.saml is not None:
-            raise ValueError("an oidc connection cannot have 'saml' settings")
-        if self.protocol is Protocol.SAML and self.oidc is not None:
-            raise ValueError("a saml connection cannot have 'oidc' settings")
-        if self.protocol is Protocol.OIDC and self.legacy and self.legacy.sp_entity_id:
-            raise ValueError("an oidc connection cannot have 'legacy.sp_entity_id'")
+        check_protocol_sections(
+            self.protocol,
+            has_saml=self.saml is not None,
+            has_oidc=self.oidc is not None,
+            has_sp_entity_id=bool(self.legacy and self.legacy.sp_entity_id),
+        )
         return self
 
     @property
@@ -242,41 +246,58 @@ class ConnectionMapDocument(_Model):
     @field_validator("connections")
     @classmethod
     def _check_unique(cls, connections: tuple[Connection, ...]) -> tuple[Connection, ...]:
-        ids: dict[str, int] = {}
-        callback_paths: dict[str, int] = {}
-        for index, connection in enumerate(connections):
-            first = ids.setdefault(connection.id, index)
-            if first != index:
-                raise ValueError(
-                    f"connection id {connection.id!r} appears more than once "
-                    f"(connections[{first}] and connections[{index}])"
-                )
-            if connection.oidc is None or connection.oidc.callback_path is None:
-                continue
-            # A callback path leads to one connection; a shared one would silently pick one.
-            path = connection.oidc.callback_path
-            first = callback_paths.setdefault(path, index)
-            if first != index:
-                raise ValueError(
-                    f"oidc.callback_path {path!r} is used by connections[{first}] "
-                    f"(id {connections[first].id!r}) and connections[{index}] "
-                    f"(id {connection.id!r})"
-                )
-        _check_relay_state_prefixes(connections)
+        check_unique(
+            [
+                (c.id, c.oidc.callback_path if c.oidc else None, c.relay_state_prefix)
+                for c in connections
+            ]
+        )
         return connections
 
 
-def _check_relay_state_prefixes(connections: tuple[Connection, ...]) -> None:
+def check_protocol_sections(
+    protocol: Protocol, *, has_saml: bool, has_oidc: bool, has_sp_entity_id: bool
+) -> None:
+    """A connection carries the settings of its own protocol only."""
+    if protocol is Protocol.OIDC and has_saml:
+        raise ValueError("an oidc connection cannot have 'saml' settings")
+    if protocol is Protocol.SAML and has_oidc:
+        raise ValueError("a saml connection cannot have 'oidc' settings")
+    if protocol is Protocol.OIDC and has_sp_entity_id:
+        raise ValueError("an oidc connection cannot have 'legacy.sp_entity_id'")
+
+
+RoutingKeys = tuple[str, str | None, str | None]  # id, oidc.callback_path, relay_state_prefix
+
+
+def check_unique(rows: Sequence[RoutingKeys]) -> None:
+    """Ids and callback paths are unique and no RelayState prefix starts another (ValueError)."""
+    ids: dict[str, int] = {}
+    callback_paths: dict[str, int] = {}
+    for index, (cid, path, _) in enumerate(rows):
+        first = ids.setdefault(cid, index)
+        if first != index:
+            raise ValueError(
+                f"connection id {cid!r} appears more than once "
+                f"(connections[{first}] and connections[{index}])"
+            )
+        if path is None:
+            continue
+        # A callback path leads to one connection; a shared one would silently pick one.
+        first = callback_paths.setdefault(path, index)
+        if first != index:
+            raise ValueError(
+                f"oidc.callback_path {path!r} is used by connections[{first}] "
+                f"(id {rows[first][0]!r}) and connections[{index}] (id {cid!r})"
+            )
     # One prefix inside another would make a RelayState match two connections. Sorted, a
     # prefix sits right before the strings it starts: one pass over neighbours finds them all.
-    prefixed = sorted(
-        (c.relay_state_prefix, index) for index, c in enumerate(connections) if c.relay_state_prefix
-    )
+    prefixed = sorted((prefix, index) for index, (_, _, prefix) in enumerate(rows) if prefix)
     for (shorter, first), (longer, second) in itertools.pairwise(prefixed):
         if longer.startswith(shorter):
             low, high = sorted((first, second))
             raise ValueError(
-                f"relay_state_prefix of connections[{low}] (id {connections[low].id!r}) and "
-                f"connections[{high}] (id {connections[high].id!r}) overlap: "
+                f"relay_state_prefix of connections[{low}] (id {rows[low][0]!r}) and "
+                f"connections[{high}] (id {rows[high][0]!r}) overlap: "
                 f"{shorter!r} starts {longer!r}"
             )

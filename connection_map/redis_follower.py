@@ -23,11 +23,11 @@ import time
 import redis
 
 from connection_map.file_store import ConnectionMapError
-from connection_map.gc_pause import collection_paused
+from connection_map.gc_pause import collection_paused, return_free_memory
 from connection_map.index import ConnectionMap
 from connection_map.map_health import MapHealth
 from connection_map.model import ConnectionMapDocument
-from connection_map.redis_store import MapKeys, as_bytes, parse_map_doc
+from connection_map.redis_store import MapKeys, as_bytes, parse_served_doc
 
 logger = logging.getLogger(__name__)
 
@@ -207,8 +207,7 @@ class RedisConnectionMap:
         started = time.perf_counter()
         try:
             with collection_paused():
-                document = parse_map_doc(data, self._where)
-                fresh = ConnectionMap.build(document, source=self._source)
+                fresh = parse_served_doc(data, self._where, source=self._source)
         except ConnectionMapError as exc:
             self._refused = (digest, self._version_key())
             keeping = f"version {self.current.version}" if self.loaded else "no map (all legacy)"
@@ -216,6 +215,7 @@ class RedisConnectionMap:
             return False
         old = self.current.version if self.loaded else None
         self.current = fresh  # the swap: one reference, read once per request
+        return_free_memory()
         self.loaded = True
         self._digest, self._refused, self._problem = digest, None, None
         logger.info(

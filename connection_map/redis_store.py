@@ -24,7 +24,9 @@ import redis
 from pydantic import ValidationError
 
 from connection_map.file_store import ConnectionMapError, describe_invalid_map
+from connection_map.index import ConnectionMap
 from connection_map.model import ConnectionMapDocument
+from connection_map.served import ServedMapInvalid, parse_served_json
 
 # A bound on what a corrupted or hostile doc can make a replica allocate.
 _MAX_DOC_BYTES = 512 * 1024 * 1024  # decompressed; a 100k-connection map is ~130 MB
@@ -58,31 +60,62 @@ class PushRefused(Exception):
 
 
 def render_map_doc(document: ConnectionMapDocument) -> bytes:
-    """The bytes kept under the ``doc`` key: compact JSON without defaults, zlib-compressed."""
-    raw = document.model_dump(mode="json", exclude_defaults=True)
-    raw.setdefault("version", document.version)
-    return zlib.compress(json.dumps(raw, separators=(",", ":")).encode(), 6)
+    """The bytes kept under the ``doc`` key: compact JSON without defaults, zlib-compressed.
+
+    One connection per line (``{"version":N,"connections":[`` / a connection per line /
+    ``]}``), which replicas validate in chunks; any other valid JSON map is read too.
+    """
+    rows = document.model_dump(mode="json", exclude_defaults=True).get("connections", [])
+    lines = [f'{{"version":{document.version},"connections":[']
+    lines.append(",\n".join(json.dumps(row, separators=(",", ":")) for row in rows))
+    text = "\n".join(lines) + ("\n]}" if rows else "]}")
+    return zlib.compress(text.encode(), 6)
 
 
-def parse_map_doc(data: bytes, where: str) -> ConnectionMapDocument:
-    """Validate the ``doc`` key's bytes as the file loader does; ConnectionMapError if unusable."""
+def _decompress(data: bytes, where: str) -> bytes:
     try:
         decompressor = zlib.decompressobj()
-        text = decompressor.decompress(data, _MAX_DOC_BYTES)
+        text = decompressor.decompress(data, _MAX_DOC_BYTES)  # releases the GIL as it goes
         if decompressor.unconsumed_tail or not decompressor.eof:
             raise ConnectionMapError(f"{where}: truncated, or larger than {_MAX_DOC_BYTES} bytes")
     except zlib.error:
         raise ConnectionMapError(f"{where}: not a zlib-compressed JSON document") from None
+    return text
+
+
+def _invalid(where: str, text: bytes, exc: ValidationError) -> ConnectionMapError:
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return ConnectionMapError(f"{where}: not a JSON document")
+    if not isinstance(raw, dict):
+        return ConnectionMapError(f"{where}: top level must be an object")
+    return ConnectionMapError(describe_invalid_map(where, raw, exc))
+
+
+def parse_map_doc(data: bytes, where: str) -> ConnectionMapDocument:
+    """Validate the ``doc`` key's bytes as the file loader does; ConnectionMapError if unusable."""
+    text = _decompress(data, where)
     try:
         return ConnectionMapDocument.model_validate_json(text)
     except ValidationError as exc:
-        try:
-            raw = json.loads(text)
-        except ValueError:
-            raise ConnectionMapError(f"{where}: not a JSON document") from None
-        if not isinstance(raw, dict):
-            raise ConnectionMapError(f"{where}: top level must be an object") from None
-        raise ConnectionMapError(describe_invalid_map(where, raw, exc)) from None
+        raise _invalid(where, text, exc) from None
+
+
+def parse_served_doc(data: bytes, where: str, *, source: str = "") -> ConnectionMap:
+    """The index a replica serves from the ``doc`` key's bytes; ConnectionMapError if unusable.
+
+    Validates the fields the proxy routes by (``served``), not the triage facts, which
+    ``connections push`` checked before writing.
+    """
+    text = _decompress(data, where)
+    try:
+        version, records = parse_served_json(text)
+    except ServedMapInvalid as exc:
+        if exc.validation_error is not None:
+            raise _invalid(where, text, exc.validation_error) from None
+        raise ConnectionMapError(f"{where}: {exc}") from None
+    return ConnectionMap.from_records(version, records, source=source)
 
 
 def as_bytes(value: bytes | str) -> bytes:
@@ -105,6 +138,9 @@ class RedisMapStore:
         self._client = client
         self.keys = keys
         self.where = f"{where} key {keys.doc!r}"
+
+    def close(self) -> None:
+        self._client.close()
 
     def version(self) -> int | None:
         return self._version(self._client.get(self.keys.version))

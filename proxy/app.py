@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit
 from openfeature import api
 from openfeature.provider import FeatureProvider, ProviderStatus
 
-from connection_map import Connection, ConnectionMapError, ForwardMode
+from connection_map import ConnectionMapError, ForwardMode, ServedConnection
 from connection_map.redis_follower import RedisConnectionMap
 from flags import ReportsFlagHealth
 from proxy import metrics
@@ -281,7 +281,7 @@ class AuthSwitch:
         scope: Scope,
         send: Send,
         decision: Decision,
-        connection: Connection,
+        connection: ServedConnection,
         body: bytes,
         fields: CallbackFields,
         request_id: str,

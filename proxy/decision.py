@@ -10,7 +10,7 @@ from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import FlagEvaluationDetails
 
-from connection_map import Connection
+from connection_map import ServedConnection
 from flags import FLAG_KEY
 from proxy.config import OpenFeatureFlag
 from proxy.flow_store import FlowRecord
@@ -27,7 +27,7 @@ _VARIANT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 class Decision:
     destination: Destination
     reason: str
-    connection: Connection | None
+    connection: ServedConnection | None
 
 
 class RouteDecider:
@@ -84,7 +84,7 @@ class RouteDecider:
         return Decision("legacy", reason, connection)
 
     def _configured_flag(
-        self, connection: Connection, context: EvaluationContext, flag: OpenFeatureFlag
+        self, connection: ServedConnection, context: EvaluationContext, flag: OpenFeatureFlag
     ) -> Decision:
         """The configured flag: a string ("new"/"legacy") or a boolean (true = new)."""
         key = self._keys.get(connection.id)

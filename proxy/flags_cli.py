@@ -17,8 +17,14 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
-from connection_map import Connection, ConnectionMap, ConnectionMapError, load_connection_map
+from connection_map import (
+    Connection,
+    ConnectionMapDocument,
+    ConnectionMapError,
+    read_connection_map_document,
+)
 from flags import (
     AuditInputError,
     AuditRecord,
@@ -33,6 +39,7 @@ from flags.stage_plan import StagePlan, token_version
 from flags.validation_messages import describe_validation_error
 from proxy.config import Config, ConfigError, load_config
 from proxy.flag_backend import UnmanagedFlagBackend, open_rollout_store
+from proxy.map_backend import open_map_store
 
 _WRITE_ATTEMPTS = 3
 _CLI_MIN_SOCKET_TIMEOUT = 2.0
@@ -289,19 +296,51 @@ class _Session:
     config: Config
     store: RolloutStore
     as_json: bool
-    _connections: ConnectionMap | None = None
+    _connections: dict[str, Connection] | None = None
 
     @property
-    def connections(self) -> ConnectionMap:
+    def connections(self) -> dict[str, Connection]:
+        """The map the proxy serves: the file, or the one pushed to Redis when it follows that."""
         if self._connections is None:
-            try:
-                self._connections = load_connection_map(self.config.connection_map)
-            except ConnectionMapError as exc:
-                _fail(ExitCode.USAGE, "connection_map", str(exc))
+            document = self._read_map()
+            self._connections = {c.id: c for c in document.connections}
         return self._connections
 
+    def _read_map(self) -> ConnectionMapDocument:
+        if self.config.connection_map_redis is None:
+            try:
+                return read_connection_map_document(self.config.connection_map)
+            except ConnectionMapError as exc:
+                _fail(ExitCode.USAGE, "connection_map", str(exc))
+        store = open_map_store(self.config, min_timeout=_CLI_MIN_SOCKET_TIMEOUT)
+        try:
+            document = store.read()
+        except ConnectionMapError as exc:
+            _fail(ExitCode.USAGE, "connection_map", str(exc))
+        except RedisError as exc:
+            _fail(
+                ExitCode.UNAVAILABLE,
+                "connection_map_unavailable",
+                f"{store.where}: {type(exc).__name__}: {exc}",
+            )
+        finally:
+            store.close()
+        if document is None:
+            _fail(
+                ExitCode.USAGE,
+                "connection_map",
+                f"no connection map in {store.where} yet: push one with "
+                "'authswitch connections push'",
+            )
+        return document
+
+    def _map_name(self) -> str:
+        if self.config.connection_map_redis is None:
+            return str(self.config.connection_map)
+        return f"key prefix {self.config.connection_map_redis.key_prefix!r} in Redis"
+
     def connection_facts(self) -> list[ConnectionFacts]:
-        return [_facts(c) for c in self.connections]
+        return [_facts(c) for c in self.connections.values()]
 
     def check_connection(self, connection_id: str, *, force: bool, moving: bool) -> None:
         """Refuse ids the map doesn't know (typos), and moving a connection that can't move."""
@@ -313,7 +352,7 @@ class _Session:
                 ExitCode.REFUSED,
                 "unknown_connection",
                 f"connection {connection_id!r} is not in the connection map "
-                f"({self.config.connection_map}); --force writes it anyway",
+                f"({self._map_name()}); --force writes it anyway",
             )
         if moving and not entry.migratable:
             held_by = _facts(entry).held_by

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from connection_map import Connection, ConnectionMap
+from connection_map import ConnectionMap, ServedConnection
 from proxy.config import Route, Strategy
 from proxy.flow_store import FlowRecord
 from proxy.intake import CallbackFields
@@ -27,7 +27,7 @@ class Outcome(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Identification:
     outcome: Outcome
-    connection: Connection | None = None
+    connection: ServedConnection | None = None
     strategy: Strategy | None = None
 
 

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import httpx
 import yaml
 
-from connection_map import Connection, load_connection_map
+from connection_map import Connection, read_connection_map_document
 from flags import FileFlagProvider, RolloutState, evaluate, write_rollout_state
 from proxy.app import AuthSwitch
 from proxy.config import load_config
@@ -93,7 +93,8 @@ class Demo:
         self.config_path = self._write_files()
         self.app = AuthSwitch(load_config(self.config_path))
         self.proxy.app = self.app
-        self.connections = load_connection_map(self.directory / "connections.yaml")
+        document = read_connection_map_document(self.directory / "connections.yaml")
+        self.connections = document.connections
         self.version = 0
 
     def _provider(self, name: str, trusted: list[TrustedIdP]) -> Any:

@@ -91,8 +91,10 @@ def test_import_csv_writes_a_map_the_proxy_loads(
     result = run("import", "csv", str(csv_file), "--config", str(deployment))
 
     assert result.exit_code == 0, result.output
-    connections = load_connection_map(deployment.parent / "connections.yaml")
-    assert len(connections) == 26 and connections.version == 1
+    served = load_connection_map(deployment.parent / "connections.yaml")
+    assert len(served) == 26 and served.version == 1
+    document = read_connection_map_document(deployment.parent / "connections.yaml")
+    connections = {c.id: c for c in document.connections}
     assert result.stdout.splitlines()[0].startswith("imported 26 connection(s) into ")
     # Nothing is imported into the new provider yet: every connection is blocked, and says why.
     acme = connections.get("acme")

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from connection_map import ConnectionMapDocument, read_connection_map_document
+from connection_map.redis_store import MapKeys, RedisMapStore
 from flags import load_rollout_state
 from proxy.cli import app
 from proxy.flags_cli import ExitCode
@@ -263,3 +265,37 @@ def test_a_broken_config_exits_2_naming_the_key(tmp_path: Path) -> None:
 
     assert result.exit_code == ExitCode.USAGE
     assert "flags.redis.key_prefix" in result.stderr
+
+
+def test_with_the_map_in_redis_ids_are_checked_against_the_pushed_map(
+    tmp_path: Path,
+    shared_redis: RedisTarget,  # noqa: F811
+) -> None:
+    """Not against a map file the replicas don't read."""
+    map_redis = {"url": shared_redis.url, "key_prefix": shared_redis.prefix}
+    config = write_proxy_files(
+        tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9", connection_map_redis=map_redis
+    )
+    cli = Cli(config, "file")
+    nothing_pushed = cli.run("enable", "acme", "--reason", "r")
+    assert nothing_pushed.exit_code == ExitCode.USAGE
+    assert "no connection map in" in nothing_pushed.stderr
+    assert "connections push" in nothing_pushed.stderr
+
+    # The pushed map knows only "newco"; the file next to the config still lists acme.
+    document = read_connection_map_document(tmp_path / "connections.yaml")
+    newco = document.connections[0].model_copy(update={"id": "newco"})
+    store = RedisMapStore(shared_redis.client(), MapKeys(shared_redis.prefix))
+    store.push(
+        ConnectionMapDocument(version=1, connections=(newco,)),
+        expected_version=None,
+        actor="a",
+        reason="r",
+    )
+    store.close()
+
+    acme = cli.run("disable", "acme", "--reason", "kill acme")
+    assert acme.exit_code == ExitCode.REFUSED, acme.output
+    assert f"key prefix {shared_redis.prefix!r} in Redis" in acme.stderr
+    assert cli.run("disable", "newco", "--reason", "kill newco").exit_code == 0
+    assert [row["id"] for row in cli.json("status")["connections"]] == ["newco"]
