@@ -171,59 +171,73 @@ def _lookups(index: Any) -> dict[str, float]:
 
 
 def _measure_push(url: str, prefix: str, doc_path: str) -> dict[str, Any]:
-    """Push a new version while a follower (a replica's map) runs; time both.
+    """A replica's follower while another process pushes a new version: how long until it
+    swapped, and the longest its event loop would have waited meanwhile.
 
-    Then, as the side-by-side reference, the same map written as one line of JSON (as a doc
-    not written by ``connections push`` would be), which the follower validates in one piece.
+    Then, as the side-by-side reference, the whole map (every field) written as one line of
+    JSON where replicas read, which the follower has to validate in one piece: what a replica
+    did before it read only the routing fields, one connection per line, in chunks.
     """
     import redis
 
     from connection_map.redis_follower import RedisConnectionMap
-    from connection_map.redis_store import MapKeys, RedisMapStore, parse_map_doc
+    from connection_map.redis_store import MapKeys
 
     keys = MapKeys(prefix)
     client = redis.Redis.from_url(url, socket_timeout=30)
-    store = RedisMapStore(client, keys)
-    document = parse_map_doc(Path(doc_path).read_bytes(), "bench")
     follower = RedisConnectionMap(
         redis.Redis.from_url(url, socket_timeout=30), keys, where="bench", resync_seconds=5
     )
     follower.start()
-    assert follower.current.version == document.version
-    newer = document.model_copy(update={"version": document.version + 1})
-    started = time.perf_counter()
-    store.push(newer, expected_version=document.version, actor="bench", reason="bench")
-    pushed = time.perf_counter()
-    stall, swapped = _stall_until(lambda: follower.current.version == newer.version)
+    version = follower.current.version
+    command = [sys.executable, "-m", "bench.connection_map_scale", "--child", "pusher"]
+    pusher = subprocess.Popen([*command, url, prefix, doc_path], stdout=subprocess.PIPE, text=True)
+    stall, swapped_at = _stall_until(lambda: follower.current.version == version + 1)
+    pushed = json.loads(pusher.communicate()[0])
 
-    one_line = newer.model_dump(mode="json", exclude_defaults=True)
-    one_line["version"] = newer.version + 1
-    client.set(keys.doc, zlib.compress(json.dumps(one_line, separators=(",", ":")).encode()))
+    one_line = json.loads(zlib.decompress(Path(doc_path).read_bytes()))
+    one_line["version"] = version + 2
+    client.set(keys.served, zlib.compress(json.dumps(one_line, separators=(",", ":")).encode()))
     client.set(keys.version, one_line["version"])
     client.publish(keys.changed, one_line["version"])
-    one_line_started = time.perf_counter()
+    one_line_started = time.time()
     one_line_stall, one_line_swapped = _stall_until(
         lambda: follower.current.version == one_line["version"]
     )
     follower.close()
     return {
-        "push_seconds": pushed - started,
-        "swap_after_push_seconds": swapped - pushed,
+        "push_seconds": pushed["push_seconds"],
+        "swap_after_push_seconds": swapped_at - pushed["pushed_at"],
         "longest_stall_ms": stall * 1000,
         "one_line_swap_seconds": one_line_swapped - one_line_started,
         "one_line_stall_ms": one_line_stall * 1000,
     }
 
 
+def _push(url: str, prefix: str, doc_path: str) -> dict[str, Any]:
+    """`connections push` of the doc with its version bumped (timed from validated to stored)."""
+    import redis
+
+    from connection_map.redis_store import MapKeys, RedisMapStore, parse_map_doc
+
+    store = RedisMapStore(redis.Redis.from_url(url, socket_timeout=30), MapKeys(prefix))
+    document = parse_map_doc(Path(doc_path).read_bytes(), "bench")
+    newer = document.model_copy(update={"version": document.version + 1})
+    started = time.perf_counter()
+    store.push(newer, expected_version=document.version, actor="bench", reason="bench")
+    return {"push_seconds": time.perf_counter() - started, "pushed_at": time.time()}
+
+
 def _stall_until(done: Any) -> tuple[float, float]:
     """What the event loop of a replica would feel while the follower builds on its thread:
-    the longest a thread that wants to run every 1 ms has to wait; and when `done` held."""
+    the longest a thread that wants to run every 1 ms has to wait; and when (wall clock)
+    `done` held."""
     longest_wait = 0.0
     while not done():
         before = time.perf_counter()
         time.sleep(0.001)
         longest_wait = max(longest_wait, time.perf_counter() - before - 0.001)
-    return longest_wait, time.perf_counter()
+    return longest_wait, time.time()
 
 
 def _child(args: list[str]) -> dict[str, Any]:
@@ -248,6 +262,8 @@ def main() -> None:
         kind, *rest = args.child
         if kind == "push":
             print(json.dumps(_measure_push(*rest)))
+        elif kind == "pusher":
+            print(json.dumps(_push(*rest)))
         else:
             print(json.dumps(_measure_load(kind, " ".join(rest))))
         return
@@ -256,7 +272,12 @@ def main() -> None:
     import yaml
 
     from connection_map.model import ConnectionMapDocument
-    from connection_map.redis_store import render_map_doc
+    from connection_map.redis_store import (
+        MapKeys,
+        RedisMapStore,
+        render_map_doc,
+        render_served_doc,
+    )
 
     certificates = _certificates(8)
     rows: list[tuple[int, dict[str, Any]]] = []
@@ -267,18 +288,21 @@ def main() -> None:
             dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
             yaml_path.write_text(yaml.dump(document, Dumper=dumper, sort_keys=False))
             # What `connections push` stores (the generator makes valid maps).
-            doc = render_map_doc(ConnectionMapDocument.model_validate(document))
+            validated = ConnectionMapDocument.model_validate(document)
+            doc = render_map_doc(validated)
             figures: dict[str, Any] = {
                 "yaml_mb": yaml_path.stat().st_size / 1e6,
                 "doc_mb": len(doc) / 1e6,
+                "served_mb": len(render_served_doc(validated)) / 1e6,
             }
             figures["yaml"] = _child(["yaml", str(yaml_path)])
             if not args.no_redis:
                 client = redis.Redis.from_url(REDIS_URL)
                 prefix = f"authswitch-bench:{uuid.uuid4().hex[:12]}"
                 try:
-                    client.set(f"{prefix}:connections:doc", doc)
-                    client.set(f"{prefix}:connections:version", 1)
+                    RedisMapStore(client, MapKeys(prefix)).push(
+                        validated, expected_version=None, actor="bench", reason="bench"
+                    )
                     figures["redis"] = _child(["redis", REDIS_URL, prefix])
                     doc_path = Path(scratch) / f"doc-{size}.bin"
                     doc_path.write_bytes(doc)
@@ -295,24 +319,25 @@ def main() -> None:
 def _print(rows: list[tuple[int, dict[str, Any]]]) -> None:
     print(f"python {sys.version.split()[0]}, libyaml: {_libyaml()}")
     header = (
-        f"{'connections':>11} | {'file MB':>7} | {'doc MB':>6} | {'file load s':>11} | "
-        f"{'file RSS MB':>11} | {'doc load s':>10} | {'doc RSS MB':>10} | {'push s':>6} | "
-        f"{'swap s':>6} | {'stall ms':>8} | {'1-line swap s':>13} | {'1-line stall ms':>15}"
+        f"{'connections':>11} | {'file MB':>7} | {'doc MB':>6} | {'served MB':>9} | "
+        f"{'file load s':>11} | {'file RSS MB':>11} | {'doc load s':>10} | {'doc RSS MB':>10} | "
+        f"{'push s':>6} | {'swap s':>6} | {'stall ms':>8} | "
+        f"{'1-line full swap s':>18} | {'1-line full stall ms':>20}"
     )
     print(header)
     print("-" * len(header))
     for size, f in rows:
         redis_f, push_f = f.get("redis", {}), f.get("push", {})
         print(
-            f"{size:>11} | {f['yaml_mb']:>7.1f} | {f['doc_mb']:>6.1f} | "
+            f"{size:>11} | {f['yaml_mb']:>7.1f} | {f['doc_mb']:>6.1f} | {f['served_mb']:>9.1f} | "
             f"{f['yaml']['load_seconds']:>11.2f} | {f['yaml']['rss_added_mb']:>11.0f} | "
             f"{redis_f.get('load_seconds', float('nan')):>10.2f} | "
             f"{redis_f.get('rss_added_mb', float('nan')):>10.0f} | "
             f"{push_f.get('push_seconds', float('nan')):>6.2f} | "
             f"{push_f.get('swap_after_push_seconds', float('nan')):>6.2f} | "
             f"{push_f.get('longest_stall_ms', float('nan')):>8.1f} | "
-            f"{push_f.get('one_line_swap_seconds', float('nan')):>13.2f} | "
-            f"{push_f.get('one_line_stall_ms', float('nan')):>15.1f}"
+            f"{push_f.get('one_line_swap_seconds', float('nan')):>18.2f} | "
+            f"{push_f.get('one_line_stall_ms', float('nan')):>20.1f}"
         )
     print()
     print(f"lookup ns (best of 5 x {LOOKUPS} random keys):")

@@ -1,10 +1,11 @@
 """A replica's connection map, following the one pushed to Redis (keys: ``redis_store``).
 
-One daemon thread subscribes to the ``changed`` channel, then fetches and validates the doc
-after every (re)subscribe and every message, and compares the cheap ``version`` key every
-``resync_seconds`` (jittered) to heal lost messages. A new map is validated and indexed on that
-thread, then swapped in with one assignment to ``current``, which requests read once each: a
-request sees the old map or the new one, and the event loop never waits for Redis.
+One daemon thread subscribes to the ``changed`` channel, then fetches and validates the
+``served`` doc (the ``doc`` when there is none) after every (re)subscribe and every message,
+and compares the cheap ``version`` key every ``resync_seconds`` (jittered) to heal lost
+messages. A new map is validated and indexed on that thread, then swapped in with one
+assignment to ``current``, which requests read once each: a request sees the old map or the
+new one, and the event loop never waits for Redis.
 
 A doc that fails validation never replaces a good map: the old one keeps routing and
 ``last_error`` says why. While Redis can't be reached the last known map keeps routing
@@ -51,8 +52,9 @@ class RedisConnectionMap:
             raise ValueError(f"resync_seconds must be > 0 (got {resync_seconds!r})")
         self._client = client
         self.keys = keys
-        self._where = f"connection map in {where} key {keys.doc!r}"
-        self._source = f"{where} key {keys.doc!r}"
+        self._in = f"connection map in {where}"
+        self._where = f"{self._in} key {keys.served!r}"
+        self._source = f"{where} key {keys.served!r}"
         self._resync_seconds = resync_seconds
         self.current = ConnectionMap.build(ConnectionMapDocument(), source=self._source)
         self.loaded = False
@@ -185,7 +187,11 @@ class RedisConnectionMap:
                 if version in (self.current.version, refused_version) and version is not None:
                     self._confirm()
                     return False
-            raw = self._client.get(self.keys.doc)
+            key = self.keys.served
+            raw = self._client.get(key)
+            if raw is None:  # pushed by an older release, or written around the CLI
+                key = self.keys.doc
+                raw = self._client.get(key)
             self._confirm()
             if raw is None:
                 if self.loaded:
@@ -195,9 +201,9 @@ class RedisConnectionMap:
                 else:
                     self._set_problem(f"{self._where}: no map pushed yet")
                 return False
-            return self._take(as_bytes(raw))
+            return self._take(as_bytes(raw), key)
 
-    def _take(self, data: bytes) -> bool:
+    def _take(self, data: bytes, key: str) -> bool:
         digest = hashlib.sha256(data).hexdigest()
         if digest == self._digest:
             self._problem = None
@@ -207,7 +213,7 @@ class RedisConnectionMap:
         started = time.perf_counter()
         try:
             with collection_paused():
-                fresh = parse_served_doc(data, self._where, source=self._source)
+                fresh = parse_served_doc(data, f"{self._in} key {key!r}", source=self._source)
         except ConnectionMapError as exc:
             self._refused = (digest, self._version_key())
             keeping = f"version {self.current.version}" if self.loaded else "no map (all legacy)"

@@ -1,15 +1,20 @@
-"""The connection map in Redis: one compressed JSON document, published atomically.
+"""The connection map in Redis: compressed JSON documents, published atomically.
 
 With ``key_prefix: authswitch:prod``::
 
     authswitch:prod:connections:doc       string  the map: zlib-compressed JSON
+    authswitch:prod:connections:served    string  what replicas route by, the same way
     authswitch:prod:connections:version   string  its ``version``, as an integer
     authswitch:prod:connections:audit     stream  one entry per push (who, why, what)
     authswitch:prod:connections:changed   pub/sub channel; the message is the new version
 
-A push is ``WATCH version`` -> compare -> ``MULTI``: ``SET doc``, ``SET version``, ``XADD audit``,
-``PUBLISH changed`` -> ``EXEC``: replicas see the old map or the new one, a map is never stored
-without its audit entry, and two pushes can't silently overwrite each other.
+``served`` holds each connection's routing fields only (``served.py``), a fifth of the doc:
+replicas read it (or ``doc`` when it is missing) and tools read ``doc``. Both are written one
+connection per line, which replicas validate in chunks.
+
+A push is ``WATCH version`` -> compare -> ``MULTI``: ``SET doc``, ``SET served``, ``SET version``,
+``XADD audit``, ``PUBLISH changed`` -> ``EXEC``: replicas see the old map or the new one, a map
+is never stored without its audit entry, and two pushes can't silently overwrite each other.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import time
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from pydantic import ValidationError
@@ -26,7 +32,7 @@ from pydantic import ValidationError
 from connection_map.file_store import ConnectionMapError, describe_invalid_map
 from connection_map.index import ConnectionMap
 from connection_map.model import ConnectionMapDocument
-from connection_map.served import ServedMapInvalid, parse_served_json
+from connection_map.served import ServedMapInvalid, parse_served_json, served_from, served_row
 
 # A bound on what a corrupted or hostile doc can make a replica allocate.
 _MAX_DOC_BYTES = 512 * 1024 * 1024  # decompressed; a 100k-connection map is ~130 MB
@@ -41,6 +47,10 @@ class MapKeys:
     @property
     def doc(self) -> str:
         return f"{self.prefix}:connections:doc"
+
+    @property
+    def served(self) -> str:
+        return f"{self.prefix}:connections:served"
 
     @property
     def version(self) -> str:
@@ -65,8 +75,18 @@ def render_map_doc(document: ConnectionMapDocument) -> bytes:
     One connection per line (``{"version":N,"connections":[`` / a connection per line /
     ``]}``), which replicas validate in chunks; any other valid JSON map is read too.
     """
-    rows = document.model_dump(mode="json", exclude_defaults=True).get("connections", [])
-    lines = [f'{{"version":{document.version},"connections":[']
+    raw = document.model_dump(mode="json", exclude_defaults=True)
+    return _render_lines(document.version, raw.get("connections", []))
+
+
+def render_served_doc(document: ConnectionMapDocument) -> bytes:
+    """The bytes kept under the ``served`` key: `render_map_doc` of the routing fields only."""
+    rows = [served_row(served_from(c)) for c in document.connections]
+    return _render_lines(document.version, rows)
+
+
+def _render_lines(version: int, rows: list[dict[str, Any]]) -> bytes:
+    lines = [f'{{"version":{version},"connections":[']
     lines.append(",\n".join(json.dumps(row, separators=(",", ":")) for row in rows))
     text = "\n".join(lines) + ("\n]}" if rows else "]}")
     return zlib.compress(text.encode(), 6)
@@ -174,7 +194,7 @@ class RedisMapStore:
 
         The document must be valid (the caller validated it) and newer than the stored one.
         """
-        data = render_map_doc(document)
+        data, served = render_map_doc(document), render_served_doc(document)
         digest = hashlib.sha256(data).hexdigest()
         with self._client.pipeline(transaction=True) as pipe:
             pipe.watch(self.keys.version)  # type: ignore[no-untyped-call]
@@ -191,6 +211,7 @@ class RedisMapStore:
                 )
             pipe.multi()
             pipe.set(self.keys.doc, data)
+            pipe.set(self.keys.served, served)
             pipe.set(self.keys.version, document.version)
             pipe.xadd(
                 self.keys.audit,

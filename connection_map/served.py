@@ -22,7 +22,7 @@ from __future__ import annotations
 import marshal
 import re
 from collections.abc import Iterable
-from typing import Annotated, NamedTuple, NotRequired, Required
+from typing import Annotated, Any, NamedTuple, NotRequired, Required
 
 from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
@@ -82,6 +82,27 @@ def served_from(connection: Connection) -> ServedConnection:
         connection.assessment,
         connection.idp_initiated,
     )
+
+
+def served_row(record: ServedConnection) -> dict[str, Any]:
+    """`record` in the map's JSON shape, defaults left out (what the ``served`` doc holds)."""
+    row: dict[str, Any] = {"id": record.id, "protocol": record.protocol.value}
+    if record.idp_entity_id is not None:
+        row["saml"] = {"idp_entity_id": record.idp_entity_id}
+    if record.callback_path is not None:
+        row["oidc"] = {"callback_path": record.callback_path}
+    if record.relay_state_prefix is not None:
+        row["relay_state_prefix"] = record.relay_state_prefix
+    target = record.new_provider
+    if target is not None:
+        row["new_provider"] = {"url": target.url, "mode": target.mode.value}
+        if target.connection_id is not None:
+            row["new_provider"]["connection_id"] = target.connection_id
+    if record.assessment is not Assessment.TRANSPARENT:
+        row["assessment"] = record.assessment.value
+    if not record.idp_initiated:
+        row["idp_initiated"] = False
+    return row
 
 
 def pack_records(connections: Iterable[Connection]) -> bytes:

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from connection_map import (
+    ConnectionMap,
     ConnectionMapDocument,
     ConnectionMapError,
     load_connection_map,
@@ -23,6 +24,7 @@ from connection_map.redis_store import (
     PushRefused,
     RedisMapStore,
     parse_map_doc,
+    parse_served_doc,
     render_map_doc,
 )
 from tests.flags.redis_support import (
@@ -117,7 +119,7 @@ def test_a_replica_follows_pushes_and_never_takes_a_bad_doc(
         assert first_map.get("acme") is not None
 
         client = store._client
-        client.set(store.keys.doc, zlib.compress(b'{"version": 2, "connections": [{}]}'))
+        client.set(store.keys.served, zlib.compress(b'{"version": 2, "connections": [{}]}'))
         client.set(store.keys.version, 2)
         client.publish(store.keys.changed, 2)
         wait_until(lambda: follower.health().last_error is not None)
@@ -179,4 +181,34 @@ def test_loading_a_map_leaves_the_garbage_collector_as_it_found_it(
             assert gc.isenabled() is enabled
     finally:
         gc.enable()
+        follower.close()
+
+
+def test_replicas_read_the_routing_fields_and_tools_the_whole_map(
+    store: RedisMapStore,
+    shared_redis: RedisTarget,  # noqa: F811
+) -> None:
+    document = _document(1)
+    store.push(document, expected_version=None, actor="a", reason="r")
+    client = store._client
+    served, full = client.get(store.keys.served), client.get(store.keys.doc)
+    assert served is not None and full is not None
+
+    # Only what the proxy routes by; the tools' copy keeps every fact.
+    assert b"assessment_reasons" not in zlib.decompress(served)
+    assert b"assessment_reasons" in zlib.decompress(full)
+    assert store.read() == document
+    expected = sorted(ConnectionMap.build(document), key=lambda c: c.id)
+    assert sorted(parse_served_doc(served, "x"), key=lambda c: c.id) == expected
+
+    follower = _follower(shared_redis.client(), shared_redis.prefix)
+    try:
+        assert follower.sync_now() and follower.health().version == 1
+        assert sorted(follower.current, key=lambda c: c.id) == expected
+        # A map with no served copy (pushed by an older release) is followed from the doc.
+        store.push(_document(2), expected_version=1, actor="a", reason="r")
+        client.delete(store.keys.served)
+        assert follower.sync_now() and follower.health().version == 2
+        assert sorted(follower.current, key=lambda c: c.id) == expected
+    finally:
         follower.close()

@@ -254,7 +254,7 @@ def test_a_bad_push_is_refused_and_a_corrupted_doc_is_not_served(
         ]
         reports = []
         for data, problem in corrupted:
-            client.set(keys.doc, data)
+            client.set(keys.served, data)
             client.set(keys.version, 3)
             client.publish(keys.changed, 3)
             for url in deployment.urls:
