@@ -87,8 +87,8 @@ class SourceLine:
     user: UserLine
 
 
-def parse_line(number: int, text: bytes, *, check_email: bool = True) -> UserLine | LineProblem:
-    """A line's user, or the first problem found in it."""
+def parse_line(number: int, text: bytes) -> UserLine | LineProblem:
+    """A line's user (its email normalised as scim2-models does), or the first problem."""
     try:
         raw = json.loads(text)
     except (ValueError, UnicodeDecodeError):
@@ -101,12 +101,11 @@ def parse_line(number: int, text: bytes, *, check_email: bool = True) -> UserLin
         error = exc.errors(include_url=False, include_input=False, include_context=False)[0]
         location = ".".join(str(part) for part in error["loc"]) or "(line)"
         return LineProblem(number, location, _reason(error))
-    if check_email:
-        try:
-            validate_email(user.email, check_deliverability=False)
-        except EmailNotValidError as exc:
-            return LineProblem(number, "email", f"not an RFC 5322 address ({exc})")
-    return user
+    try:
+        normalized = validate_email(user.email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        return LineProblem(number, "email", f"not an RFC 5322 address ({exc})")
+    return user if normalized == user.email else user.model_copy(update={"email": normalized})
 
 
 def scan_source(path: Path, *, accepts_password_hash: bool) -> SourceScan:
@@ -133,12 +132,11 @@ def scan_source(path: Path, *, accepts_password_hash: bool) -> SourceScan:
 
 
 def read_source(path: Path, keep: Callable[[int], bool]) -> Iterator[SourceLine]:
-    """The users on the lines `keep` selects, in order (lines the pre-pass found valid: the
-    email is not checked again)."""
+    """The users on the lines `keep` selects, in order."""
     for number, text in _lines(path, None):
         if not keep(number):
             continue
-        user = parse_line(number, text, check_email=False)
+        user = parse_line(number, text)
         if isinstance(user, LineProblem):
             raise SourceChanged(f"line {number} changed while importing ({user.reason})")
         yield SourceLine(number, user)

@@ -1,0 +1,143 @@
+"""Real parts for the users-import tests: scim2-server on loopback (optionally slowed down),
+NDJSON files of generated users, and the `authswitch` command run in-process or as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from scim2_server.applications.asgi import ASGIApplication
+from scim2_server.memory import AsyncInMemoryStorage
+from scim2_server.utils import load_default_provider
+from typer.testing import CliRunner, Result
+
+from proxy.cli import app
+from tests.conftest import write_proxy_files
+from tests.proxy.broker.broker_support import serve
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class CountingScim:
+    """scim2-server's ASGI app; counts requests by (method, path) and can delay each one."""
+
+    delay_seconds: float = 0.0
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.storage = AsyncInMemoryStorage()
+        self._app = ASGIApplication(self.storage, load_default_provider())
+        self.server = serve(self, "scim-import")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.requests[(scope["method"], scope["path"])] += 1
+            if self.delay_seconds:
+                await asyncio.sleep(self.delay_seconds)
+        await self._app(scope, receive, send)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url + "/v2"
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user, as the SCIM server lists them over HTTP."""
+        answer = httpx.get(self.base_url + "/Users", params={"count": "100000"}, timeout=10)
+        answer.raise_for_status()
+        return list(answer.json().get("Resources", []))
+
+    def stored_password(self, user_name: str) -> str | None:
+        for resource in self.storage.storage.resources:
+            if getattr(resource, "user_name", None) == user_name:
+                return getattr(resource, "password", None)
+        raise AssertionError(f"no user {user_name!r} stored")
+
+
+def user_line(i: int, **changes: Any) -> dict[str, Any]:
+    """A generated user; passwords carry SEEKRIT so the suite's log audit catches a leak."""
+    return {
+        "email": f"user{i:05d}@example.com",
+        "external_id": f"legacy-{i}",
+        "given_name": f"Given{i}",
+        "family_name": f"Family{i}",
+        "email_verified": True,
+        "password": f"SEEKRIT-pw-{i}",
+        **changes,
+    }
+
+
+def write_ndjson(path: Path, lines: list[dict[str, Any] | str]) -> Path:
+    path.write_text(
+        "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
+    )
+    return path
+
+
+def write_config(directory: Path, scim: CountingScim) -> Path:
+    """An authswitch config whose broker.provisioner is the SCIM server (broker itself off)."""
+    legacy = "http://127.0.0.1:9"
+    return write_proxy_files(
+        directory, legacy, legacy, broker={"provisioner": {"url": scim.base_url}}
+    )
+
+
+def run_import(file: Path, config: Path, *args: str) -> tuple[Result, dict[str, Any] | None]:
+    """`authswitch users import` in-process; the drift report JSON when one was written."""
+    report = file.with_name(file.name + ".report.json")
+    report.unlink(missing_ok=True)
+    result = CliRunner().invoke(
+        app,
+        [
+            "users",
+            "import",
+            str(file),
+            "--config",
+            str(config),
+            "--report-json",
+            str(report),
+            *args,
+        ],
+    )
+    return result, json.loads(report.read_text()) if report.exists() else None
+
+
+def start_import_process(file: Path, config: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`authswitch users import` as its own process (to be killed)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "proxy",
+            "users",
+            "import",
+            str(file),
+            "--config",
+            str(config),
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def adds_up(report: dict[str, Any]) -> bool:
+    accounted = (
+        report["imported"]
+        + report["skipped_already_present"]
+        + report["failed"]
+        + report["invalid"]
+        + report["not_attempted"]
+    )
+    return bool(report["source"] == accounted)
