@@ -75,6 +75,9 @@ class SourceScan:
     source: int = 0  # non-blank lines
     problems: list[LineProblem] = field(default_factory=list)
     invalid_lines: set[int] = field(default_factory=set)
+    # line -> the email as normalised, where that differs from the file (a domain in capitals):
+    # the import reads it here instead of validating every address a second time.
+    normalized_emails: dict[int, str] = field(default_factory=dict)
 
     @property
     def valid(self) -> int:
@@ -87,7 +90,7 @@ class SourceLine:
     user: UserLine
 
 
-def parse_line(number: int, text: bytes) -> UserLine | LineProblem:
+def parse_line(number: int, text: bytes, *, check_email: bool = True) -> UserLine | LineProblem:
     """A line's user (its email normalised as scim2-models does), or the first problem."""
     try:
         raw = json.loads(text)
@@ -101,6 +104,8 @@ def parse_line(number: int, text: bytes) -> UserLine | LineProblem:
         error = exc.errors(include_url=False, include_input=False, include_context=False)[0]
         location = ".".join(str(part) for part in error["loc"]) or "(line)"
         return LineProblem(number, location, _reason(error))
+    if not check_email:
+        return user
     try:
         normalized = validate_email(user.email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
@@ -127,18 +132,23 @@ def scan_source(path: Path, *, accepts_password_hash: bool) -> SourceScan:
         if isinstance(parsed, LineProblem):
             scan.problems.append(parsed)
             scan.invalid_lines.add(number)
+        elif parsed.email.encode() not in text:
+            scan.normalized_emails[number] = parsed.email
     scan.sha256 = digest.hexdigest()
     return scan
 
 
-def read_source(path: Path, keep: Callable[[int], bool]) -> Iterator[SourceLine]:
-    """The users on the lines `keep` selects, in order."""
+def read_source(scan: SourceScan, path: Path, keep: Callable[[int], bool]) -> Iterator[SourceLine]:
+    """The users on the valid lines `keep` selects, in order, as the pre-pass saw them."""
     for number, text in _lines(path, None):
-        if not keep(number):
+        if number in scan.invalid_lines or not keep(number):
             continue
-        user = parse_line(number, text)
+        user = parse_line(number, text, check_email=False)
         if isinstance(user, LineProblem):
             raise SourceChanged(f"line {number} changed while importing ({user.reason})")
+        normalized = scan.normalized_emails.get(number)
+        if normalized is not None:
+            user = user.model_copy(update={"email": normalized})
         yield SourceLine(number, user)
 
 

@@ -173,14 +173,13 @@ class UsersImport:
     def _batches(self) -> Iterator[Batch]:
         size = self._options.batch_size
         completed = self._checkpoint.completed
-        invalid = self._scan.invalid_lines
 
         def keep(number: int) -> bool:
-            return number not in invalid and (number - 1) // size not in completed
+            return (number - 1) // size not in completed
 
         current: list[SourceLine] = []
         index = -1
-        for line in read_source(self._path, keep):
+        for line in read_source(self._scan, self._path, keep):
             line_batch = (line.number - 1) // size
             if line_batch != index and current:
                 yield Batch(index, current)

@@ -38,7 +38,9 @@ def by_user_name(scim: CountingScim) -> dict[str, dict[str, object]]:
 def test_import_creates_every_user_once_then_ignore_skips_them(
     tmp_path: Path, scim: CountingScim, transport: str
 ) -> None:
-    file = write_ndjson(tmp_path / "users.ndjson", [user_line(i) for i in range(USERS)])
+    lines = [user_line(i) for i in range(USERS)]
+    lines[7]["email"] = "user00007@EXAMPLE.com"  # sent as normalised: the domain in lower case
+    file = write_ndjson(tmp_path / "users.ndjson", lines)
     config = write_config(tmp_path, scim)
     options = (transport, "--batch-size", "40", "--parallel", "4")
 
