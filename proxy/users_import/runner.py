@@ -118,7 +118,8 @@ class UsersImport:
                 (line for line in batch.lines if line.user.user_name.casefold() in present), None
             )
             if conflict is not None:
-                self._stop_at(conflict)
+                outcome = self._stop_at(conflict)
+                self._report.count(outcome.kind, conflict.number, outcome.reason)
                 return
         self._checkpoint.started.add(batch.index)
         self._writer.changed()
@@ -148,18 +149,17 @@ class UsersImport:
             except TargetUnavailable as exc:
                 return failed(str(exc))
         if mode == "fail" and not ours:  # created since the pre-check: a race, still a conflict
-            self._stop_at(line)
-            return failed("already exists at the target (--on-existing fail)")
+            return self._stop_at(line)
         return EXISTS
 
-    def _stop_at(self, line: SourceLine) -> None:
+    def _stop_at(self, line: SourceLine) -> Outcome:
+        """Stop taking batches; the user's outcome."""
         if self._report.stopped is None:
             self._report.stopped = (
                 f"at line {line.number}: the user already exists at the target "
                 "(--on-existing fail); the batches after it were not attempted"
             )
-        if line.number not in self._report.failed_lines:
-            self._report.count("failed", line.number, "already exists (--on-existing fail)")
+        return failed("already exists (--on-existing fail)")
 
     async def _retrying(self, call: Callable[[], Awaitable[_T]]) -> _T:
         """The call's result; TargetUnavailable again after the last retry."""

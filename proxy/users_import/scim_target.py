@@ -83,9 +83,11 @@ class ScimImportTarget:
             timeout=aiohttp.ClientTimeout(total=self._timeout),
             connector=aiohttp.TCPConnector(limit=self._connections),
         )
+        status, config = await self._request("GET", "/ServiceProviderConfig")
+        if status in (401, 403):
+            raise TargetUnavailable(f"SCIM answered {status}: check the bearer token")
         if self._use_bulk is False:
             return
-        status, config = await self._request("GET", "/ServiceProviderConfig")
         bulk = config.get("bulk") if status == 200 and isinstance(config, dict) else None
         if isinstance(bulk, dict) and bulk.get("supported") is True:
             self.bulk_max_operations = int(bulk.get("maxOperations") or 0)

@@ -31,6 +31,7 @@ class CountingScim:
     """scim2-server's ASGI app; counts requests by (method, path) and can delay each one."""
 
     delay_seconds: float = 0.0
+    token: str | None = None  # set: requests without this bearer token are answered 401
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -43,6 +44,11 @@ class CountingScim:
             self.requests[(scope["method"], scope["path"])] += 1
             if self.delay_seconds:
                 await asyncio.sleep(self.delay_seconds)
+            authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
+            if self.token is not None and authorization != f"Bearer {self.token}":
+                await send({"type": "http.response.start", "status": 401, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
         await self._app(scope, receive, send)
 
     @property
@@ -51,7 +57,9 @@ class CountingScim:
 
     def users(self) -> list[dict[str, Any]]:
         """Every user, as the SCIM server lists them over HTTP."""
-        answer = httpx.get(self.base_url + "/Users", params={"count": "100000"}, timeout=10)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        params = {"count": "100000"}
+        answer = httpx.get(self.base_url + "/Users", params=params, headers=headers, timeout=10)
         answer.raise_for_status()
         return list(answer.json().get("Resources", []))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,3 +120,25 @@ def test_update_replaces_the_attributes_of_existing_users(
     assert scim.stored_password("user00123@example.com") == "SEEKRIT-new-123"
     assert report is not None and adds_up(report)
     assert (report["created"], report["updated"], report["imported"]) == (0, USERS, USERS)
+
+
+def test_the_bearer_token_is_sent_and_never_shown(tmp_path: Path) -> None:
+    scim = CountingScim(token="secret-token-SEEKRIT")
+    try:
+        file = write_ndjson(tmp_path / "users.ndjson", [user_line(i) for i in range(5)])
+        config = write_config(tmp_path, scim)
+        (tmp_path / "good-token").write_text("secret-token-SEEKRIT\n")
+        (tmp_path / "wrong-token").write_text("secret-token-wrong\n")
+
+        refused, _ = run_import(file, config, "--token-file", str(tmp_path / "wrong-token"))
+        result, report = run_import(file, config, "--token-file", str(tmp_path / "good-token"))
+
+        assert refused.exit_code == 2
+        assert "SCIM answered 401: check the bearer token" in refused.output
+        assert result.exit_code == 0, result.output
+        assert len(scim.users()) == 5
+        assert report is not None and report["created"] == 5
+        shown = refused.output + result.output + json.dumps(report)
+        assert "secret-token" not in shown and "SEEKRIT" not in shown
+    finally:
+        scim.server.stop()
