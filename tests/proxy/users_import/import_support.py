@@ -33,6 +33,7 @@ class CountingScim:
     delay_seconds: float = 0.0
     token: str | None = None  # set: requests without this bearer token are answered 401
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    unanswered: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.storage = AsyncInMemoryStorage()
@@ -40,16 +41,32 @@ class CountingScim:
         self.server = serve(self, "scim-import")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            self.requests[(scope["method"], scope["path"])] += 1
-            if self.delay_seconds:
-                await asyncio.sleep(self.delay_seconds)
-            authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
-            if self.token is not None and authorization != f"Bearer {self.token}":
-                await send({"type": "http.response.start", "status": 401, "headers": []})
-                await send({"type": "http.response.body", "body": b""})
-                return
-        await self._app(scope, receive, send)
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        request = (scope["method"], scope["path"])
+        self.requests[request] += 1
+        authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
+        if self.token is not None and authorization != f"Bearer {self.token}":
+            await send({"type": "http.response.start", "status": 401, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def held_send(message: dict[str, Any]) -> None:
+            # The work is done when the answer starts: hold it, as a slow provider would.
+            if message["type"] == "http.response.start" and self.delay_seconds:
+                self.unanswered[request] += 1
+                try:
+                    await asyncio.sleep(self.delay_seconds)
+                finally:
+                    self.unanswered[request] -= 1
+            await send(message)
+
+        await self._app(scope, receive, held_send)
+
+    def created_unanswered(self) -> bool:
+        """Whether a /Bulk request has been carried out but not answered yet."""
+        return self.unanswered[("POST", "/v2/Bulk")] > 0
 
     @property
     def base_url(self) -> str:
