@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 @dataclass
 class CountingScim:
-    """scim2-server's ASGI app; counts requests by (method, path) and can delay each one."""
+    """scim2-server's ASGI app; counts requests by (method, path) and can hold /Bulk answers."""
 
     delay_seconds: float = 0.0
     token: str | None = None  # set: requests without this bearer token are answered 401
@@ -46,6 +46,7 @@ class CountingScim:
             return
         request = (scope["method"], scope["path"])
         self.requests[request] += 1
+        bulk = request == ("POST", "/v2/Bulk")
         authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
         if self.token is not None and authorization != f"Bearer {self.token}":
             await send({"type": "http.response.start", "status": 401, "headers": []})
@@ -54,7 +55,7 @@ class CountingScim:
 
         async def held_send(message: dict[str, Any]) -> None:
             # The work is done when the answer starts: hold it, as a slow provider would.
-            if message["type"] == "http.response.start" and self.delay_seconds:
+            if message["type"] == "http.response.start" and self.delay_seconds and bulk:
                 self.unanswered[request] += 1
                 try:
                     await asyncio.sleep(self.delay_seconds)

@@ -21,14 +21,14 @@ from tests.proxy.users_import.import_support import (
     write_ndjson,
 )
 
-USERS = 400
+USERS = 300
 BATCH = 10
 BATCHES = USERS // BATCH
 
 
 @pytest.fixture
 def slow_scim() -> Iterator[CountingScim]:
-    # Each answer is held 80 ms after the work is done: ~2-4 s for the import, killable mid-way.
+    # Each /Bulk answer is held 80 ms after the work is done: ~1.5 s in all, killable mid-way.
     server = CountingScim(delay_seconds=0.08)
     yield server
     server.server.stop()
