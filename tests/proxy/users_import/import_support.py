@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +20,20 @@ from typer.testing import CliRunner, Result
 
 from proxy.cli import app
 from tests.conftest import write_proxy_files
-from tests.proxy.broker.broker_support import serve
+from tests.proxy.broker.broker_support import ScimServer, serve
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-@dataclass
-class CountingScim:
-    """scim2-server's ASGI app; counts requests by (method, path) and can hold /Bulk answers."""
+class CountingScim(ScimServer):
+    """The broker tests' SCIM server, counting requests by (method, path); it can hold /Bulk
+    answers (`delay_seconds`) and require a bearer token."""
 
-    delay_seconds: float = 0.0
-    token: str | None = None  # set: requests without this bearer token are answered 401
-    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
-    unanswered: Counter[tuple[str, str]] = field(default_factory=Counter)
-
-    def __post_init__(self) -> None:
+    def __init__(self, delay_seconds: float = 0.0, token: str | None = None) -> None:
+        self.delay_seconds = delay_seconds
+        self.token = token  # set: requests without this bearer token are answered 401
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.unanswered: Counter[tuple[str, str]] = Counter()
         self.storage = AsyncInMemoryStorage()
         self._app = ASGIApplication(self.storage, load_default_provider())
         self.server = serve(self, "scim-import")
@@ -69,10 +67,6 @@ class CountingScim:
         """Whether a /Bulk request has been carried out but not answered yet."""
         return self.unanswered[("POST", "/v2/Bulk")] > 0
 
-    @property
-    def base_url(self) -> str:
-        return self.server.url + "/v2"
-
     def users(self) -> list[dict[str, Any]]:
         """Every user, as the SCIM server lists them over HTTP."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -80,12 +74,6 @@ class CountingScim:
         answer = httpx.get(self.base_url + "/Users", params=params, headers=headers, timeout=10)
         answer.raise_for_status()
         return list(answer.json().get("Resources", []))
-
-    def stored_password(self, user_name: str) -> str | None:
-        for resource in self.storage.storage.resources:
-            if getattr(resource, "user_name", None) == user_name:
-                return getattr(resource, "password", None)
-        raise AssertionError(f"no user {user_name!r} stored")
 
 
 def user_line(i: int, **changes: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,6 @@ from tests.proxy.users_import.import_support import (
 )
 
 USERS = 300
-
-
-@pytest.fixture
-def scim() -> Iterator[CountingScim]:
-    server = CountingScim()
-    yield server
-    server.server.stop()
 
 
 def by_user_name(scim: CountingScim) -> dict[str, dict[str, object]]:

@@ -4,10 +4,7 @@ the field, and a secret value is never shown."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.proxy.users_import.import_support import (
     CountingScim,
@@ -17,13 +14,6 @@ from tests.proxy.users_import.import_support import (
     write_config,
     write_ndjson,
 )
-
-
-@pytest.fixture
-def scim() -> Iterator[CountingScim]:
-    server = CountingScim()
-    yield server
-    server.server.stop()
 
 
 def bad_file(directory: Path) -> Path:
