@@ -117,7 +117,7 @@ def import_users(
     try:
         asyncio.run(_run(run, target, scan.valid, sum(state.totals.values())))
     except TargetUnavailable as exc:
-        raise _fail(f"the import target does not answer: {exc}", 2) from None
+        raise _fail(f"the import target can't be used: {exc}", 2) from None
     except SourceChanged as exc:
         raise _fail(f"{file}: {exc}; the checkpoint keeps the completed batches", 2) from None
     report.transport = target.transport

@@ -7,7 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from proxy.cli import app
+from tests.conftest import free_port
 from tests.proxy.users_import.import_support import (
     CountingScim,
     adds_up,
@@ -134,3 +137,16 @@ def test_the_bearer_token_is_sent_and_never_shown(tmp_path: Path) -> None:
         assert "secret-token" not in shown and "SEEKRIT" not in shown
     finally:
         scim.server.stop()
+
+
+def test_a_target_that_does_not_answer_stops_the_import_at_start(tmp_path: Path) -> None:
+    file = write_ndjson(tmp_path / "users.ndjson", [user_line(i) for i in range(3)])
+    nowhere = f"http://127.0.0.1:{free_port()}/v2"
+
+    result = CliRunner().invoke(app, ["users", "import", str(file), "--scim-url", nowhere])
+
+    assert result.exit_code == 2
+    assert "the import target can't be used: SCIM GET /ServiceProviderConfig failed" in (
+        result.output
+    )
+    assert not file.with_name(file.name + ".checkpoint").exists()
