@@ -3,7 +3,7 @@
 Exit status: 0 every line imported or already present; 1 a line was invalid (nothing is
 imported unless --skip-invalid), a user failed, or --on-existing fail stopped the import;
 2 the command can't start: config, provisioner, input file, checkpoint of another input, or a
-target that does not answer.
+target that does not answer or refuses the token.
 """
 
 from __future__ import annotations
