@@ -111,6 +111,11 @@ def test_a_changed_input_is_refused_against_its_checkpoint(tmp_path: Path) -> No
         assert len(scim.users()) == 11  # nothing more was imported
 
         write_ndjson(file, lines)
+        other_size, _ = run_import(file, config, "--batch-size", "7")
+
+        assert other_size.exit_code == 2
+        assert "was written with --batch-size 5: resume with that batch size" in other_size.output
+
         resumed, report = run_import(file, config, *options)
 
         assert resumed.exit_code == 0, resumed.output
