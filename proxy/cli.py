@@ -12,6 +12,7 @@ from flags import FlagFileError, load_rollout_state
 from proxy.config import Config, ConfigError, load_config
 from proxy.connections_cli import connections_app
 from proxy.flags_cli import flags_app
+from proxy.users_cli import users_app
 
 app = typer.Typer(
     help="Transparent SSO callback proxy for moving connections to a new auth provider.",
@@ -76,6 +77,7 @@ def demo(
 
 app.add_typer(flags_app, name="flags")
 app.add_typer(connections_app, name="connections")
+app.add_typer(users_app, name="users")
 
 
 def main() -> None:

@@ -1,0 +1,296 @@
+"""Bulk import throughput: `authswitch users import` against a fast local SCIM endpoint.
+
+    python -m bench.users_import                    # from the repository root, ~1-2 minutes
+    python -m bench.users_import --users 50000 --rounds 1
+
+The target is a minimal aiohttp SCIM endpoint in its own process (users kept in a dict, 409 on
+a known userName, /Bulk when offered), so the two CPUs are shared between the importer and the
+target as they would be with a real provider on another machine... minus the network. It is
+restarted empty for every run. Per round and transport:
+
+- `reference`: the raw aiohttp client doing the same creates (json.loads of each line, the
+  document as a dict, the same batches and parallelism), with no validation, no checkpoint, no
+  report: what the import costs on top of the HTTP work;
+- `authswitch`: `python -m proxy users import FILE --scim-url ...` as a process, wall time
+  (start-up, the validation pre-pass, checkpointing and the report included).
+
+Then, in this process: the per-user cost of the validation pre-pass, and of building a User
+document with scim2-models against the dict the hot loop builds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+GOAL_USERS_PER_SECOND = 1_500_000 / (30 * 60)  # 833: 1.5 M users in 30 minutes
+REPO = Path(__file__).resolve().parent.parent
+
+
+# -- the fast target (its own process) ---------------------------------------------------------
+
+
+def serve_target(port: int, bulk: bool) -> None:
+    from aiohttp import web
+
+    users: dict[str, int] = {}
+
+    def create(document: dict[str, Any]) -> int:
+        key = str(document["userName"]).casefold()
+        if key in users:
+            return 409
+        users[key] = len(users)
+        return 201
+
+    async def config(request: web.Request) -> web.Response:
+        bulk_config = {"supported": bulk, "maxOperations": 1000, "maxPayloadSize": 4 << 20}
+        return web.json_response({"bulk": bulk_config})
+
+    async def post_user(request: web.Request) -> web.Response:
+        status = create(json.loads(await request.read()))
+        body = {"id": str(len(users))} if status == 201 else {"scimType": "uniqueness"}
+        return web.json_response(body, status=status)
+
+    async def post_bulk(request: web.Request) -> web.Response:
+        operations = json.loads(await request.read())["Operations"]
+        results = [
+            {"method": "POST", "bulkId": op["bulkId"], "status": str(create(op["data"]))}
+            for op in operations
+        ]
+        return web.json_response({"Operations": results})
+
+    async def count(request: web.Request) -> web.Response:
+        return web.json_response({"totalResults": len(users)})
+
+    app = web.Application(client_max_size=8 << 20)
+    app.router.add_get("/v2/ServiceProviderConfig", config)
+    app.router.add_post("/v2/Users", post_user)
+    app.router.add_post("/v2/Bulk", post_bulk)
+    app.router.add_get("/v2/count", count)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+class Target:
+    def __init__(self, bulk: bool) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        args = [sys.executable, "-m", "bench.users_import", "--serve", str(self.port)]
+        self.process = subprocess.Popen([*args, "--bulk" if bulk else "--no-bulk"], cwd=REPO)
+        self.url = f"http://127.0.0.1:{self.port}/v2"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def count(self) -> int:
+        import httpx
+
+        return int(httpx.get(self.url + "/count", timeout=10).json()["totalResults"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+# -- the runs ----------------------------------------------------------------------------------
+
+
+def generate(path: Path, count: int) -> None:
+    with path.open("w") as file:
+        for i in range(count):
+            user = {
+                "email": f"user{i:07d}@example.com",
+                "external_id": f"legacy-{i}",
+                "given_name": f"Given{i}",
+                "family_name": f"Family{i}",
+                "email_verified": True,
+                "password": f"generated-password-{i:07d}",
+            }
+            file.write(json.dumps(user) + "\n")
+
+
+def reference_document(user: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "externalId": user["external_id"],
+        "userName": user["email"],
+        "name": {"familyName": user["family_name"], "givenName": user["given_name"]},
+        "active": True,
+        "password": user["password"],
+        "emails": [{"value": user["email"], "primary": True}],
+    }
+
+
+async def reference_import(
+    url: str, lines: list[bytes], bulk: bool, batch: int, parallel: int
+) -> None:
+    """The raw aiohttp client doing the same creates, nothing else."""
+    import aiohttp
+
+    batches = [lines[i : i + batch] for i in range(0, len(lines), batch)]
+    headers = {"Content-Type": "application/scim+json"}
+    connector = aiohttp.TCPConnector(limit=parallel * 8)
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+
+        async def post(endpoint: str, body: dict[str, Any]) -> None:
+            async with session.post(url + endpoint, data=json.dumps(body).encode()) as answer:
+                await answer.read()
+
+        async def one(lines: list[bytes]) -> None:
+            documents = [reference_document(json.loads(line)) for line in lines]
+            if bulk:
+                operations = [
+                    {"method": "POST", "path": "/Users", "bulkId": str(n), "data": d}
+                    for n, d in enumerate(documents)
+                ]
+                await post("/Bulk", {"Operations": operations})
+            else:
+                await asyncio.gather(*(post("/Users", d) for d in documents))
+
+        queue = iter(batches)
+
+        async def worker() -> None:
+            for lines in queue:
+                await one(lines)
+
+        await asyncio.gather(*(worker() for _ in range(parallel)))
+
+
+def timed_reference(path: Path, users: int, bulk: bool, batch: int, parallel: int) -> float:
+    target = Target(bulk)
+    try:
+        started = time.perf_counter()
+        lines = path.read_bytes().splitlines()
+        asyncio.run(reference_import(target.url, lines, bulk, batch, parallel))
+        elapsed = time.perf_counter() - started
+        assert target.count() == users, "the reference lost users"
+    finally:
+        target.stop()
+    return users / elapsed
+
+
+def timed_authswitch(path: Path, users: int, bulk: bool, batch: int, parallel: int) -> float:
+    target = Target(bulk)
+    report = path.with_name("report.json")
+    try:
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable, "-m", "proxy", "users", "import", str(path),
+                "--scim-url", target.url, "--report-json", str(report),
+                "--batch-size", str(batch), "--parallel", str(parallel),
+                "--bulk" if bulk else "--no-bulk",
+            ],
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        elapsed = time.perf_counter() - started
+        result = json.loads(report.read_text())
+        assert result["created"] == users and result["adds_up"], result
+        assert target.count() == users, "authswitch lost users"
+    finally:
+        target.stop()
+    return users / elapsed
+
+
+def per_user_costs(path: Path, sample: int) -> dict[str, float]:
+    """µs per user: the validation pre-pass, a scim2-models User, the hot loop's dict."""
+    from typing import cast
+
+    from scim2_models import Context, Email, Name, User
+
+    from proxy.users_import import UserLine, scan_source, scim_user_document
+    from proxy.users_import.line_schema import parse_line
+
+    lines = path.read_bytes().splitlines()[:sample]
+    users = [cast(UserLine, parse_line(n, line)) for n, line in enumerate(lines, 1)]
+    small = path.with_name("sample.ndjson")
+    small.write_bytes(b"\n".join(lines) + b"\n")
+    costs: dict[str, float] = {}
+    started = time.perf_counter()
+    scan_source(small, accepts_password_hash=False)
+    costs["validation pre-pass (read, JSON, schema, email, duplicates)"] = started
+    started = time.perf_counter()
+    for user in users:
+        User[Any](
+            user_name=user.user_name,
+            external_id=user.external_id,
+            name=Name(given_name=user.given_name, family_name=user.family_name),
+            active=True,
+            password=user.password.get_secret_value() if user.password else None,
+            emails=[Email(value=user.email, primary=True)],
+        ).model_dump(scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+    costs["SCIM User with scim2-models (build + dump)"] = started
+    started = time.perf_counter()
+    for user in users:
+        scim_user_document(user)
+    costs["SCIM User as a dict (the hot loop)"] = started
+    keys = list(costs)
+    ends = [*(costs[k] for k in keys[1:]), time.perf_counter()]
+    return {k: (end - costs[k]) / len(users) * 1e6 for k, end in zip(keys, ends, strict=True)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=30_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--bulk", action=argparse.BooleanOptionalAction, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve_target(args.serve, bool(args.bulk))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="bench-users-") as directory:
+        path = Path(directory) / "users.ndjson"
+        generate(path, args.users)
+        print(
+            f"{args.users} generated users, batches of {args.batch_size}, "
+            f"{args.parallel} in parallel, {os.cpu_count()} CPUs, {args.rounds} round(s)"
+        )
+        results: dict[tuple[str, bool], list[float]] = {}
+        for _ in range(args.rounds):
+            for bulk in (True, False):
+                for name, run in (("reference", timed_reference), ("authswitch", timed_authswitch)):
+                    rate = run(path, args.users, bulk, args.batch_size, args.parallel)
+                    results.setdefault((name, bulk), []).append(rate)
+        print()
+        print(
+            "| transport | reference users/s | authswitch users/s | x reference | x goal (833/s) |"
+        )
+        print("|---|---:|---:|---:|---:|")
+        for bulk in (True, False):
+            reference = statistics.median(results[("reference", bulk)])
+            ours = statistics.median(results[("authswitch", bulk)])
+            print(
+                f"| {'/Bulk' if bulk else 'single POSTs'} | {reference:,.0f} | {ours:,.0f} "
+                f"| {ours / reference:.2f} | {ours / GOAL_USERS_PER_SECOND:.1f} |"
+            )
+        print()
+        print("| per user, in this process | µs |")
+        print("|---|---:|")
+        for what, micros in per_user_costs(path, min(args.users, 10_000)).items():
+            print(f"| {what} | {micros:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

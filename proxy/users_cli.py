@@ -1,0 +1,176 @@
+"""`authswitch users import`: bulk-import password users into the new provider.
+
+Exit status: 0 every line imported or already present; 1 a line was invalid (nothing is
+imported unless --skip-invalid), a user failed, or --on-existing fail stopped the import;
+2 the command can't start: config, provisioner, input file, checkpoint of another input, or a
+target that does not answer or refuses the token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from proxy.config import ConfigError, load_config, read_secret_file
+from proxy.users_import import (
+    Checkpoint,
+    CheckpointRefused,
+    DriftReport,
+    ImportOptions,
+    ImportProgress,
+    ScimImportTarget,
+    SourceChanged,
+    TargetUnavailable,
+    UsersImport,
+    scan_source,
+)
+from proxy.users_import.checkpoint import write_atomically
+
+log = logging.getLogger("authswitch.users_import")
+users_app = typer.Typer(
+    help="Bulk-import password users into the new provider.", no_args_is_help=True
+)
+
+_PROBLEMS_SHOWN = 50
+
+
+class OnExistingMode(StrEnum):
+    ignore = "ignore"
+    fail = "fail"
+    update = "update"
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"authswitch: {message}", err=True)
+    return typer.Exit(code)
+
+
+@users_app.command("import")
+def import_users(
+    file: Annotated[Path, typer.Argument(help="NDJSON, one user per line (see README).")],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="authswitch config: broker.provisioner is the target."),
+    ] = None,
+    on_existing: Annotated[
+        OnExistingMode, typer.Option(help="A user already at the target: skip, stop, or update.")
+    ] = OnExistingMode.ignore,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=1000, help="Users per batch (the unit of the checkpoint).")
+    ] = 100,
+    parallel: Annotated[int, typer.Option(min=1, max=64, help="Batches in flight.")] = 8,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Checkpoint file [default: FILE.checkpoint].")
+    ] = None,
+    report_json: Annotated[
+        Path | None, typer.Option(help="Also write the drift report here, as JSON.")
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Import the valid lines even when some are invalid.")
+    ] = False,
+    scim_url: Annotated[
+        str | None, typer.Option(help="SCIM base URL [default: broker.provisioner.url].")
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="Bearer token file [default: broker.provisioner's].")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0.1, max=300, help="Seconds per request [default: 30].")
+    ] = None,
+    bulk: Annotated[
+        bool | None,
+        typer.Option("--bulk/--no-bulk", help="SCIM /Bulk [default: when the server offers it]."),
+    ] = None,
+) -> None:
+    """Validate every line of FILE, then import the users in checkpointed batches."""
+    target = _target(config, scim_url, token_file, timeout, bulk, parallel)
+    try:
+        scan = scan_source(file, accepts_password_hash=target.accepts_password_hash)
+    except OSError as exc:
+        raise _fail(f"{file}: cannot read: {exc.strerror}", 2) from None
+    report = DriftReport.for_source(scan.source, scan.problems)
+    for problem in scan.problems[:_PROBLEMS_SHOWN]:
+        typer.echo(f"{file}: {problem}", err=True)
+    if len(scan.problems) > _PROBLEMS_SHOWN:
+        typer.echo(f"... and {len(scan.problems) - _PROBLEMS_SHOWN} more", err=True)
+    if scan.problems and not skip_invalid:
+        _write_report(report, report_json)
+        raise _fail(
+            f"{len(scan.problems)} invalid line(s) in {file}: nothing imported "
+            "(fix them, or give --skip-invalid to import the valid lines)",
+            1,
+        )
+    path = checkpoint or file.with_name(file.name + ".checkpoint")
+    try:
+        state = Checkpoint.open(path, scan.sha256, batch_size)
+    except CheckpointRefused as exc:
+        raise _fail(str(exc), 2) from None
+    options = ImportOptions(batch_size=batch_size, parallel=parallel, on_existing=on_existing.value)
+    run = UsersImport(file, scan, target, state, options, report)
+    try:
+        asyncio.run(_run(run, target, scan.valid, sum(state.totals.values())))
+    except TargetUnavailable as exc:
+        raise _fail(f"the import target can't be used: {exc}", 2) from None
+    except SourceChanged as exc:
+        raise _fail(f"{file}: {exc}; the checkpoint keeps the completed batches", 2) from None
+    report.transport = target.transport
+    report.print(Console(width=100))
+    _write_report(report, report_json)
+    log.info("users import finished", extra={"fields": report.to_json()})
+    if not report.ok:
+        typer.echo(f"authswitch: checkpoint kept in {path}: a re-run does what is left", err=True)
+        raise typer.Exit(1)
+    state.remove()  # every batch is done: nothing to resume
+
+
+async def _run(run: UsersImport, target: ScimImportTarget, total: int, done: int) -> None:
+    await target.start()
+    try:
+        await run.run(ImportProgress(total, done))
+    finally:
+        await target.close()
+
+
+def _target(
+    config: Path | None,
+    scim_url: str | None,
+    token_file: Path | None,
+    timeout: float | None,
+    bulk: bool | None,
+    parallel: int,
+) -> ScimImportTarget:
+    settings = None
+    if config is not None:
+        try:
+            settings = load_config(config).broker.provisioner
+        except ConfigError as exc:
+            raise _fail(str(exc), 2) from None
+    url = scim_url or (str(settings.url) if settings is not None else None)
+    if url is None:
+        raise _fail("no import target: set broker.provisioner in --config, or give --scim-url", 2)
+    token_path, key = token_file, "--token-file"
+    if token_path is None and settings is not None:
+        token_path, key = settings.token_file, "broker.provisioner.token_file"
+    try:
+        token = None if token_path is None else read_secret_file(token_path, key).decode()
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    return ScimImportTarget(
+        url,
+        token=token,
+        timeout_seconds=timeout or 30.0,
+        connections=parallel * 8,
+        use_bulk=bulk,
+    )
+
+
+def _write_report(report: DriftReport, path: Path | None) -> None:
+    if path is not None:
+        write_atomically(path, json.dumps(report.to_json(), indent=2).encode() + b"\n")
