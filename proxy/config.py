@@ -409,7 +409,7 @@ class Metrics(_Model):
 # -- JIT password broker (proxy/broker/) ----------------------------------------------------------
 
 _RATE = r"^[0-9]+ ?(/|per ) ?(second|minute|hour|day)$"
-BrokerDoor = Literal["generic", "okta", "kratos"]
+BrokerDoor = Literal["generic", "okta", "kratos", "cognito", "auth0"]
 
 
 class BrokerRedis(_Model):
@@ -437,6 +437,8 @@ class BrokerBudgets(_Model):
     generic: Annotated[float, Field(gt=0, le=30)] = 5.0
     okta: Annotated[float, Field(gt=0, le=30)] = 2.5  # Okta gives up after 3 s
     kratos: Annotated[float, Field(gt=0, le=30)] = 5.0
+    cognito: Annotated[float, Field(gt=0, le=30)] = 4.0  # the Lambda trigger gets 5 s in all
+    auth0: Annotated[float, Field(gt=0, le=30)] = 5.0  # a custom DB script may run 20 s
 
 
 class FirebaseScrypt(_Model):
@@ -480,7 +482,7 @@ class Broker(_Model):
 
     enabled: bool = False
     path_prefix: Annotated[str, Field(pattern=r"^(/[A-Za-z0-9_.-]+)+$")] = "/_authswitch/broker"
-    doors: tuple[BrokerDoor, ...] = ("generic", "okta", "kratos")
+    doors: tuple[BrokerDoor, ...] = ("generic", "okta", "kratos", "cognito", "auth0")
     authentication: Literal["shared_secret", "hmac"] = "shared_secret"
     secret_file: Path | None = None
     secret_header: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")] = (

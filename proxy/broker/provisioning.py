@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from proxy.broker import metrics
 from proxy.broker.credential import Credential
+from proxy.broker.verifier import Profile
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -30,7 +31,9 @@ class Provisioner(Protocol):
 
     async def exists(self, identifier: str) -> bool: ...
 
-    async def create(self, credential: Credential) -> bool: ...
+    async def create(self, credential: Credential, profile: Profile) -> bool:
+        """Create the user with the password unchanged; False when it already exists."""
+        ...
 
 
 class IdempotentProvisioning:
@@ -42,7 +45,7 @@ class IdempotentProvisioning:
         self._prefix = f"{key_prefix}:broker:lock:"
         self._lock_ms = int(lock_seconds * 1000)
 
-    async def ensure(self, credential: Credential, identifier_hash: str) -> str:
+    async def ensure(self, credential: Credential, profile: Profile, identifier_hash: str) -> str:
         """PROVISIONED or ALREADY_PRESENT; the caller bounds the wait with its budget."""
         key = self._prefix + identifier_hash
         token = secrets.token_hex(16)
@@ -52,7 +55,7 @@ class IdempotentProvisioning:
         try:
             if await self._provisioner.exists(credential.identifier):
                 return metrics.ALREADY_PRESENT
-            created = await self._provisioner.create(credential)
+            created = await self._provisioner.create(credential, profile)
             return metrics.PROVISIONED if created else metrics.ALREADY_PRESENT
         finally:
             await asyncio.shield(self._release(key, token))

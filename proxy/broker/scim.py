@@ -7,9 +7,10 @@ from typing import Any
 
 import aiohttp
 from scim2_client.client import BaseAsyncSCIMClient
-from scim2_models import Email, ListResponse, ScimProvider, UniquenessException, User
+from scim2_models import Email, ListResponse, Name, ScimProvider, UniquenessException, User
 
 from proxy.broker.credential import Credential
+from proxy.broker.verifier import Profile
 
 
 class ProvisioningFailed(Exception):
@@ -69,15 +70,21 @@ class ScimProvisioner:
         )
         return isinstance(result, ListResponse) and bool(result.total_results)
 
-    async def create(self, credential: Credential) -> bool:
+    async def create(self, credential: Credential, profile: Profile) -> bool:
         """Create the user; False when the server says it already exists (409)."""
         user: User[Any] = User(
             user_name=credential.identifier,
             password=credential.password.reveal(),
             active=True,
-            emails=[Email(value=credential.identifier, primary=True)]
-            if "@" in credential.identifier
+            emails=[Email(value=profile.email, primary=True)] if profile.email else None,
+            name=Name(
+                formatted=profile.name,
+                given_name=profile.given_name,
+                family_name=profile.family_name,
+            )
+            if profile.name or profile.given_name or profile.family_name
             else None,
+            display_name=profile.name,
         )
         try:
             await self._call(self._scim.create(user))

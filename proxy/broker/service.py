@@ -30,7 +30,7 @@ from proxy.broker.http_login import HttpLoginVerifier
 from proxy.broker.provisioning import IdempotentProvisioning, Provisioner
 from proxy.broker.rate_limits import RateLimits
 from proxy.broker.scim import ProvisioningFailed, ScimProvisioner
-from proxy.broker.verifier import LegacyUnavailable, Verifier
+from proxy.broker.verifier import LegacyUnavailable, Profile, Verifier
 from proxy.config import Broker as BrokerConfig
 from proxy.config import HashFileVerifier as HashFileConfig
 from proxy.config import read_secret_file
@@ -180,21 +180,26 @@ class PasswordBroker:
         if not self._auth.allows(headers, body):
             return _Answer(401, {"error": "unauthorized"}, metrics.UNAUTHORIZED)
         try:
-            credential = door.credential(body)
+            request = door.request(body)
         except BadHookRequest as exc:
             return _Answer(400, {"error": "bad_request", "message": str(exc)}, metrics.REJECTED)
-        identifier_hash = hash_identifier(self._identifier_key, credential.identifier)
+        identifier_hash = hash_identifier(self._identifier_key, request.identifier)
+        credential = request.credential
+        if credential is None:  # no password to check (Cognito's forgot-password): denied
+            status, payload = door.answer(request, None)
+            return _Answer(status, payload, metrics.DENIED, None, identifier_hash)
         remaining = budget - (time.perf_counter() - started)
-        outcome = await self._decide(door, scope, credential, identifier_hash, remaining)
-        if isinstance(outcome, int):  # rate limited: seconds to wait
+        decision = await self._decide(door, scope, credential, identifier_hash, remaining)
+        if isinstance(decision, int):  # rate limited: seconds to wait
             return _Answer(
                 429,
                 {"error": "rate_limited"},
                 metrics.RATE_LIMITED,
-                [(b"retry-after", str(outcome).encode())],
+                [(b"retry-after", str(decision).encode())],
                 identifier_hash,
             )
-        status, payload = door.answer(outcome == metrics.VERIFIED)
+        outcome, profile = decision
+        status, payload = door.answer(request, profile)
         return _Answer(status, payload, outcome, None, identifier_hash)
 
     async def _decide(
@@ -204,8 +209,9 @@ class PasswordBroker:
         credential: Credential,
         identifier_hash: str,
         budget: float,
-    ) -> str | int:
-        """An outcome code, or the Retry-After seconds when a rate limit is reached."""
+    ) -> tuple[str, Profile | None] | int:
+        """An outcome code and the verified user's profile (None: not verified), or the
+        Retry-After seconds when a rate limit is reached."""
         assert self._limits is not None, "startup() first"
         phase = metrics.BROKER_ERROR
         try:
@@ -214,13 +220,15 @@ class PasswordBroker:
                 if retry_after is not None:
                     return retry_after
                 phase = metrics.LEGACY_ERROR
-                if not await self._verifier.verify(credential):
-                    return metrics.DENIED
+                verified = await self._verifier.verify(credential)
+                if verified is None:
+                    return metrics.DENIED, None
+                profile = verified.completed(credential.identifier)
                 if self._provisioning is not None:
                     phase = metrics.PROVISION_ERROR
-                    result = await self._provisioning.ensure(credential, identifier_hash)
+                    result = await self._provisioning.ensure(credential, profile, identifier_hash)
                     self._audit(door, identifier_hash, result)
-                return metrics.VERIFIED
+                return metrics.VERIFIED, profile
         except TimeoutError:
             log.warning("broker hook over budget", extra={"door": door.name, "phase": phase})
         except LegacyUnavailable as exc:
@@ -236,7 +244,7 @@ class PasswordBroker:
             log.error("broker hook failed (%s)", type(exc).__name__, extra={"door": door.name})
         if phase == metrics.PROVISION_ERROR:
             self._audit(door, identifier_hash, metrics.FAILED)
-        return phase
+        return phase, None
 
     def _audit(self, door: FrontDoor, identifier_hash: str, result: str) -> None:
         metrics.PROVISIONING.labels(door.name, result).inc()
