@@ -470,6 +470,18 @@ class HttpLoginVerifier(_Model):
     timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
 
 
+class OAuth2PasswordVerifier(_Model):
+    """An OAuth 2.0 token endpoint of legacy, asked with the password grant (RFC 6749 4.3)."""
+
+    type: Literal["oauth2_password"]
+    token_url: AnyHttpUrl
+    client_id: Annotated[str, Field(min_length=1, max_length=512)]
+    client_secret_file: Path | None = None  # none: a public client
+    client_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+    scope: Annotated[str, Field(max_length=1024)] | None = None
+    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
+
+
 class ScimProvisioner(_Model):
     type: Literal["scim"] = "scim"
     url: AnyHttpUrl  # the SCIM base URL, e.g. https://idp.example/scim/v2
@@ -496,7 +508,11 @@ class Broker(_Model):
     redis: BrokerRedis = BrokerRedis()
     rate_limits: BrokerRateLimits = BrokerRateLimits()
     verifier: (
-        Annotated[HashFileVerifier | HttpLoginVerifier, Field(discriminator="type")] | None
+        Annotated[
+            HashFileVerifier | HttpLoginVerifier | OAuth2PasswordVerifier,
+            Field(discriminator="type"),
+        ]
+        | None
     ) = None
     provisioner: ScimProvisioner | None = None
 
@@ -529,6 +545,10 @@ class Broker(_Model):
                     if firebase is not None
                     else None,
                 }
+            )
+        elif isinstance(verifier, OAuth2PasswordVerifier):
+            verifier = verifier.model_copy(
+                update={"client_secret_file": rebase(verifier.client_secret_file)}
             )
         provisioner = self.provisioner
         if provisioner is not None:

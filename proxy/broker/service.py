@@ -13,7 +13,6 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from limits.aio.storage import RedisStorage
@@ -22,18 +21,15 @@ from redis.exceptions import RedisError
 
 from proxy.asgi_types import RawHeaders, Receive, Scope, Send
 from proxy.broker import metrics
+from proxy.broker.backends import provisioner_for, read_optional_secret, verifier_for
 from proxy.broker.credential import Credential, hash_identifier
 from proxy.broker.front_doors import FRONT_DOORS, BadHookRequest, FrontDoor
-from proxy.broker.hash_file import HashFileVerifier, firebase_parameters
 from proxy.broker.hook_auth import HookAuthenticator
-from proxy.broker.http_login import HttpLoginVerifier
 from proxy.broker.provisioning import IdempotentProvisioning, Provisioner
 from proxy.broker.rate_limits import RateLimits
-from proxy.broker.scim import ProvisioningFailed, ScimProvisioner
+from proxy.broker.scim import ProvisioningFailed
 from proxy.broker.verifier import LegacyUnavailable, Profile, Verifier
 from proxy.config import Broker as BrokerConfig
-from proxy.config import HashFileVerifier as HashFileConfig
-from proxy.config import read_secret_file
 from proxy.intake import CallbackRejected, ClientDisconnected, read_body
 from proxy.responses import send_json
 
@@ -77,15 +73,15 @@ class PasswordBroker:
         self._doors = {name: FRONT_DOORS[name] for name in config.doors}
         self._body_seconds = body_seconds
         self._trust_forwarded = trust_forwarded_headers
-        self._verifier = verifier or _verifier_for(config)
-        self._provisioner = provisioner or _provisioner_for(config)
+        self._verifier = verifier or verifier_for(config)
+        self._provisioner = provisioner or provisioner_for(config)
         self._redis: Redis | None = None
         self._limits: RateLimits | None = None
         self._provisioning: IdempotentProvisioning | None = None
 
     async def startup(self) -> None:
         redis_config = self.config.redis
-        password = _read_optional(redis_config.password_file, "broker.redis.password_file")
+        password = read_optional_secret(redis_config.password_file, "broker.redis.password_file")
         timeout = redis_config.socket_timeout_seconds
         self._redis = Redis.from_url(
             redis_config.url,
@@ -264,43 +260,6 @@ class PasswordBroker:
                     return value.decode("latin-1").rsplit(",", 1)[-1].strip()
         client = scope.get("client")
         return str(client[0]) if client else "unknown"
-
-
-def _verifier_for(config: BrokerConfig) -> Verifier:
-    settings = config.verifier
-    assert settings is not None
-    if isinstance(settings, HashFileConfig):
-        firebase = settings.firebase
-        return HashFileVerifier(
-            settings.path,
-            firebase_parameters(
-                firebase.signer_key_file,
-                firebase.salt_separator,
-                firebase.rounds,
-                firebase.mem_cost,
-            )
-            if firebase is not None
-            else None,
-        )
-    return HttpLoginVerifier(
-        str(settings.url),
-        body=settings.body,
-        template=settings.template,
-        success_status=settings.success_status,
-        timeout_seconds=settings.timeout_seconds,
-    )
-
-
-def _provisioner_for(config: BrokerConfig) -> Provisioner | None:
-    settings = config.provisioner
-    if settings is None:
-        return None
-    token = _read_optional(settings.token_file, "broker.provisioner.token_file")
-    return ScimProvisioner(str(settings.url), token=token, timeout_seconds=settings.timeout_seconds)
-
-
-def _read_optional(path: Path | None, key: str) -> str | None:
-    return None if path is None else read_secret_file(path, key).decode()
 
 
 def _limits_uri(url: str) -> str:
