@@ -15,7 +15,9 @@ from pydantic import (
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -489,6 +491,41 @@ class ScimProvisioner(_Model):
     timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
 
 
+class WorkosProvisioner(_Model):
+    """WorkOS User Management: users created with the verified password."""
+
+    type: Literal["workos"]
+    url: AnyHttpUrl = AnyHttpUrl("https://api.workos.com")
+    api_key_file: Path  # the WorkOS API key (a mounted Secret)
+    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
+
+
+class KratosProvisioner(_Model):
+    """Ory Kratos admin API: identities created with the verified password."""
+
+    type: Literal["kratos"]
+    url: AnyHttpUrl  # the admin API base, e.g. http://kratos:4434
+    token_file: Path | None = None  # bearer token (Ory Network API key); none: self-hosted admin
+    schema_id: Annotated[str, Field(min_length=1, max_length=256)] = "default"
+    # The trait holding the login identifier (the address when it is `email`).
+    identifier_trait: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")] = "email"
+    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
+
+
+def _provisioner_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("type", "scim"))  # `type` may be left out for SCIM
+    return str(getattr(value, "type", "scim"))
+
+
+Provisioner = Annotated[
+    Annotated[ScimProvisioner, Tag("scim")]
+    | Annotated[WorkosProvisioner, Tag("workos")]
+    | Annotated[KratosProvisioner, Tag("kratos")],
+    Discriminator(_provisioner_type),
+]
+
+
 class Broker(_Model):
     """The JIT password broker: hooks the new provider calls for users it does not know."""
 
@@ -514,7 +551,7 @@ class Broker(_Model):
         ]
         | None
     ) = None
-    provisioner: ScimProvisioner | None = None
+    provisioner: Provisioner | None = None
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> Broker:
@@ -551,7 +588,11 @@ class Broker(_Model):
                 update={"client_secret_file": rebase(verifier.client_secret_file)}
             )
         provisioner = self.provisioner
-        if provisioner is not None:
+        if isinstance(provisioner, WorkosProvisioner):
+            provisioner = provisioner.model_copy(
+                update={"api_key_file": base / provisioner.api_key_file}
+            )
+        elif provisioner is not None:
             provisioner = provisioner.model_copy(
                 update={"token_file": rebase(provisioner.token_file)}
             )

@@ -6,13 +6,17 @@ from pathlib import Path
 
 from proxy.broker.hash_file import HashFileVerifier, firebase_parameters
 from proxy.broker.http_login import HttpLoginVerifier
+from proxy.broker.kratos_identities import KratosProvisioner
 from proxy.broker.oauth2_password import OAuth2PasswordVerifier
 from proxy.broker.provisioning import Provisioner
 from proxy.broker.scim import ScimProvisioner
 from proxy.broker.verifier import Verifier
+from proxy.broker.workos import WorkosProvisioner
 from proxy.config import Broker as BrokerConfig
 from proxy.config import HashFileVerifier as HashFileConfig
 from proxy.config import HttpLoginVerifier as HttpLoginConfig
+from proxy.config import KratosProvisioner as KratosConfig
+from proxy.config import WorkosProvisioner as WorkosConfig
 from proxy.config import read_secret_file
 
 
@@ -58,7 +62,20 @@ def provisioner_for(config: BrokerConfig) -> Provisioner | None:
     settings = config.provisioner
     if settings is None:
         return None
+    if isinstance(settings, WorkosConfig):
+        api_key = read_secret_file(settings.api_key_file, "broker.provisioner.api_key_file")
+        return WorkosProvisioner(
+            str(settings.url), api_key=api_key.decode(), timeout_seconds=settings.timeout_seconds
+        )
     token = read_optional_secret(settings.token_file, "broker.provisioner.token_file")
+    if isinstance(settings, KratosConfig):
+        return KratosProvisioner(
+            str(settings.url),
+            token=token,
+            schema_id=settings.schema_id,
+            identifier_trait=settings.identifier_trait,
+            timeout_seconds=settings.timeout_seconds,
+        )
     return ScimProvisioner(str(settings.url), token=token, timeout_seconds=settings.timeout_seconds)
 
 

@@ -24,12 +24,18 @@ return 0
 _RETRY_SECONDS = 0.02
 
 
+class ProvisioningFailed(Exception):
+    """The new provider did not take the user (the message never carries the payload)."""
+
+
 class Provisioner(Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
 
-    async def exists(self, identifier: str) -> bool: ...
+    async def exists(self, identifier: str, profile: Profile) -> bool:
+        """Whether the new provider already holds this user."""
+        ...
 
     async def create(self, credential: Credential, profile: Profile) -> bool:
         """Create the user with the password unchanged; False when it already exists."""
@@ -53,7 +59,7 @@ class IdempotentProvisioning:
         while not await self._redis.set(key, token, nx=True, px=self._lock_ms):  # noqa: ASYNC110
             await asyncio.sleep(_RETRY_SECONDS)
         try:
-            if await self._provisioner.exists(credential.identifier):
+            if await self._provisioner.exists(credential.identifier, profile):
                 return metrics.ALREADY_PRESENT
             created = await self._provisioner.create(credential, profile)
             return metrics.PROVISIONED if created else metrics.ALREADY_PRESENT

@@ -10,11 +10,8 @@ from scim2_client.client import BaseAsyncSCIMClient
 from scim2_models import Email, ListResponse, Name, ScimProvider, UniquenessException, User
 
 from proxy.broker.credential import Credential
+from proxy.broker.provisioning import ProvisioningFailed
 from proxy.broker.verifier import Profile
-
-
-class ProvisioningFailed(Exception):
-    """The new provider did not take the user (the message never carries the payload)."""
 
 
 class _Answer:
@@ -62,7 +59,7 @@ class ScimProvisioner:
         if self._session is not None:
             await self._session.close()
 
-    async def exists(self, identifier: str) -> bool:
+    async def exists(self, identifier: str, profile: Profile) -> bool:
         """Whether a User with this userName exists (userName is case-insensitive in SCIM)."""
         quoted = identifier.replace("\\", "\\\\").replace('"', '\\"')
         result = await self._call(

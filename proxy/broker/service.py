@@ -25,9 +25,8 @@ from proxy.broker.backends import provisioner_for, read_optional_secret, verifie
 from proxy.broker.credential import Credential, hash_identifier
 from proxy.broker.front_doors import FRONT_DOORS, BadHookRequest, FrontDoor
 from proxy.broker.hook_auth import HookAuthenticator
-from proxy.broker.provisioning import IdempotentProvisioning, Provisioner
+from proxy.broker.provisioning import IdempotentProvisioning, Provisioner, ProvisioningFailed
 from proxy.broker.rate_limits import RateLimits
-from proxy.broker.scim import ProvisioningFailed
 from proxy.broker.verifier import LegacyUnavailable, Profile, Verifier
 from proxy.config import Broker as BrokerConfig
 from proxy.intake import CallbackRejected, ClientDisconnected, read_body

@@ -248,7 +248,7 @@ def write_broker_config(
         "verifier": verifier,
         **broker,
     }
-    if scim is not None:
+    if scim is not None and "provisioner" not in broker:
         settings["provisioner"] = {"url": scim.base_url}
     legacy = "http://127.0.0.1:9"  # the proxy's legacy upstream plays no part here
     return write_proxy_files(directory, legacy, legacy, broker=settings)

@@ -9,8 +9,11 @@ import httpx
 import pytest
 
 from proxy.broker.credential import Credential, Password
-from proxy.broker.scim import ProvisioningFailed, ScimProvisioner
+from proxy.broker.kratos_identities import KratosProvisioner
+from proxy.broker.provisioning import ProvisioningFailed
+from proxy.broker.scim import ScimProvisioner
 from proxy.broker.verifier import Profile
+from proxy.broker.workos import WorkosProvisioner
 from tests.flags.redis_support import free_port
 from tests.proxy.broker.broker_support import ALICE, BOB, UNKNOWN, WRONG
 from tests.proxy.broker.conftest import StartBroker
@@ -68,4 +71,34 @@ def test_a_failed_provisioning_names_no_payload() -> None:
 
     assert ALICE[1] not in str(failure.value)
     # Raised "from None": a traceback doesn't show scim2-client's error and its payload.
+    assert failure.value.__suppress_context__
+
+
+@pytest.mark.parametrize("kind", ["workos", "kratos"])
+def test_a_failed_user_api_call_names_no_password_or_key(kind: str) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    provisioner: WorkosProvisioner | KratosProvisioner = (
+        WorkosProvisioner(url, api_key="sk_test_SEEKRIT-key", timeout_seconds=0.5)
+        if kind == "workos"
+        else KratosProvisioner(
+            url,
+            token="SEEKRIT-token",
+            schema_id="default",
+            identifier_trait="email",
+            timeout_seconds=0.5,
+        )
+    )
+
+    async def create() -> None:
+        await provisioner.start()
+        try:
+            await provisioner.create(Credential(*ALICE[:1], Password(ALICE[1])), Profile(ALICE[0]))
+        finally:
+            await provisioner.close()
+
+    with pytest.raises(ProvisioningFailed) as failure:
+        asyncio.run(create())
+
+    for secret in (ALICE[1], "SEEKRIT", ALICE[0]):
+        assert secret not in str(failure.value)
     assert failure.value.__suppress_context__
