@@ -423,6 +423,10 @@ class BrokerRedis(_Model):
     key_prefix: Annotated[str, Field(pattern=KEY_PREFIX_PATTERN)] = "authswitch"
     password_file: Path | None = None
     socket_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
+    # false (default): while this Redis is unreachable every hook is denied but callbacks still
+    # route, so /readyz stays 200 and lists it under `degraded` (a Redis outage can't empty the
+    # load balancer). true: it is listed under `missing` and /readyz answers 503.
+    ready_requires_redis: bool = False
 
 
 class BrokerRateLimits(_Model):

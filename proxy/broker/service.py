@@ -32,6 +32,8 @@ from proxy.config import Broker as BrokerConfig
 from proxy.intake import CallbackRejected, ClientDisconnected, read_body
 from proxy.responses import send_json
 
+_REDIS_CHECK_SECONDS = 1.0
+
 log = logging.getLogger("authswitch.broker")
 access_log = logging.getLogger("authswitch.access")
 audit_log = logging.getLogger("authswitch.broker.audit")
@@ -75,6 +77,8 @@ class PasswordBroker:
         self._verifier = verifier or verifier_for(config)
         self._provisioner = provisioner or provisioner_for(config)
         self._redis: Redis | None = None
+        self._redis_reachable = False
+        self._redis_watch: asyncio.Task[None] | None = None
         self._limits: RateLimits | None = None
         self._provisioning: IdempotentProvisioning | None = None
 
@@ -116,9 +120,36 @@ class PasswordBroker:
                 key_prefix=redis_config.key_prefix,
                 lock_seconds=self.config.lock_seconds,
             )
+        await self._check_redis()
+        self._redis_watch = asyncio.create_task(self._watch_redis())
         log.info("broker started", extra={"doors": list(self._doors), "prefix": self.prefix})
 
+    @property
+    def redis_reachable(self) -> bool:
+        """Whether the last ping of the broker's Redis (every second) was answered."""
+        return self._redis_reachable
+
+    async def _watch_redis(self) -> None:
+        while True:
+            await asyncio.sleep(_REDIS_CHECK_SECONDS)
+            await self._check_redis()
+
+    async def _check_redis(self) -> None:
+        assert self._redis is not None
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            if self._redis_reachable or self._redis_watch is None:
+                log.warning("broker Redis unreachable: hooks are denied (%s)", type(exc).__name__)
+            self._redis_reachable = False
+            return
+        if not self._redis_reachable and self._redis_watch is not None:
+            log.info("broker Redis reachable again")
+        self._redis_reachable = True
+
     async def shutdown(self) -> None:
+        if self._redis_watch is not None:
+            self._redis_watch.cancel()
         await self._verifier.close()
         if self._provisioner is not None:
             await self._provisioner.close()
