@@ -5,8 +5,9 @@
 // https://login.legacy.example/_authswitch/broker/auth0, and AUTHSWITCH_SECRET, the content of
 // broker.secret_file (sent in the header named by broker.secret_header).
 // 200: the user's profile (user_id, email, email_verified, names) -> Auth0 imports the user.
-// 401: wrong password or unknown user -> WrongUsernameOrPasswordError.
-// Anything else (429, 5xx, network error): a plain error, the login fails and may be retried.
+// 401 {"error": "wrong_credentials"}: wrong password or unknown user ->
+// WrongUsernameOrPasswordError. Anything else (401 "unauthorized": the secret is wrong; 429,
+// 5xx, a network error): a plain error, the login fails and shows up in Auth0's logs.
 async function login(email, password, callback) {
   const axios = require("axios");
   let response;
@@ -26,7 +27,7 @@ async function login(email, password, callback) {
   if (response.status === 200) {
     return callback(null, response.data);
   }
-  if (response.status === 401) {
+  if (response.status === 401 && response.data && response.data.error === "wrong_credentials") {
     return callback(new WrongUsernameOrPasswordError(email));
   }
   return callback(new Error("password broker answered " + response.status));

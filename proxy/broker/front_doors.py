@@ -9,7 +9,7 @@
   ``{"status": "password_match"}``; anything else is a failed login for Kratos (403 here).
 - cognito: the Cognito user migration Lambda event, forwarded as is by a small Lambda
   (``triggerSource``, ``userName``, ``request.password``, ``response``;
-  examples/cognito-migrate-user.js). Verified: 200 with the event back (less
+  examples/cognito-migrate-user.mjs). Verified: 200 with the event back (less
   ``request.password``), ``response.userAttributes`` set (``username``; ``email`` and
   ``email_verified`` "true"/"false" when an address is known; ``name``, ``given_name``,
   ``family_name`` when legacy has them), ``finalUserStatus`` "CONFIRMED", ``messageAction``

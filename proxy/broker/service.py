@@ -138,7 +138,7 @@ class PasswordBroker:
         assert self._redis is not None
         try:
             await self._redis.ping()
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # whatever it is, the watch goes on and reports "unreachable"
             if self._redis_reachable or self._redis_watch is None:
                 log.warning("broker Redis unreachable: hooks are denied (%s)", type(exc).__name__)
             self._redis_reachable = False

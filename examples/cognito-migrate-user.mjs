@@ -1,6 +1,6 @@
-// Cognito user migration Lambda (Node.js 20+) that hands the trigger event to authswitch's
-// broker (door `cognito`) and returns its answer. Cognito gives the trigger 5 s in all;
-// broker.budget_seconds.cognito (4 s) leaves the Lambda time to answer.
+// Cognito user migration Lambda (Node.js 20+, deployed as index.mjs) that hands the trigger
+// event to authswitch's broker (door `cognito`) and returns its answer. Cognito gives the
+// trigger 5 s in all; broker.budget_seconds.cognito (4 s) leaves the Lambda time to answer.
 // Environment: AUTHSWITCH_URL, e.g. https://login.legacy.example/_authswitch/broker/cognito,
 // and AUTHSWITCH_SECRET, the content of broker.secret_file (better: read it from Secrets Manager).
 // 200: the event with response.userAttributes, finalUserStatus CONFIRMED, messageAction SUPPRESS.
