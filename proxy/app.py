@@ -471,8 +471,18 @@ class AuthSwitch:
             "connection_map": map_health.as_dict(),
             "flags": flags,
         }
+        # Not routing, but serving less: the broker denies every hook without its Redis.
+        degraded: list[str] = []
+        if self._broker is not None and self._started:
+            reachable = self._broker.redis_reachable
+            checks["broker"] = {"redis_reachable": reachable}
+            if not reachable:
+                problem = "broker Redis unreachable (every password hook is denied)"
+                requires = self._broker.config.redis.ready_requires_redis
+                (missing if requires else degraded).append(problem)
         ready = not missing
-        return (200 if ready else 503), {"ready": ready, "missing": missing, "checks": checks}
+        report = {"ready": ready, "missing": missing, "degraded": degraded, "checks": checks}
+        return (200 if ready else 503), report
 
 
 def _saml_facts(

@@ -9,6 +9,7 @@ import typer
 
 from connection_map import ConnectionMapError, load_connection_map
 from flags import FlagFileError, load_rollout_state
+from proxy.broker_cli import broker_app
 from proxy.config import Config, ConfigError, load_config
 from proxy.connections_cli import connections_app
 from proxy.flags_cli import flags_app
@@ -77,6 +78,7 @@ def demo(
 
 app.add_typer(flags_app, name="flags")
 app.add_typer(connections_app, name="connections")
+app.add_typer(broker_app, name="broker")
 app.add_typer(users_app, name="users")
 
 

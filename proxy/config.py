@@ -15,7 +15,9 @@ from pydantic import (
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -409,7 +411,7 @@ class Metrics(_Model):
 # -- JIT password broker (proxy/broker/) ----------------------------------------------------------
 
 _RATE = r"^[0-9]+ ?(/|per ) ?(second|minute|hour|day)$"
-BrokerDoor = Literal["generic", "okta", "kratos"]
+BrokerDoor = Literal["generic", "okta", "kratos", "cognito", "auth0"]
 
 
 class BrokerRedis(_Model):
@@ -421,6 +423,10 @@ class BrokerRedis(_Model):
     key_prefix: Annotated[str, Field(pattern=KEY_PREFIX_PATTERN)] = "authswitch"
     password_file: Path | None = None
     socket_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
+    # false (default): while this Redis is unreachable every hook is denied but callbacks still
+    # route, so /readyz stays 200 and lists it under `degraded` (a Redis outage can't empty the
+    # load balancer). true: it is listed under `missing` and /readyz answers 503.
+    ready_requires_redis: bool = False
 
 
 class BrokerRateLimits(_Model):
@@ -437,6 +443,8 @@ class BrokerBudgets(_Model):
     generic: Annotated[float, Field(gt=0, le=30)] = 5.0
     okta: Annotated[float, Field(gt=0, le=30)] = 2.5  # Okta gives up after 3 s
     kratos: Annotated[float, Field(gt=0, le=30)] = 5.0
+    cognito: Annotated[float, Field(gt=0, le=30)] = 4.0  # the Lambda trigger gets 5 s in all
+    auth0: Annotated[float, Field(gt=0, le=30)] = 5.0  # a custom DB script may run 20 s
 
 
 class FirebaseScrypt(_Model):
@@ -468,6 +476,18 @@ class HttpLoginVerifier(_Model):
     timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
 
 
+class OAuth2PasswordVerifier(_Model):
+    """An OAuth 2.0 token endpoint of legacy, asked with the password grant (RFC 6749 4.3)."""
+
+    type: Literal["oauth2_password"]
+    token_url: AnyHttpUrl
+    client_id: Annotated[str, Field(min_length=1, max_length=512)]
+    client_secret_file: Path | None = None  # none: a public client
+    client_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+    scope: Annotated[str, Field(max_length=1024)] | None = None
+    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
+
+
 class ScimProvisioner(_Model):
     type: Literal["scim"] = "scim"
     url: AnyHttpUrl  # the SCIM base URL, e.g. https://idp.example/scim/v2
@@ -475,12 +495,47 @@ class ScimProvisioner(_Model):
     timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
 
 
+class WorkosProvisioner(_Model):
+    """WorkOS User Management: users created with the verified password."""
+
+    type: Literal["workos"]
+    url: AnyHttpUrl = AnyHttpUrl("https://api.workos.com")
+    api_key_file: Path  # the WorkOS API key (a mounted Secret)
+    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
+
+
+class KratosProvisioner(_Model):
+    """Ory Kratos admin API: identities created with the verified password."""
+
+    type: Literal["kratos"]
+    url: AnyHttpUrl  # the admin API base, e.g. http://kratos:4434
+    token_file: Path | None = None  # bearer token (Ory Network API key); none: self-hosted admin
+    schema_id: Annotated[str, Field(min_length=1, max_length=256)] = "default"
+    # The trait holding the login identifier (the address when it is `email`).
+    identifier_trait: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")] = "email"
+    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
+
+
+def _provisioner_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("type", "scim"))  # `type` may be left out for SCIM
+    return str(getattr(value, "type", "scim"))
+
+
+Provisioner = Annotated[
+    Annotated[ScimProvisioner, Tag("scim")]
+    | Annotated[WorkosProvisioner, Tag("workos")]
+    | Annotated[KratosProvisioner, Tag("kratos")],
+    Discriminator(_provisioner_type),
+]
+
+
 class Broker(_Model):
     """The JIT password broker: hooks the new provider calls for users it does not know."""
 
     enabled: bool = False
     path_prefix: Annotated[str, Field(pattern=r"^(/[A-Za-z0-9_.-]+)+$")] = "/_authswitch/broker"
-    doors: tuple[BrokerDoor, ...] = ("generic", "okta", "kratos")
+    doors: tuple[BrokerDoor, ...] = ("generic", "okta", "kratos", "cognito", "auth0")
     authentication: Literal["shared_secret", "hmac"] = "shared_secret"
     secret_file: Path | None = None
     secret_header: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")] = (
@@ -494,9 +549,13 @@ class Broker(_Model):
     redis: BrokerRedis = BrokerRedis()
     rate_limits: BrokerRateLimits = BrokerRateLimits()
     verifier: (
-        Annotated[HashFileVerifier | HttpLoginVerifier, Field(discriminator="type")] | None
+        Annotated[
+            HashFileVerifier | HttpLoginVerifier | OAuth2PasswordVerifier,
+            Field(discriminator="type"),
+        ]
+        | None
     ) = None
-    provisioner: ScimProvisioner | None = None
+    provisioner: Provisioner | None = None
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> Broker:
@@ -528,8 +587,16 @@ class Broker(_Model):
                     else None,
                 }
             )
+        elif isinstance(verifier, OAuth2PasswordVerifier):
+            verifier = verifier.model_copy(
+                update={"client_secret_file": rebase(verifier.client_secret_file)}
+            )
         provisioner = self.provisioner
-        if provisioner is not None:
+        if isinstance(provisioner, WorkosProvisioner):
+            provisioner = provisioner.model_copy(
+                update={"api_key_file": base / provisioner.api_key_file}
+            )
+        elif provisioner is not None:
             provisioner = provisioner.model_copy(
                 update={"token_file": rebase(provisioner.token_file)}
             )

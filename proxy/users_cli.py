@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from proxy.config import ConfigError, load_config, read_secret_file
+from proxy.config import ConfigError, ScimProvisioner, load_config, read_secret_file
 from proxy.users_import import (
     Checkpoint,
     CheckpointRefused,
@@ -152,6 +152,14 @@ def _target(
             settings = load_config(config).broker.provisioner
         except ConfigError as exc:
             raise _fail(str(exc), 2) from None
+    if settings is not None and not isinstance(settings, ScimProvisioner):
+        if scim_url is None:
+            raise _fail(
+                f"users import writes to a SCIM server; broker.provisioner is type "
+                f"{settings.type!r}: give --scim-url (and --token-file)",
+                2,
+            )
+        settings = None  # its URL and key are for another API
     url = scim_url or (str(settings.url) if settings is not None else None)
     if url is None:
         raise _fail("no import target: set broker.provisioner in --config, or give --scim-url", 2)

@@ -179,7 +179,9 @@ _SECRET_PATTERNS = [
     re.compile(r"[A-Za-z0-9+/]{120,}={0,2}"),  # a base64 SAMLResponse (or any long blob)
     re.compile(r"SEEKRIT|leaky|secret-cookie-value|secret-token|METRIC-SECRET"),
     re.compile(r"(SAMLResponse|RelayState|code|state|password)=[^&\s\"]+"),
+    re.compile(r"(client_secret|access_token|refresh_token)[=\"':]+ *[^&\s\"]+"),
     re.compile(r"(?i)bearer [A-Za-z0-9._-]+"),
+    re.compile(r"(?i)\bbasic [A-Za-z0-9+/]{16,}={0,2}"),  # an HTTP Basic client credential
 ]
 
 

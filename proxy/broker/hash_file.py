@@ -1,4 +1,8 @@
-"""The legacy verifier over an exported hash file (CSV or NDJSON: identifier, hash)."""
+"""The legacy verifier over an exported hash file (CSV or NDJSON: identifier, hash).
+
+NDJSON records may also carry the user's profile: ``email``, ``email_verified`` (boolean),
+``name``, ``given_name``, ``family_name``; a CSV row has the identifier and the hash only.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from proxy.broker.hash_schemes import (
     check_password,
     scheme_of,
 )
-from proxy.broker.verifier import LegacyUnavailable
+from proxy.broker.verifier import LegacyUnavailable, Profile
 from proxy.config import ConfigError
 
 
@@ -32,7 +36,8 @@ class HashFileVerifier:
     def __init__(self, path: Path, firebase: FirebaseParameters | None = None) -> None:
         self._firebase = firebase
         self._hashes: dict[str, str] = {}
-        for line, identifier, encoded in _rows(path):
+        self._profiles: dict[str, Profile] = {}
+        for line, identifier, encoded, profile in _rows(path):
             try:
                 scheme = scheme_of(encoded)
             except UnsupportedHash as exc:
@@ -46,6 +51,8 @@ class HashFileVerifier:
             if key in self._hashes:
                 raise HashFileError(f"hash file '{path}' line {line}: identifier repeated")
             self._hashes[key] = encoded
+            if profile is not None:
+                self._profiles[key] = profile
         if not self._hashes:
             raise HashFileError(f"hash file '{path}': no entries")
         # An unknown user is checked against a real hash of the most common scheme and denied
@@ -62,16 +69,18 @@ class HashFileVerifier:
     async def close(self) -> None:
         return None
 
-    async def verify(self, credential: Credential) -> bool:
-        encoded = self._hashes.get(credential.account_key)
+    async def verify(self, credential: Credential) -> Profile | None:
+        key = credential.account_key
+        encoded = self._hashes.get(key)
         password = credential.password.reveal()
         try:
             if encoded is None:
                 await asyncio.to_thread(check_password, password, self._decoy, self._firebase)
-                return False
-            return await asyncio.to_thread(check_password, password, encoded, self._firebase)
+                return None
+            right = await asyncio.to_thread(check_password, password, encoded, self._firebase)
         except UnsupportedHash as exc:  # a malformed hash the load-time check let through
             raise LegacyUnavailable(f"hash file entry unusable: {exc}") from None
+        return self._profiles.get(key, Profile()) if right else None
 
 
 def firebase_parameters(
@@ -93,7 +102,7 @@ def firebase_parameters(
     )
 
 
-def _rows(path: Path) -> Iterator[tuple[int, str, str]]:
+def _rows(path: Path) -> Iterator[tuple[int, str, str, Profile | None]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -110,7 +119,12 @@ def _rows(path: Path) -> Iterator[tuple[int, str, str]]:
                     f"hash file '{path}' line {number}: not a JSON object with "
                     "'identifier' and 'hash'"
                 ) from None
-            yield number, _text(path, number, identifier), _text(path, number, encoded)
+            yield (
+                number,
+                _text(path, number, identifier),
+                _text(path, number, encoded),
+                _profile(path, number, record),
+            )
         return
     reader = csv.reader(text.splitlines())
     for number, row in enumerate(reader, start=1):
@@ -119,10 +133,28 @@ def _rows(path: Path) -> Iterator[tuple[int, str, str]]:
         if len(row) < 2:
             raise HashFileError(f"hash file '{path}' line {number}: expected identifier,hash")
         # PHC strings (argon2, scrypt) hold commas: unquoted, they are the rest of the row.
-        yield number, _text(path, number, row[0]), _text(path, number, ",".join(row[1:]))
+        yield number, _text(path, number, row[0]), _text(path, number, ",".join(row[1:])), None
 
 
 def _text(path: Path, number: int, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise HashFileError(f"hash file '{path}' line {number}: empty or not a string")
     return value.strip()
+
+
+_PROFILE_TEXT = ("email", "name", "given_name", "family_name")
+
+
+def _profile(path: Path, number: int, record: dict[str, object]) -> Profile | None:
+    if not any(key in record for key in (*_PROFILE_TEXT, "email_verified")):
+        return None
+    texts: dict[str, str | None] = {}
+    for key in _PROFILE_TEXT:
+        value = record.get(key)
+        if value is not None and not isinstance(value, str):
+            raise HashFileError(f"hash file '{path}' line {number}: '{key}' must be a string")
+        texts[key] = value
+    verified = record.get("email_verified", True)
+    if not isinstance(verified, bool):
+        raise HashFileError(f"hash file '{path}' line {number}: 'email_verified' must be a boolean")
+    return Profile(email_verified=verified, **texts)

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 
 from proxy.broker.credential import Credential
-from proxy.broker.verifier import LegacyUnavailable
+from proxy.broker.verifier import LegacyUnavailable, Profile
 
 
 class HttpLoginVerifier:
@@ -44,7 +44,7 @@ class HttpLoginVerifier:
         if self._session is not None:
             await self._session.close()
 
-    async def verify(self, credential: Credential) -> bool:
+    async def verify(self, credential: Credential) -> Profile | None:
         assert self._session is not None, "start() first"
         fields = {
             name: value.replace("{identifier}", credential.identifier).replace(
@@ -66,7 +66,7 @@ class HttpLoginVerifier:
             # aiohttp's messages can quote the request; only the kind of failure goes on.
             raise LegacyUnavailable("legacy login endpoint unreachable or too slow") from None
         if status in self._success:
-            return True
+            return Profile()  # the answer's body is not read for attributes
         if status >= 500:
             raise LegacyUnavailable(f"legacy login endpoint answered {status}")
-        return False
+        return None

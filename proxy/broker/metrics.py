@@ -1,6 +1,7 @@
 """Prometheus metrics of the password broker.
 
-Label values are fixed codes: the front door (`generic`, `okta`, `kratos`) and the outcome.
+Label values are fixed codes: the front door (`generic`, `okta`, `kratos`, `cognito`, `auth0`)
+and the outcome.
 No identifier, password or client address is ever a label value.
 """
 

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from proxy.broker import metrics
 from proxy.broker.credential import Credential
+from proxy.broker.verifier import Profile
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -23,14 +24,22 @@ return 0
 _RETRY_SECONDS = 0.02
 
 
+class ProvisioningFailed(Exception):
+    """The new provider did not take the user (the message never carries the payload)."""
+
+
 class Provisioner(Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
 
-    async def exists(self, identifier: str) -> bool: ...
+    async def exists(self, identifier: str, profile: Profile) -> bool:
+        """Whether the new provider already holds this user."""
+        ...
 
-    async def create(self, credential: Credential) -> bool: ...
+    async def create(self, credential: Credential, profile: Profile) -> bool:
+        """Create the user with the password unchanged; False when it already exists."""
+        ...
 
 
 class IdempotentProvisioning:
@@ -42,7 +51,7 @@ class IdempotentProvisioning:
         self._prefix = f"{key_prefix}:broker:lock:"
         self._lock_ms = int(lock_seconds * 1000)
 
-    async def ensure(self, credential: Credential, identifier_hash: str) -> str:
+    async def ensure(self, credential: Credential, profile: Profile, identifier_hash: str) -> str:
         """PROVISIONED or ALREADY_PRESENT; the caller bounds the wait with its budget."""
         key = self._prefix + identifier_hash
         token = secrets.token_hex(16)
@@ -50,9 +59,9 @@ class IdempotentProvisioning:
         while not await self._redis.set(key, token, nx=True, px=self._lock_ms):  # noqa: ASYNC110
             await asyncio.sleep(_RETRY_SECONDS)
         try:
-            if await self._provisioner.exists(credential.identifier):
+            if await self._provisioner.exists(credential.identifier, profile):
                 return metrics.ALREADY_PRESENT
-            created = await self._provisioner.create(credential)
+            created = await self._provisioner.create(credential, profile)
             return metrics.PROVISIONED if created else metrics.ALREADY_PRESENT
         finally:
             await asyncio.shield(self._release(key, token))

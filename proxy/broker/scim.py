@@ -7,13 +7,11 @@ from typing import Any
 
 import aiohttp
 from scim2_client.client import BaseAsyncSCIMClient
-from scim2_models import Email, ListResponse, ScimProvider, UniquenessException, User
+from scim2_models import Email, ListResponse, Name, ScimProvider, UniquenessException, User
 
 from proxy.broker.credential import Credential
-
-
-class ProvisioningFailed(Exception):
-    """The new provider did not take the user (the message never carries the payload)."""
+from proxy.broker.provisioning import ProvisioningFailed
+from proxy.broker.verifier import Profile
 
 
 class _Answer:
@@ -61,7 +59,7 @@ class ScimProvisioner:
         if self._session is not None:
             await self._session.close()
 
-    async def exists(self, identifier: str) -> bool:
+    async def exists(self, identifier: str, profile: Profile) -> bool:
         """Whether a User with this userName exists (userName is case-insensitive in SCIM)."""
         quoted = identifier.replace("\\", "\\\\").replace('"', '\\"')
         result = await self._call(
@@ -69,15 +67,21 @@ class ScimProvisioner:
         )
         return isinstance(result, ListResponse) and bool(result.total_results)
 
-    async def create(self, credential: Credential) -> bool:
+    async def create(self, credential: Credential, profile: Profile) -> bool:
         """Create the user; False when the server says it already exists (409)."""
         user: User[Any] = User(
             user_name=credential.identifier,
             password=credential.password.reveal(),
             active=True,
-            emails=[Email(value=credential.identifier, primary=True)]
-            if "@" in credential.identifier
+            emails=[Email(value=profile.email, primary=True)] if profile.email else None,
+            name=Name(
+                formatted=profile.name,
+                given_name=profile.given_name,
+                family_name=profile.family_name,
+            )
+            if profile.name or profile.given_name or profile.family_name
             else None,
+            display_name=profile.name,
         )
         try:
             await self._call(self._scim.create(user))

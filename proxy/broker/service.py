@@ -13,7 +13,6 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from limits.aio.storage import RedisStorage
@@ -22,20 +21,18 @@ from redis.exceptions import RedisError
 
 from proxy.asgi_types import RawHeaders, Receive, Scope, Send
 from proxy.broker import metrics
+from proxy.broker.backends import provisioner_for, read_optional_secret, verifier_for
 from proxy.broker.credential import Credential, hash_identifier
 from proxy.broker.front_doors import FRONT_DOORS, BadHookRequest, FrontDoor
-from proxy.broker.hash_file import HashFileVerifier, firebase_parameters
 from proxy.broker.hook_auth import HookAuthenticator
-from proxy.broker.http_login import HttpLoginVerifier
-from proxy.broker.provisioning import IdempotentProvisioning, Provisioner
+from proxy.broker.provisioning import IdempotentProvisioning, Provisioner, ProvisioningFailed
 from proxy.broker.rate_limits import RateLimits
-from proxy.broker.scim import ProvisioningFailed, ScimProvisioner
-from proxy.broker.verifier import LegacyUnavailable, Verifier
+from proxy.broker.verifier import LegacyUnavailable, Profile, Verifier
 from proxy.config import Broker as BrokerConfig
-from proxy.config import HashFileVerifier as HashFileConfig
-from proxy.config import read_secret_file
 from proxy.intake import CallbackRejected, ClientDisconnected, read_body
 from proxy.responses import send_json
+
+_REDIS_CHECK_SECONDS = 1.0
 
 log = logging.getLogger("authswitch.broker")
 access_log = logging.getLogger("authswitch.access")
@@ -77,15 +74,17 @@ class PasswordBroker:
         self._doors = {name: FRONT_DOORS[name] for name in config.doors}
         self._body_seconds = body_seconds
         self._trust_forwarded = trust_forwarded_headers
-        self._verifier = verifier or _verifier_for(config)
-        self._provisioner = provisioner or _provisioner_for(config)
+        self._verifier = verifier or verifier_for(config)
+        self._provisioner = provisioner or provisioner_for(config)
         self._redis: Redis | None = None
+        self._redis_reachable = False
+        self._redis_watch: asyncio.Task[None] | None = None
         self._limits: RateLimits | None = None
         self._provisioning: IdempotentProvisioning | None = None
 
     async def startup(self) -> None:
         redis_config = self.config.redis
-        password = _read_optional(redis_config.password_file, "broker.redis.password_file")
+        password = read_optional_secret(redis_config.password_file, "broker.redis.password_file")
         timeout = redis_config.socket_timeout_seconds
         self._redis = Redis.from_url(
             redis_config.url,
@@ -121,9 +120,36 @@ class PasswordBroker:
                 key_prefix=redis_config.key_prefix,
                 lock_seconds=self.config.lock_seconds,
             )
+        await self._check_redis()
+        self._redis_watch = asyncio.create_task(self._watch_redis())
         log.info("broker started", extra={"doors": list(self._doors), "prefix": self.prefix})
 
+    @property
+    def redis_reachable(self) -> bool:
+        """Whether the last ping of the broker's Redis (every second) was answered."""
+        return self._redis_reachable
+
+    async def _watch_redis(self) -> None:
+        while True:
+            await asyncio.sleep(_REDIS_CHECK_SECONDS)
+            await self._check_redis()
+
+    async def _check_redis(self) -> None:
+        assert self._redis is not None
+        try:
+            await self._redis.ping()
+        except Exception as exc:  # whatever it is, the watch goes on and reports "unreachable"
+            if self._redis_reachable or self._redis_watch is None:
+                log.warning("broker Redis unreachable: hooks are denied (%s)", type(exc).__name__)
+            self._redis_reachable = False
+            return
+        if not self._redis_reachable and self._redis_watch is not None:
+            log.info("broker Redis reachable again")
+        self._redis_reachable = True
+
     async def shutdown(self) -> None:
+        if self._redis_watch is not None:
+            self._redis_watch.cancel()
         await self._verifier.close()
         if self._provisioner is not None:
             await self._provisioner.close()
@@ -180,21 +206,26 @@ class PasswordBroker:
         if not self._auth.allows(headers, body):
             return _Answer(401, {"error": "unauthorized"}, metrics.UNAUTHORIZED)
         try:
-            credential = door.credential(body)
+            request = door.request(body)
         except BadHookRequest as exc:
             return _Answer(400, {"error": "bad_request", "message": str(exc)}, metrics.REJECTED)
-        identifier_hash = hash_identifier(self._identifier_key, credential.identifier)
+        identifier_hash = hash_identifier(self._identifier_key, request.identifier)
+        credential = request.credential
+        if credential is None:  # no password to check (Cognito's forgot-password): denied
+            status, payload = door.answer(request, None)
+            return _Answer(status, payload, metrics.DENIED, None, identifier_hash)
         remaining = budget - (time.perf_counter() - started)
-        outcome = await self._decide(door, scope, credential, identifier_hash, remaining)
-        if isinstance(outcome, int):  # rate limited: seconds to wait
+        decision = await self._decide(door, scope, credential, identifier_hash, remaining)
+        if isinstance(decision, int):  # rate limited: seconds to wait
             return _Answer(
                 429,
                 {"error": "rate_limited"},
                 metrics.RATE_LIMITED,
-                [(b"retry-after", str(outcome).encode())],
+                [(b"retry-after", str(decision).encode())],
                 identifier_hash,
             )
-        status, payload = door.answer(outcome == metrics.VERIFIED)
+        outcome, profile = decision
+        status, payload = door.answer(request, profile)
         return _Answer(status, payload, outcome, None, identifier_hash)
 
     async def _decide(
@@ -204,8 +235,9 @@ class PasswordBroker:
         credential: Credential,
         identifier_hash: str,
         budget: float,
-    ) -> str | int:
-        """An outcome code, or the Retry-After seconds when a rate limit is reached."""
+    ) -> tuple[str, Profile | None] | int:
+        """An outcome code and the verified user's profile (None: not verified), or the
+        Retry-After seconds when a rate limit is reached."""
         assert self._limits is not None, "startup() first"
         phase = metrics.BROKER_ERROR
         try:
@@ -214,13 +246,15 @@ class PasswordBroker:
                 if retry_after is not None:
                     return retry_after
                 phase = metrics.LEGACY_ERROR
-                if not await self._verifier.verify(credential):
-                    return metrics.DENIED
+                verified = await self._verifier.verify(credential)
+                if verified is None:
+                    return metrics.DENIED, None
+                profile = verified.completed(credential.identifier)
                 if self._provisioning is not None:
                     phase = metrics.PROVISION_ERROR
-                    result = await self._provisioning.ensure(credential, identifier_hash)
+                    result = await self._provisioning.ensure(credential, profile, identifier_hash)
                     self._audit(door, identifier_hash, result)
-                return metrics.VERIFIED
+                return metrics.VERIFIED, profile
         except TimeoutError:
             log.warning("broker hook over budget", extra={"door": door.name, "phase": phase})
         except LegacyUnavailable as exc:
@@ -236,7 +270,7 @@ class PasswordBroker:
             log.error("broker hook failed (%s)", type(exc).__name__, extra={"door": door.name})
         if phase == metrics.PROVISION_ERROR:
             self._audit(door, identifier_hash, metrics.FAILED)
-        return phase
+        return phase, None
 
     def _audit(self, door: FrontDoor, identifier_hash: str, result: str) -> None:
         metrics.PROVISIONING.labels(door.name, result).inc()
@@ -256,43 +290,6 @@ class PasswordBroker:
                     return value.decode("latin-1").rsplit(",", 1)[-1].strip()
         client = scope.get("client")
         return str(client[0]) if client else "unknown"
-
-
-def _verifier_for(config: BrokerConfig) -> Verifier:
-    settings = config.verifier
-    assert settings is not None
-    if isinstance(settings, HashFileConfig):
-        firebase = settings.firebase
-        return HashFileVerifier(
-            settings.path,
-            firebase_parameters(
-                firebase.signer_key_file,
-                firebase.salt_separator,
-                firebase.rounds,
-                firebase.mem_cost,
-            )
-            if firebase is not None
-            else None,
-        )
-    return HttpLoginVerifier(
-        str(settings.url),
-        body=settings.body,
-        template=settings.template,
-        success_status=settings.success_status,
-        timeout_seconds=settings.timeout_seconds,
-    )
-
-
-def _provisioner_for(config: BrokerConfig) -> Provisioner | None:
-    settings = config.provisioner
-    if settings is None:
-        return None
-    token = _read_optional(settings.token_file, "broker.provisioner.token_file")
-    return ScimProvisioner(str(settings.url), token=token, timeout_seconds=settings.timeout_seconds)
-
-
-def _read_optional(path: Path | None, key: str) -> str | None:
-    return None if path is None else read_secret_file(path, key).decode()
 
 
 def _limits_uri(url: str) -> str:

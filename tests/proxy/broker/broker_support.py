@@ -156,8 +156,57 @@ class BrokerEnv:
         )
 
 
+def cognito_event(identifier: str, password: str | None) -> dict[str, Any]:
+    """A Cognito user migration trigger event as the Lambda receives it (None: forgot-password)."""
+    request: dict[str, Any] = {"validationData": None, "clientMetadata": {"app": "web"}}
+    if password is not None:
+        request["password"] = password
+    return {
+        "version": "1",
+        "triggerSource": "UserMigration_Authentication"
+        if password is not None
+        else "UserMigration_ForgotPassword",
+        "region": "eu-west-1",
+        "userPoolId": "eu-west-1_AbCdEfGhI",
+        "userName": identifier,
+        "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "4k3j2h1g"},
+        "request": request,
+        "response": {
+            "userAttributes": None,
+            "finalUserStatus": None,
+            "messageAction": None,
+            "desiredDeliveryMediums": None,
+            "forceAliasCreation": None,
+            "enableSMSMFA": None,
+        },
+    }
+
+
+def cognito_answer(identifier: str, **attributes: str) -> dict[str, Any]:
+    """The event back with the migrated user's attributes, as Cognito expects it."""
+    event = cognito_event(identifier, "")
+    del event["request"]["password"]  # not echoed back
+    event["response"].update(
+        userAttributes=attributes or {"preferred_username": identifier},
+        finalUserStatus="CONFIRMED",
+        messageAction="SUPPRESS",
+    )
+    return event
+
+
+COGNITO_DENIED = {
+    "errorType": "NotAuthorizedException",
+    "errorMessage": "Incorrect username or password.",
+}
+AUTH0_DENIED = {"error": "wrong_credentials", "error_description": "Wrong email or password."}
+
+
 def hook_body(door: str, identifier: str, password: str) -> dict[str, Any]:
     """The request each provider documents for its hook."""
+    if door == "cognito":
+        return cognito_event(identifier, password)
+    if door == "auth0":  # what examples/auth0-login.js posts
+        return {"email": identifier, "password": password}
     if door == "okta":
         return {
             "eventId": "3OWo4oo-QQ-rBWfRyTmQYw",
@@ -199,7 +248,7 @@ def write_broker_config(
         "verifier": verifier,
         **broker,
     }
-    if scim is not None:
+    if scim is not None and "provisioner" not in broker:
         settings["provisioner"] = {"url": scim.base_url}
     legacy = "http://127.0.0.1:9"  # the proxy's legacy upstream plays no part here
     return write_proxy_files(directory, legacy, legacy, broker=settings)

@@ -3,25 +3,45 @@ out, and the user at the SCIM server exactly when the password was right."""
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.proxy.broker.broker_support import ALICE, BOB, UNKNOWN, WRONG, okta_answer
+from tests.proxy.broker.broker_support import (
+    ALICE,
+    AUTH0_DENIED,
+    BOB,
+    COGNITO_DENIED,
+    UNKNOWN,
+    WRONG,
+    LegacyLogin,
+    cognito_answer,
+    cognito_event,
+    hash_file_lines,
+    okta_answer,
+    serve,
+)
 from tests.proxy.broker.conftest import StartBroker
 
-DOORS = ["generic", "okta", "kratos"]
+DOORS = ["generic", "okta", "kratos", "cognito", "auth0"]
 
 VERIFIED = {
     "generic": (200, {"verified": True}),
     "okta": (200, okta_answer(True)),
     "kratos": (200, {"status": "password_match"}),
+    # The identifier is an address and the hash file has no profile: email from it.
+    "cognito": (200, cognito_answer(ALICE[0], email=ALICE[0], email_verified="true")),
+    "auth0": (200, {"user_id": ALICE[0], "email": ALICE[0], "email_verified": True}),
 }
 DENIED = {
     "generic": (200, {"verified": False}),
     "okta": (200, okta_answer(False)),
     "kratos": (403, {"error": "invalid_credentials"}),
+    "cognito": (401, COGNITO_DENIED),
+    "auth0": (401, AUTH0_DENIED),
 }
 
 
@@ -85,7 +105,7 @@ def test_identifier_is_matched_case_insensitively_and_argon2id_verifies(
     assert [u["userName"] for u in env.scim.users()] == [BOB[0].upper()]
 
 
-@pytest.mark.parametrize("door", ["okta", "kratos"])
+@pytest.mark.parametrize("door", ["okta", "kratos", "cognito", "auth0"])
 def test_twenty_concurrent_calls_for_a_new_user_create_it_exactly_once(
     start_broker: StartBroker, door: str
 ) -> None:
@@ -123,3 +143,121 @@ def test_a_body_that_is_not_the_doors_request_is_a_400_without_its_content(
     assert answer.status_code == 400
     assert answer.json()["error"] == "bad_request"
     assert "SEEKRIT" not in answer.text
+
+
+def test_cognito_forgot_password_is_denied_without_a_look_up(
+    start_broker: StartBroker, tmp_path: Path
+) -> None:
+    legacy = LegacyLogin(users={ALICE[0]: ALICE[1]})
+    server = serve(legacy, "legacy-login")
+    try:
+        env = start_broker(
+            {
+                "type": "http_login",
+                "url": f"{server.url}/login",
+                "template": {"login": "{identifier}", "secret": "{password}"},
+            }
+        )
+        headers = {"x-authswitch-broker-secret": env.secret.decode()}
+        url = f"{env.url}/_authswitch/broker/cognito"
+
+        known = httpx.post(url, json=cognito_event(ALICE[0], None), headers=headers)
+        unknown = httpx.post(url, json=cognito_event(UNKNOWN, None), headers=headers)
+    finally:
+        server.stop()
+
+    assert (known.status_code, known.json()) == (401, COGNITO_DENIED)
+    assert known.content == unknown.content
+    assert legacy.received == []  # legacy never asked: nothing to tell a user's existence by
+    assert env.scim.users() == []
+
+
+def test_cognito_event_without_a_password_on_sign_in_is_a_400(start_broker: StartBroker) -> None:
+    env = start_broker()
+    event = cognito_event(ALICE[0], None)
+    event["triggerSource"] = "UserMigration_Authentication"
+
+    answer = httpx.post(
+        f"{env.url}/_authswitch/broker/cognito",
+        json=event,
+        headers={"x-authswitch-broker-secret": env.secret.decode()},
+    )
+
+    assert answer.status_code == 400
+    assert env.scim.users() == []
+
+
+def test_the_legacy_profile_reaches_cognito_auth0_and_the_directory(
+    start_broker: StartBroker, tmp_path: Path
+) -> None:
+    (_, alice_hash), _ = hash_file_lines()
+    record = {
+        "identifier": "alice",
+        "hash": alice_hash,
+        "email": ALICE[0],
+        "email_verified": False,
+        "name": "Alice Liddell",
+        "given_name": "Alice",
+        "family_name": "Liddell",
+    }
+    (tmp_path / "users.ndjson").write_text(json.dumps(record) + "\n")
+    env = start_broker({"type": "hash_file", "path": "users.ndjson"})
+    headers = {"x-authswitch-broker-secret": env.secret.decode()}
+
+    auth0 = httpx.post(
+        f"{env.url}/_authswitch/broker/auth0",
+        json={"username": "Alice", "password": ALICE[1]},
+        headers=headers,
+    )
+    cognito = env.call("cognito", "alice", ALICE[1])
+
+    names = {"name": "Alice Liddell", "given_name": "Alice", "family_name": "Liddell"}
+    assert (auth0.status_code, auth0.json()) == (
+        200,
+        {"user_id": "alice", "username": "Alice", "email": ALICE[0], "email_verified": False}
+        | names,
+    )
+    assert (cognito.status_code, cognito.json()) == (
+        200,
+        cognito_answer("alice", email=ALICE[0], email_verified="false", **names),
+    )
+    assert ALICE[1] not in cognito.text
+    [user] = env.scim.users()
+    assert user["userName"] == "Alice"
+    assert user["emails"] == [{"value": ALICE[0], "primary": True}]
+    assert user["name"] == {
+        "formatted": "Alice Liddell",
+        "givenName": "Alice",
+        "familyName": "Liddell",
+    }
+
+
+def test_auth0_with_a_username_that_is_not_an_address_has_no_email(
+    start_broker: StartBroker, tmp_path: Path
+) -> None:
+    (_, alice_hash), _ = hash_file_lines()
+    (tmp_path / "users.csv").write_text(f"alice,{alice_hash}\n")
+    env = start_broker({"type": "hash_file", "path": "users.csv"})
+
+    answer = httpx.post(
+        f"{env.url}/_authswitch/broker/auth0",
+        json={"username": "alice", "password": ALICE[1]},
+        headers={"x-authswitch-broker-secret": env.secret.decode()},
+    )
+
+    assert (answer.status_code, answer.json()) == (200, {"user_id": "alice", "username": "alice"})
+
+
+def test_cognito_gets_standard_attributes_only_even_with_no_address_known(
+    start_broker: StartBroker, tmp_path: Path
+) -> None:
+    """Cognito refuses attribute names outside its schema and needs at least one attribute."""
+    (_, alice_hash), _ = hash_file_lines()
+    (tmp_path / "users.csv").write_text(f"alice,{alice_hash}\n")
+    env = start_broker({"type": "hash_file", "path": "users.csv"})
+
+    answer = env.call("cognito", "alice", ALICE[1])
+
+    assert answer.status_code == 200
+    assert answer.json()["response"]["userAttributes"] == {"preferred_username": "alice"}
+    assert answer.json() == cognito_answer("alice")

@@ -13,11 +13,12 @@ import pytest
 from proxy.broker import hash_file
 from proxy.broker.credential import Credential, Password
 from proxy.broker.hash_file import HashFileError, HashFileVerifier
+from proxy.broker.verifier import Profile
 from tests.proxy.broker.broker_support import ALICE, BOB, UNKNOWN, WRONG, hash_file_lines
 
 
 def _verify(verifier: HashFileVerifier, identifier: str, password: str) -> bool:
-    return asyncio.run(verifier.verify(Credential(identifier, Password(password))))
+    return asyncio.run(verifier.verify(Credential(identifier, Password(password)))) is not None
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".ndjson"])
@@ -95,4 +96,34 @@ def test_firebase_export_verifies_with_the_projects_parameters(tmp_path: Path) -
     assert _verify(verifier, "user1@example.com", "user1password")
     assert not _verify(verifier, "user1@example.com", "user1passwore")
     with pytest.raises(HashFileError, match="firebase-scrypt needs"):
+        HashFileVerifier(path)
+
+
+def test_ndjson_records_carry_the_users_profile(tmp_path: Path) -> None:
+    (alice, alice_hash), (bob, bob_hash) = hash_file_lines()
+    path = tmp_path / "export.ndjson"
+    records = [
+        {"identifier": "alice", "hash": alice_hash, "email": alice, "given_name": "Alice"},
+        {"identifier": bob, "hash": bob_hash},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    verifier = HashFileVerifier(path)
+
+    found = asyncio.run(verifier.verify(Credential("alice", Password(ALICE[1]))))
+    bare = asyncio.run(verifier.verify(Credential(bob, Password(BOB[1]))))
+
+    assert found == Profile(email=alice, given_name="Alice")
+    assert bare == Profile()
+    # No email in the record: a door derives it from an identifier that is an address.
+    assert bare.completed(bob).email == bob
+    assert Profile().completed("alice").email is None
+
+
+def test_a_profile_field_of_the_wrong_type_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "export.ndjson"
+    path.write_text(
+        json.dumps({"identifier": "a", "hash": hash_file_lines()[0][1], "email_verified": "yes"})
+    )
+
+    with pytest.raises(HashFileError, match=r"line 1: 'email_verified' must be a boolean"):
         HashFileVerifier(path)

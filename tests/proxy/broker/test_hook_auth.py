@@ -12,30 +12,32 @@ from tests.proxy.broker.broker_support import ALICE, hook_body
 from tests.proxy.broker.conftest import StartBroker
 
 
+@pytest.mark.parametrize("door", ["generic", "cognito", "auth0"])
 @pytest.mark.parametrize(
     "headers",
     [{}, {"x-authswitch-broker-secret": "not-the-secret-at-all"}],
     ids=["missing", "wrong"],
 )
 def test_without_the_shared_secret_nothing_is_verified(
-    start_broker: StartBroker, headers: dict[str, str]
+    start_broker: StartBroker, headers: dict[str, str], door: str
 ) -> None:
     env = start_broker()
-    body = json.dumps(hook_body("generic", *ALICE)).encode()
+    body = json.dumps(hook_body(door, *ALICE)).encode()
 
-    answer = httpx.post(f"{env.url}/_authswitch/broker/generic", content=body, headers=headers)
+    answer = httpx.post(f"{env.url}/_authswitch/broker/{door}", content=body, headers=headers)
 
     assert answer.status_code == 401
     assert answer.json() == {"error": "unauthorized"}
     assert env.scim.users() == []
 
 
+@pytest.mark.parametrize("door", ["okta", "cognito", "auth0"])
 def test_hmac_mode_accepts_a_signed_body_and_refuses_a_tampered_one(
-    start_broker: StartBroker,
+    start_broker: StartBroker, door: str
 ) -> None:
     env = start_broker(authentication="hmac")
-    url = f"{env.url}/_authswitch/broker/okta"
-    body = json.dumps(hook_body("okta", *ALICE)).encode()
+    url = f"{env.url}/_authswitch/broker/{door}"
+    body = json.dumps(hook_body(door, *ALICE)).encode()
     signature = sign(env.secret, body)
 
     tampered = httpx.post(
@@ -44,8 +46,15 @@ def test_hmac_mode_accepts_a_signed_body_and_refuses_a_tampered_one(
     secret_only = httpx.post(
         url, content=body, headers={"x-authswitch-broker-secret": env.secret.decode()}
     )
-    signed = env.signed_call("okta", *ALICE)
+    signed = env.signed_call(door, *ALICE)
 
     assert tampered.status_code == secret_only.status_code == 401
+    assert tampered.json() == {"error": "unauthorized"}
     assert signed.status_code == 200
-    assert signed.json()["commands"][0]["value"] == {"credential": "VERIFIED"}
+    verified = {
+        "okta": lambda a: a["commands"][0]["value"] == {"credential": "VERIFIED"},
+        "cognito": lambda a: a["response"]["finalUserStatus"] == "CONFIRMED",
+        "auth0": lambda a: a["user_id"] == ALICE[0],
+    }
+    assert verified[door](signed.json())
+    assert [u["userName"] for u in env.scim.users()] == [ALICE[0]]

@@ -9,7 +9,11 @@ import httpx
 import pytest
 
 from proxy.broker.credential import Credential, Password
-from proxy.broker.scim import ProvisioningFailed, ScimProvisioner
+from proxy.broker.kratos_identities import KratosProvisioner
+from proxy.broker.provisioning import ProvisioningFailed
+from proxy.broker.scim import ScimProvisioner
+from proxy.broker.verifier import Profile
+from proxy.broker.workos import WorkosProvisioner
 from tests.flags.redis_support import free_port
 from tests.proxy.broker.broker_support import ALICE, BOB, UNKNOWN, WRONG
 from tests.proxy.broker.conftest import StartBroker
@@ -19,7 +23,7 @@ def test_logs_audit_and_metrics_carry_no_credential(
     start_broker: StartBroker, captured_logs: pytest.LogCaptureFixture
 ) -> None:
     env = start_broker()
-    for door in ("generic", "okta", "kratos"):
+    for door in ("generic", "okta", "kratos", "cognito", "auth0"):
         env.call(door, *ALICE)
         env.call(door, BOB[0], WRONG)
         env.call(door, UNKNOWN, WRONG)
@@ -31,11 +35,10 @@ def test_logs_audit_and_metrics_carry_no_credential(
         assert secret not in metrics_text
         assert not [line for line in lines if secret in line]
     audit = [r for r in captured_logs.records if r.name == "authswitch.broker.audit"]
-    # One record per provisioning attempt: created once, then found there twice.
+    # One record per provisioning attempt: created once, then found there by the other doors.
     assert [r.__dict__["fields"]["result"] for r in audit] == [
         "provisioned",
-        "already_present",
-        "already_present",
+        *["already_present"] * 4,
     ]
     hashes = {r.__dict__["fields"]["identifier_hash"] for r in audit}
     assert len(hashes) == 1 and len(next(iter(hashes))) == 32
@@ -59,7 +62,7 @@ def test_a_failed_provisioning_names_no_payload() -> None:
         )
         await provisioner.start()
         try:
-            await provisioner.create(Credential(ALICE[0], Password(ALICE[1])))
+            await provisioner.create(Credential(ALICE[0], Password(ALICE[1])), Profile())
         finally:
             await provisioner.close()
 
@@ -68,4 +71,34 @@ def test_a_failed_provisioning_names_no_payload() -> None:
 
     assert ALICE[1] not in str(failure.value)
     # Raised "from None": a traceback doesn't show scim2-client's error and its payload.
+    assert failure.value.__suppress_context__
+
+
+@pytest.mark.parametrize("kind", ["workos", "kratos"])
+def test_a_failed_user_api_call_names_no_password_or_key(kind: str) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    provisioner: WorkosProvisioner | KratosProvisioner = (
+        WorkosProvisioner(url, api_key="sk_test_SEEKRIT-key", timeout_seconds=0.5)
+        if kind == "workos"
+        else KratosProvisioner(
+            url,
+            token="SEEKRIT-token",
+            schema_id="default",
+            identifier_trait="email",
+            timeout_seconds=0.5,
+        )
+    )
+
+    async def create() -> None:
+        await provisioner.start()
+        try:
+            await provisioner.create(Credential(*ALICE[:1], Password(ALICE[1])), Profile(ALICE[0]))
+        finally:
+            await provisioner.close()
+
+    with pytest.raises(ProvisioningFailed) as failure:
+        asyncio.run(create())
+
+    for secret in (ALICE[1], "SEEKRIT", ALICE[0]):
+        assert secret not in str(failure.value)
     assert failure.value.__suppress_context__

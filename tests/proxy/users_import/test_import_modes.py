@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from proxy.cli import app
-from tests.conftest import free_port
+from tests.conftest import free_port, write_proxy_files
 from tests.proxy.users_import.import_support import (
     CountingScim,
     adds_up,
@@ -150,3 +150,18 @@ def test_a_target_that_does_not_answer_stops_the_import_at_start(tmp_path: Path)
         result.output
     )
     assert not file.with_name(file.name + ".checkpoint").exists()
+
+
+def test_a_provisioner_that_is_not_scim_is_refused_as_a_target(tmp_path: Path) -> None:
+    """Its URL and key belong to another API: never send SCIM requests (or its key) there."""
+    (tmp_path / "workos-key").write_text("sk_test_not_for_scim")
+    legacy = "http://127.0.0.1:9"
+    provisioner = {"type": "workos", "api_key_file": "workos-key"}
+    config = write_proxy_files(tmp_path, legacy, legacy, broker={"provisioner": provisioner})
+    file = write_ndjson(tmp_path / "users.ndjson", [user_line(i) for i in range(3)])
+
+    result = CliRunner().invoke(app, ["users", "import", str(file), "--config", str(config)])
+
+    assert result.exit_code == 2
+    assert "broker.provisioner is type 'workos': give --scim-url" in result.output
+    assert "sk_test_not_for_scim" not in result.output

@@ -1,0 +1,62 @@
+"""The Ory Kratos provisioner: an identity with the verified password, by the admin API.
+
+``POST /admin/identities`` ``{"schema_id", "traits": {<identifier_trait>: ...},
+"credentials": {"password": {"config": {"password": ...}}}}``; found by
+``GET /admin/identities?credentials_identifier=``. 409 means the identity is already there.
+"""
+
+from __future__ import annotations
+
+from proxy.broker.credential import Credential
+from proxy.broker.user_api import UserApi
+from proxy.broker.verifier import Profile
+
+_IDENTITIES = "/admin/identities"
+
+
+class KratosProvisioner:
+    def __init__(
+        self,
+        admin_url: str,
+        *,
+        token: str | None,
+        schema_id: str,
+        identifier_trait: str,
+        timeout_seconds: float,
+    ) -> None:
+        self._api = UserApi(admin_url, name="Kratos", token=token, timeout_seconds=timeout_seconds)
+        self._schema_id = schema_id
+        self._trait = identifier_trait
+
+    async def start(self) -> None:
+        await self._api.start()
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def exists(self, identifier: str, profile: Profile) -> bool:
+        status, answer = await self._api.call(
+            "GET", _IDENTITIES, params={"credentials_identifier": self._value(identifier, profile)}
+        )
+        if status != 200 or not isinstance(answer, list):
+            raise self._api.failed("identity search", status)
+        return bool(answer)
+
+    async def create(self, credential: Credential, profile: Profile) -> bool:
+        identity = {
+            "schema_id": self._schema_id,
+            "traits": {self._trait: self._value(credential.identifier, profile)},
+            "credentials": {"password": {"config": {"password": credential.password.reveal()}}},
+        }
+        status, _ = await self._api.call("POST", _IDENTITIES, body=identity)
+        if status in (200, 201):
+            return True
+        if status == 409:
+            return False
+        raise self._api.failed("identity creation", status)
+
+    def _value(self, identifier: str, profile: Profile) -> str:
+        """The trait holding the login identifier: the address for an `email` trait."""
+        if self._trait == "email" and profile.email is not None:
+            return profile.email
+        return identifier

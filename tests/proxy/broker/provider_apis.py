@@ -1,0 +1,89 @@
+"""In-test new providers: the documented subset of the WorkOS User Management API and of the
+Ory Kratos admin identities API, storing users in memory, served on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+API_KEY = "sk_test_SEEKRIT-workos-key"
+
+
+@dataclass
+class UserStore:
+    """What a provider holds, and what it was asked."""
+
+    users: list[dict[str, Any]] = field(default_factory=list)
+    posts: int = 0
+    # Users that exist but that the search doesn't find (created between check and create).
+    hidden: set[str] = field(default_factory=set)
+    fail_create_with: int | None = None
+    delay_seconds: float = 0.0
+
+
+def _authorized(request: Request, token: str | None) -> bool:
+    return token is None or request.headers.get("authorization") == f"Bearer {token}"
+
+
+def workos_app(store: UserStore) -> Starlette:
+    async def users(request: Request) -> JSONResponse:
+        if not _authorized(request, API_KEY):
+            return JSONResponse({"code": "unauthorized"}, 401)
+        if request.method == "GET":
+            email = request.query_params["email"].casefold()
+            found = [
+                u
+                for u in store.users
+                if u["email"].casefold() == email and u["email"].casefold() not in store.hidden
+            ]
+            return JSONResponse({"data": found, "list_metadata": {"after": None}})
+        store.posts += 1
+        user = await request.json()
+        await asyncio.sleep(store.delay_seconds)
+        if store.fail_create_with:
+            return JSONResponse({"message": "oops"}, store.fail_create_with)
+        if any(u["email"].casefold() == user["email"].casefold() for u in store.users):
+            return JSONResponse(
+                {
+                    "code": "user_creation_error",
+                    "message": "Could not create user.",
+                    "errors": [{"code": "email_not_available", "message": "Email taken."}],
+                },
+                422,
+            )
+        user["id"] = f"user_{len(store.users) + 1:04d}"
+        store.users.append(user)
+        return JSONResponse({k: v for k, v in user.items() if k != "password"}, 201)
+
+    return Starlette(routes=[Route("/user_management/users", users, methods=["GET", "POST"])])
+
+
+def kratos_app(store: UserStore, trait: str = "email") -> Starlette:
+    def login(identity: dict[str, Any]) -> str:
+        return str(identity["traits"][trait]).casefold()
+
+    async def identities(request: Request) -> JSONResponse:
+        if request.method == "GET":
+            wanted = request.query_params["credentials_identifier"].casefold()
+            found = [i for i in store.users if login(i) == wanted and wanted not in store.hidden]
+            return JSONResponse(found)
+        store.posts += 1
+        identity = await request.json()
+        await asyncio.sleep(store.delay_seconds)
+        if store.fail_create_with:
+            return JSONResponse({"error": {"code": store.fail_create_with}}, store.fail_create_with)
+        if any(login(i) == login(identity) for i in store.users):
+            return JSONResponse(
+                {"error": {"code": 409, "status": "Conflict", "message": "exists"}}, 409
+            )
+        identity["id"] = f"id-{len(store.users) + 1}"
+        store.users.append(identity)
+        return JSONResponse({"id": identity["id"], "traits": identity["traits"]}, 201)
+
+    return Starlette(routes=[Route("/admin/identities", identities, methods=["GET", "POST"])])
