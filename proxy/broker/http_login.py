@@ -7,10 +7,10 @@ import asyncio
 import aiohttp
 
 from proxy.broker.credential import Credential
-from proxy.broker.verifier import LegacyUnavailable, Profile
+from proxy.broker.verifier import HttpVerifier, LegacyUnavailable, Profile
 
 
-class HttpLoginVerifier:
+class HttpLoginVerifier(HttpVerifier):
     """POSTs the credential as the legacy login form or JSON API expects it.
 
     The configured statuses mean "verified"; any other 4xx means "not verified"; a 5xx, a
@@ -31,18 +31,7 @@ class HttpLoginVerifier:
         self._json = body == "json"
         self._template = template
         self._success = frozenset(success_status)
-        self._timeout = timeout_seconds
-        self._session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-        )
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        super().__init__(timeout_seconds)
 
     async def verify(self, credential: Credential) -> Profile | None:
         assert self._session is not None, "start() first"

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import aiohttp
 
 from proxy.broker.credential import Credential
-from proxy.broker.verifier import LegacyUnavailable, Profile
+from proxy.broker.verifier import HttpVerifier, LegacyUnavailable, Profile
 
 # RFC 6749 section 5.2 error codes; any other code is reported as "other" (never quoted).
 _ERROR_CODES = frozenset(
@@ -30,7 +30,7 @@ _ERROR_CODES = frozenset(
 )
 
 
-class OAuth2PasswordVerifier:
+class OAuth2PasswordVerifier(HttpVerifier):
     """Verified: 200 with an ``access_token``. Not verified: ``invalid_grant`` (wrong password,
     unknown user). Anything else (another error code, a 5xx, no answer within
     `timeout_seconds`, a refused connection) means legacy could not answer: the client or its
@@ -52,18 +52,7 @@ class OAuth2PasswordVerifier:
         self._secret = client_secret
         self._basic = client_auth == "client_secret_basic"
         self._scope = scope
-        self._timeout = timeout_seconds
-        self._session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-        )
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        super().__init__(timeout_seconds)
 
     async def verify(self, credential: Credential) -> Profile | None:
         assert self._session is not None, "start() first"
