@@ -3,15 +3,16 @@
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md deploy/constraints.txt ./
 COPY proxy ./proxy
 COPY connection_map ./connection_map
 COPY flags ./flags
-# Same install step as README.md ("pip install ."), into a virtualenv that is copied over.
+# Same install step as README.md ("pip install ."), pinned to deploy/constraints.txt, into a
+# virtualenv that is copied over.
 # The import check fails the build, not the first request, when lxml's and xmlsec's bundled
 # libxml2 versions disagree.
 RUN python -m venv /opt/authswitch \
-    && /opt/authswitch/bin/pip install --no-cache-dir . \
+    && /opt/authswitch/bin/pip install --no-cache-dir -c constraints.txt . \
     && /opt/authswitch/bin/python -I -c "import lxml.etree, xmlsec, proxy.app"
 
 FROM python:3.11-slim-bookworm
