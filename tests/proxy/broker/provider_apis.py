@@ -24,6 +24,7 @@ class UserStore:
     # Users that exist but that the search doesn't find (created between check and create).
     hidden: set[str] = field(default_factory=set)
     fail_create_with: int | None = None
+    unavailable_creates: int = 0  # the next this many creates are answered 503, then served
     delay_seconds: float = 0.0
 
 
@@ -48,6 +49,9 @@ def workos_app(store: UserStore) -> Starlette:
         await asyncio.sleep(store.delay_seconds)
         if store.fail_create_with:
             return JSONResponse({"message": "oops"}, store.fail_create_with)
+        if store.unavailable_creates > 0:
+            store.unavailable_creates -= 1
+            return JSONResponse({"message": "try again later"}, 503)
         if any(u["email"].casefold() == user["email"].casefold() for u in store.users):
             return JSONResponse(
                 {
@@ -78,6 +82,9 @@ def kratos_app(store: UserStore, trait: str = "email") -> Starlette:
         await asyncio.sleep(store.delay_seconds)
         if store.fail_create_with:
             return JSONResponse({"error": {"code": store.fail_create_with}}, store.fail_create_with)
+        if store.unavailable_creates > 0:
+            store.unavailable_creates -= 1
+            return JSONResponse({"error": {"code": 503}}, 503)
         if any(login(i) == login(identity) for i in store.users):
             return JSONResponse(
                 {"error": {"code": 409, "status": "Conflict", "message": "exists"}}, 409
