@@ -117,6 +117,19 @@ def test_import_creates_every_user_once_then_ignore_skips_them(
     assert secrets_in(result.output + again.output) == []
 
 
+def test_eight_parallel_batches_keep_at_most_16_creates_in_flight(
+    tmp_path: Path, provider: Provider
+) -> None:
+    provider.store.delay_seconds = 0.01  # slow enough for the requests to overlap
+    file = write_ndjson(tmp_path / "users.ndjson", [user_line(i) for i in range(200)])
+
+    result, report = run_import(file, provider.config, "--batch-size", "25", "--parallel", "8")
+
+    assert result.exit_code == 0, result.output
+    assert report is not None and report["created"] == 200
+    assert 8 <= provider.store.most_in_flight <= 16
+
+
 def test_update_is_refused_before_anything_is_sent(tmp_path: Path, provider: Provider) -> None:
     file = write_ndjson(tmp_path / "users.ndjson", [user_line(i) for i in range(3)])
 
