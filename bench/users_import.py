@@ -14,6 +14,9 @@ restarted empty for every run. Per round and transport:
 - `authswitch`: `python -m proxy users import FILE --scim-url ...` as a process, wall time
   (start-up, the validation pre-pass, checkpointing and the report included).
 
+And once per round: `authswitch` with `broker.provisioner: {type: workos}` pointed at the same
+endpoint's WorkOS-shaped `/user_management/users` (one POST per user, 16 in flight).
+
 Then, in this process: the per-user cost of the validation pre-pass, and of building a User
 document with scim2-models against the dict the hot loop builds.
 """
@@ -46,7 +49,7 @@ def serve_target(port: int, bulk: bool) -> None:
     users: dict[str, int] = {}
 
     def create(document: dict[str, Any]) -> int:
-        key = str(document["userName"]).casefold()
+        key = str(document.get("userName") or document["email"]).casefold()
         if key in users:
             return 409
         users[key] = len(users)
@@ -69,6 +72,14 @@ def serve_target(port: int, bulk: bool) -> None:
         ]
         return web.json_response({"Operations": results})
 
+    async def workos_users(request: web.Request) -> web.Response:
+        if request.method == "GET":  # the start-up probe
+            known = request.query["email"].casefold() in users
+            return web.json_response({"data": [{}] if known else []})
+        if create(json.loads(await request.read())) == 409:
+            return web.json_response({"code": "email_not_available"}, status=422)
+        return web.json_response({"id": str(len(users))}, status=201)
+
     async def count(request: web.Request) -> web.Response:
         return web.json_response({"totalResults": len(users)})
 
@@ -77,6 +88,7 @@ def serve_target(port: int, bulk: bool) -> None:
     app.router.add_post("/v2/Users", post_user)
     app.router.add_post("/v2/Bulk", post_bulk)
     app.router.add_get("/v2/count", count)
+    app.router.add_route("*", "/user_management/users", workos_users)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
@@ -210,6 +222,47 @@ def timed_authswitch(path: Path, users: int, bulk: bool, batch: int, parallel: i
     return users / elapsed
 
 
+def timed_authswitch_workos(path: Path, users: int, batch: int, parallel: int) -> float:
+    """`authswitch users import --config` whose broker.provisioner is the WorkOS-shaped API."""
+    target = Target(bulk=False)
+    report = path.with_name("report.json")
+    (path.parent / "workos-key").write_text("bench-key\n")
+    config = path.with_name("authswitch.yaml")
+    url = f"http://127.0.0.1:{target.port}"
+    config.write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "legacy": {"url": "http://127.0.0.1:9"},
+                "connection_map": "connections.yaml",
+                "flags": {"file": "flags.yaml"},
+                "routes": [{"path": "/cb/{connection}", "protocol": "oidc", "identify": ["path"]}],
+                "broker": {
+                    "provisioner": {"type": "workos", "url": url, "api_key_file": "workos-key"}
+                },
+            }
+        )
+    )
+    try:
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable, "-m", "proxy", "users", "import", str(path),
+                "--config", str(config), "--report-json", str(report),
+                "--batch-size", str(batch), "--parallel", str(parallel),
+            ],
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        elapsed = time.perf_counter() - started
+        result = json.loads(report.read_text())
+        assert result["created"] == users and result["adds_up"], result
+        assert target.count() == users, "authswitch lost users"
+    finally:
+        target.stop()
+    return users / elapsed
+
+
 def per_user_costs(path: Path, sample: int) -> dict[str, float]:
     """µs per user: the validation pre-pass, a scim2-models User, the hot loop's dict."""
     from typing import cast
@@ -273,6 +326,8 @@ def main() -> None:
                 for name, run in (("reference", timed_reference), ("authswitch", timed_authswitch)):
                     rate = run(path, args.users, bulk, args.batch_size, args.parallel)
                     results.setdefault((name, bulk), []).append(rate)
+            rate = timed_authswitch_workos(path, args.users, args.batch_size, args.parallel)
+            results.setdefault(("workos", False), []).append(rate)
         print()
         print(
             "| transport | reference users/s | authswitch users/s | x reference | x goal (833/s) |"
@@ -285,6 +340,9 @@ def main() -> None:
                 f"| {'/Bulk' if bulk else 'single POSTs'} | {reference:,.0f} | {ours:,.0f} "
                 f"| {ours / reference:.2f} | {ours / GOAL_USERS_PER_SECOND:.1f} |"
             )
+        workos = statistics.median(results[("workos", False)])
+        goal = workos / GOAL_USERS_PER_SECOND
+        print(f"| WorkOS API, 16 in flight | | {workos:,.0f} | | {goal:.1f} |")
         print()
         print("| per user, in this process | µs |")
         print("|---|---:|")

@@ -1,5 +1,8 @@
 """`authswitch users import`: bulk-import password users into the new provider.
 
+The target is broker.provisioner: a SCIM server, or the WorkOS or Kratos API the broker's
+provisioner writes to (create only: no --on-existing update, no --bulk); --scim-url overrides.
+
 Exit status: 0 every line imported or already present; 1 a line was invalid (nothing is
 imported unless --skip-invalid), a user failed, or --on-existing fail stopped the import;
 2 the command can't start: config, provisioner, input file, checkpoint of another input, or a
@@ -18,13 +21,21 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from proxy.config import ConfigError, ScimProvisioner, load_config, read_secret_file
+from proxy.broker.backends import provisioner_for
+from proxy.broker.kratos_identities import KratosProvisioner
+from proxy.broker.workos import WorkosProvisioner
+from proxy.config import Broker as BrokerConfig
+from proxy.config import ConfigError, load_config, read_secret_file
+from proxy.config import KratosProvisioner as KratosConfig
+from proxy.config import WorkosProvisioner as WorkosConfig
 from proxy.users_import import (
     Checkpoint,
     CheckpointRefused,
     DriftReport,
     ImportOptions,
     ImportProgress,
+    ImportTarget,
+    ProvisionerImportTarget,
     ScimImportTarget,
     SourceChanged,
     TargetUnavailable,
@@ -39,6 +50,9 @@ users_app = typer.Typer(
 )
 
 _PROBLEMS_SHOWN = 50
+# Per request to a WorkOS or Kratos target, unless --timeout: the broker's own deadline (its
+# config's timeout_seconds, 2 s by default) is for a login waiting on it, too short for a bulk run.
+_PROVIDER_TIMEOUT_SECONDS = 30.0
 
 
 class OnExistingMode(StrEnum):
@@ -79,18 +93,25 @@ def import_users(
         str | None, typer.Option(help="SCIM base URL [default: broker.provisioner.url].")
     ] = None,
     token_file: Annotated[
-        Path | None, typer.Option(help="Bearer token file [default: broker.provisioner's].")
+        Path | None,
+        typer.Option(
+            help="Bearer token (SCIM, Kratos) or API key (WorkOS) file "
+            "[default: broker.provisioner's]."
+        ),
     ] = None,
     timeout: Annotated[
         float | None, typer.Option(min=0.1, max=300, help="Seconds per request [default: 30].")
     ] = None,
     bulk: Annotated[
         bool | None,
-        typer.Option("--bulk/--no-bulk", help="SCIM /Bulk [default: when the server offers it]."),
+        typer.Option(
+            "--bulk/--no-bulk",
+            help="SCIM /Bulk [default: when the server offers it]; SCIM only.",
+        ),
     ] = None,
 ) -> None:
     """Validate every line of FILE, then import the users in checkpointed batches."""
-    target = _target(config, scim_url, token_file, timeout, bulk, parallel)
+    target = _target(config, scim_url, token_file, timeout, bulk, parallel, on_existing)
     try:
         scan = scan_source(file, accepts_password_hash=target.accepts_password_hash)
     except OSError as exc:
@@ -130,7 +151,7 @@ def import_users(
     state.remove()  # every batch is done: nothing to resume
 
 
-async def _run(run: UsersImport, target: ScimImportTarget, total: int, done: int) -> None:
+async def _run(run: UsersImport, target: ImportTarget, total: int, done: int) -> None:
     await target.start()
     try:
         await run.run(ImportProgress(total, done))
@@ -145,20 +166,17 @@ def _target(
     timeout: float | None,
     bulk: bool | None,
     parallel: int,
-) -> ScimImportTarget:
+    on_existing: OnExistingMode,
+) -> ImportTarget:
     settings = None
     if config is not None:
         try:
             settings = load_config(config).broker.provisioner
         except ConfigError as exc:
             raise _fail(str(exc), 2) from None
-    if settings is not None and not isinstance(settings, ScimProvisioner):
+    if isinstance(settings, WorkosConfig | KratosConfig):
         if scim_url is None:
-            raise _fail(
-                f"users import writes to a SCIM server; broker.provisioner is type "
-                f"{settings.type!r}: give --scim-url (and --token-file)",
-                2,
-            )
+            return _provisioner_target(settings, token_file, timeout, bulk, on_existing)
         settings = None  # its URL and key are for another API
     url = scim_url or (str(settings.url) if settings is not None else None)
     if url is None:
@@ -177,6 +195,35 @@ def _target(
         connections=parallel * 8,
         use_bulk=bulk,
     )
+
+
+def _provisioner_target(
+    settings: WorkosConfig | KratosConfig,
+    token_file: Path | None,
+    timeout: float | None,
+    bulk: bool | None,
+    on_existing: OnExistingMode,
+) -> ProvisionerImportTarget:
+    """The WorkOS or Kratos provisioner the broker uses, as the import target."""
+    kind = settings.type
+    if on_existing is OnExistingMode.update:
+        raise _fail(
+            f"--on-existing update needs a SCIM target: the {kind} provisioner creates users "
+            "and can't update them (use ignore or fail)",
+            2,
+        )
+    if bulk is not None:
+        raise _fail(f"--bulk/--no-bulk apply to a SCIM target, not to {kind}", 2)
+    changes: dict[str, object] = {"timeout_seconds": timeout or _PROVIDER_TIMEOUT_SECONDS}
+    if token_file is not None:
+        changes["api_key_file" if kind == "workos" else "token_file"] = token_file
+    provisioner_settings = settings.model_copy(update=changes)
+    try:
+        provisioner = provisioner_for(BrokerConfig(provisioner=provisioner_settings))
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    assert isinstance(provisioner, WorkosProvisioner | KratosProvisioner)
+    return ProvisionerImportTarget(provisioner, name=kind)
 
 
 def _write_report(report: DriftReport, path: Path | None) -> None:

@@ -1,13 +1,16 @@
 """The Ory Kratos provisioner: an identity with the verified password, by the admin API.
 
 ``POST /admin/identities`` ``{"schema_id", "traits": {<identifier_trait>: ...},
-"credentials": {"password": {"config": {"password": ...}}}}``; found by
+"credentials": {"password": {"config": {"password": ...}}}}`` (no ``credentials`` for a
+profile-only create, as a bulk import of a user without a password does); found by
 ``GET /admin/identities?credentials_identifier=``. 409 means the identity is already there.
 """
 
 from __future__ import annotations
 
-from proxy.broker.credential import Credential
+from typing import Any
+
+from proxy.broker.credential import Credential, Password
 from proxy.broker.user_api import UserApi
 from proxy.broker.verifier import Profile
 
@@ -43,11 +46,18 @@ class KratosProvisioner:
         return bool(answer)
 
     async def create(self, credential: Credential, profile: Profile) -> bool:
-        identity = {
+        return await self.create_user(credential.identifier, profile, credential.password)
+
+    async def create_user(
+        self, identifier: str, profile: Profile, password: Password | None
+    ) -> bool:
+        """Create the identity, with `password` when given; False when it already exists."""
+        identity: dict[str, Any] = {
             "schema_id": self._schema_id,
-            "traits": {self._trait: self._value(credential.identifier, profile)},
-            "credentials": {"password": {"config": {"password": credential.password.reveal()}}},
+            "traits": {self._trait: self._value(identifier, profile)},
         }
+        if password is not None:
+            identity["credentials"] = {"password": {"config": {"password": password.reveal()}}}
         status, _ = await self._api.call("POST", _IDENTITIES, body=identity)
         if status in (200, 201):
             return True

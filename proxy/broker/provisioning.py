@@ -25,7 +25,17 @@ _RETRY_SECONDS = 0.02
 
 
 class ProvisioningFailed(Exception):
-    """The new provider did not take the user (the message never carries the payload)."""
+    """The new provider did not take the user (the message never carries the payload).
+
+    `status` is the provider's HTTP answer when there was one; `unreachable` says there was
+    none (connection error, timeout). The broker fails closed either way; a bulk import tells
+    "the provider is down" (worth a retry) from "this user was refused" with them.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, unreachable: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.unreachable = unreachable
 
 
 class Provisioner(Protocol):

@@ -56,11 +56,13 @@ class UserApi:
                 status, raw = response.status, await response.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             # aiohttp's messages can quote the request, the password included.
-            raise ProvisioningFailed(f"{self._name} unreachable ({type(exc).__name__})") from None
+            raise ProvisioningFailed(
+                f"{self._name} unreachable ({type(exc).__name__})", unreachable=True
+            ) from None
         try:
             return status, json.loads(raw) if raw else None
         except (ValueError, UnicodeDecodeError):
             return status, None
 
     def failed(self, what: str, status: int) -> ProvisioningFailed:
-        return ProvisioningFailed(f"{self._name} {what} answered {status}")
+        return ProvisioningFailed(f"{self._name} {what} answered {status}", status=status)

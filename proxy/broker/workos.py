@@ -1,7 +1,8 @@
 """The WorkOS User Management provisioner: create a user with the verified password.
 
 ``POST /user_management/users`` ``{"email", "password", "first_name", "last_name",
-"email_verified"}`` with the API key as a bearer token; found by
+"email_verified"}`` (``password`` left out for a profile-only create, as a bulk import of a
+user without a password does) with the API key as a bearer token; found by
 ``GET /user_management/users?email=``. A 409, or a 422 whose code says the email is taken
 (``email_not_available``, ``user_already_exists``), means the user is already there.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.broker.credential import Credential
+from proxy.broker.credential import Credential, Password
 from proxy.broker.provisioning import ProvisioningFailed
 from proxy.broker.user_api import UserApi
 from proxy.broker.verifier import Profile
@@ -36,11 +37,16 @@ class WorkosProvisioner:
         return bool(answer.get("data"))
 
     async def create(self, credential: Credential, profile: Profile) -> bool:
-        user: dict[str, Any] = {
-            "email": _email(profile),
-            "password": credential.password.reveal(),
-            "email_verified": profile.email_verified,
-        }
+        return await self.create_user(credential.identifier, profile, credential.password)
+
+    async def create_user(
+        self, identifier: str, profile: Profile, password: Password | None
+    ) -> bool:
+        """Create the user, with `password` when given; False when it already exists."""
+        user: dict[str, Any] = {"email": _email(profile)}
+        if password is not None:
+            user["password"] = password.reveal()
+        user["email_verified"] = profile.email_verified
         if profile.given_name is not None:
             user["first_name"] = profile.given_name
         if profile.family_name is not None:

@@ -4,6 +4,7 @@ from proxy.users_import.checkpoint import Checkpoint, CheckpointRefused
 from proxy.users_import.drift_report import DriftReport
 from proxy.users_import.line_schema import LineProblem, SourceChanged, UserLine, scan_source
 from proxy.users_import.progress import ImportProgress
+from proxy.users_import.provisioner_target import ProvisionerImportTarget
 from proxy.users_import.runner import ImportOptions, OnExisting, UsersImport
 from proxy.users_import.scim_target import ScimImportTarget, scim_user_document
 from proxy.users_import.target import ImportTarget, Outcome, TargetUnavailable
@@ -18,6 +19,7 @@ __all__ = [
     "LineProblem",
     "OnExisting",
     "Outcome",
+    "ProvisionerImportTarget",
     "ScimImportTarget",
     "SourceChanged",
     "TargetUnavailable",

@@ -38,6 +38,11 @@ class TargetUnavailable(Exception):
 class ImportTarget(Protocol):
     accepts_password_hash: bool
 
+    @property
+    def transport(self) -> str:
+        """How users are sent, for the report: `bulk`, `single` (SCIM), or the provider type."""
+        ...
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -24,11 +24,24 @@ class UserStore:
     # Users that exist but that the search doesn't find (created between check and create).
     hidden: set[str] = field(default_factory=set)
     fail_create_with: int | None = None
+    unavailable_creates: int = 0  # the next this many creates are answered 503, then served
     delay_seconds: float = 0.0
+    in_flight: int = 0  # creates being answered now, and the most at once
+    most_in_flight: int = 0
 
 
 def _authorized(request: Request, token: str | None) -> bool:
     return token is None or request.headers.get("authorization") == f"Bearer {token}"
+
+
+async def _hold(store: UserStore) -> None:
+    """Wait `delay_seconds`, counting the creates in progress."""
+    store.in_flight += 1
+    store.most_in_flight = max(store.most_in_flight, store.in_flight)
+    try:
+        await asyncio.sleep(store.delay_seconds)
+    finally:
+        store.in_flight -= 1
 
 
 def workos_app(store: UserStore) -> Starlette:
@@ -45,9 +58,12 @@ def workos_app(store: UserStore) -> Starlette:
             return JSONResponse({"data": found, "list_metadata": {"after": None}})
         store.posts += 1
         user = await request.json()
-        await asyncio.sleep(store.delay_seconds)
+        await _hold(store)
         if store.fail_create_with:
             return JSONResponse({"message": "oops"}, store.fail_create_with)
+        if store.unavailable_creates > 0:
+            store.unavailable_creates -= 1
+            return JSONResponse({"message": "try again later"}, 503)
         if any(u["email"].casefold() == user["email"].casefold() for u in store.users):
             return JSONResponse(
                 {
@@ -75,9 +91,12 @@ def kratos_app(store: UserStore, trait: str = "email") -> Starlette:
             return JSONResponse(found)
         store.posts += 1
         identity = await request.json()
-        await asyncio.sleep(store.delay_seconds)
+        await _hold(store)
         if store.fail_create_with:
             return JSONResponse({"error": {"code": store.fail_create_with}}, store.fail_create_with)
+        if store.unavailable_creates > 0:
+            store.unavailable_creates -= 1
+            return JSONResponse({"error": {"code": 503}}, 503)
         if any(login(i) == login(identity) for i in store.users):
             return JSONResponse(
                 {"error": {"code": 409, "status": "Conflict", "message": "exists"}}, 409

@@ -152,16 +152,19 @@ def test_a_target_that_does_not_answer_stops_the_import_at_start(tmp_path: Path)
     assert not file.with_name(file.name + ".checkpoint").exists()
 
 
-def test_a_provisioner_that_is_not_scim_is_refused_as_a_target(tmp_path: Path) -> None:
-    """Its URL and key belong to another API: never send SCIM requests (or its key) there."""
+def test_scim_url_overrides_a_provisioner_that_is_not_scim(
+    tmp_path: Path, scim: CountingScim
+) -> None:
+    """The WorkOS URL and key belong to another API: --scim-url sends neither to SCIM."""
     (tmp_path / "workos-key").write_text("sk_test_not_for_scim")
     legacy = "http://127.0.0.1:9"
-    provisioner = {"type": "workos", "api_key_file": "workos-key"}
+    provisioner = {"type": "workos", "url": "http://127.0.0.1:9", "api_key_file": "workos-key"}
     config = write_proxy_files(tmp_path, legacy, legacy, broker={"provisioner": provisioner})
     file = write_ndjson(tmp_path / "users.ndjson", [user_line(i) for i in range(3)])
 
-    result = CliRunner().invoke(app, ["users", "import", str(file), "--config", str(config)])
+    result, report = run_import(file, config, "--scim-url", scim.base_url)
 
-    assert result.exit_code == 2
-    assert "broker.provisioner is type 'workos': give --scim-url" in result.output
+    assert result.exit_code == 0, result.output
+    assert len(scim.users()) == 3
+    assert report is not None and report["transport"] in ("bulk", "single")
     assert "sk_test_not_for_scim" not in result.output
