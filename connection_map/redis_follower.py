@@ -220,10 +220,11 @@ class RedisConnectionMap:
             self._set_problem(f"{exc} (refused; keeping {keeping})")
             return False
         old = self.current.version if self.loaded else None
-        self.current = fresh  # the swap: one reference, read once per request
-        return_free_memory()
-        self.loaded = True
+        # Problem cleared before the swap, `loaded` after it: whoever sees the new version sees
+        # its health, and nobody sees the empty placeholder map reported as loaded.
         self._digest, self._refused, self._problem = digest, None, None
+        self.current = fresh  # the swap: one reference, read once per request
+        self.loaded = True
         logger.info(
             "%s: version %s -> %d (%d connections, built in %.3f s)",
             self._where,
@@ -232,6 +233,7 @@ class RedisConnectionMap:
             len(fresh),
             time.perf_counter() - started,
         )
+        return_free_memory()  # the old map's memory too, now that it is dropped
         return True
 
     def _version_key(self) -> int | None:
