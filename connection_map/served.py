@@ -112,21 +112,19 @@ def pack_records(connections: Iterable[Connection]) -> bytes:
     while they are alive would pin their memory pages (a 30k-connection file kept ~500 MB
     that way). Packed, the document can be freed first and the records made afterwards.
     """
-    rows = []
-    for c in connections:
-        target = c.new_provider
-        rows.append(
-            (
-                c.id,
-                c.protocol.value,
-                c.saml.idp_entity_id if c.saml else None,
-                c.oidc.callback_path if c.oidc else None,
-                c.relay_state_prefix,
-                (str(target.url), target.mode.value, target.connection_id) if target else None,
-                c.assessment.value,
-                c.idp_initiated,
-            )
+    rows = [
+        (
+            r.id,
+            r.protocol.value,  # marshal takes plain strings, not enum members
+            r.idp_entity_id,
+            r.callback_path,
+            r.relay_state_prefix,
+            (t.url, t.mode.value, t.connection_id) if (t := r.new_provider) else None,
+            r.assessment.value,
+            r.idp_initiated,
         )
+        for r in map(served_from, connections)
+    ]
     return marshal.dumps(rows)
 
 
