@@ -7,10 +7,11 @@ import asyncio
 import aiohttp
 
 from proxy.broker.credential import Credential
-from proxy.broker.verifier import HttpVerifier, LegacyUnavailable, Profile
+from proxy.broker.http_client import HttpClient
+from proxy.broker.verifier import LegacyUnavailable, Profile
 
 
-class HttpLoginVerifier(HttpVerifier):
+class HttpLoginVerifier(HttpClient):
     """POSTs the credential as the legacy login form or JSON API expects it.
 
     The configured statuses mean "verified"; any other 4xx means "not verified"; a 5xx, a

@@ -15,7 +15,8 @@ from urllib.parse import quote
 import aiohttp
 
 from proxy.broker.credential import Credential
-from proxy.broker.verifier import HttpVerifier, LegacyUnavailable, Profile
+from proxy.broker.http_client import HttpClient
+from proxy.broker.verifier import LegacyUnavailable, Profile
 
 # RFC 6749 section 5.2 error codes; any other code is reported as "other" (never quoted).
 _ERROR_CODES = frozenset(
@@ -30,7 +31,7 @@ _ERROR_CODES = frozenset(
 )
 
 
-class OAuth2PasswordVerifier(HttpVerifier):
+class OAuth2PasswordVerifier(HttpClient):
     """Verified: 200 with an ``access_token``. Not verified: ``invalid_grant`` (wrong password,
     unknown user). Anything else (another error code, a 5xx, no answer within
     `timeout_seconds`, a refused connection) means legacy could not answer: the client or its

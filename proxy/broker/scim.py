@@ -10,6 +10,7 @@ from scim2_client.client import BaseAsyncSCIMClient
 from scim2_models import Email, ListResponse, Name, ScimProvider, UniquenessException, User
 
 from proxy.broker.credential import Credential
+from proxy.broker.http_client import HttpClient
 from proxy.broker.provisioning import ProvisioningFailed
 from proxy.broker.verifier import Profile
 
@@ -37,27 +38,18 @@ class _AiohttpScimClient(BaseAsyncSCIMClient):
             return _Answer(response.status, response.headers, await response.text())
 
 
-class ScimProvisioner:
+class ScimProvisioner(HttpClient):
     """Creates a User with the verified password; finds users by userName."""
 
     def __init__(self, base_url: str, *, token: str | None, timeout_seconds: float) -> None:
+        super().__init__(timeout_seconds, token=token)
         self._base_url = base_url
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._timeout = timeout_seconds
-        self._session: aiohttp.ClientSession | None = None
         self._client: _AiohttpScimClient | None = None
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            headers=self._headers,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-        )
+        await super().start()
+        assert self._session is not None
         self._client = _AiohttpScimClient(self._session, self._base_url)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
     async def exists(self, identifier: str, profile: Profile) -> bool:
         """Whether a User with this userName exists (userName is case-insensitive in SCIM)."""

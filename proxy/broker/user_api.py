@@ -8,33 +8,19 @@ from typing import Any
 
 import aiohttp
 
+from proxy.broker.http_client import HttpClient
 from proxy.broker.provisioning import ProvisioningFailed
 
 
-class UserApi:
+class UserApi(HttpClient):
     """One session per provider; every call has a total deadline; failures name no payload."""
 
     def __init__(
         self, base_url: str, *, name: str, token: str | None, timeout_seconds: float
     ) -> None:
+        super().__init__(timeout_seconds, token=token, headers={"Accept": "application/json"})
         self._base = base_url.rstrip("/")
         self._name = name
-        self._headers = {"accept": "application/json"}
-        if token:
-            self._headers["authorization"] = f"Bearer {token}"
-        self._timeout = timeout_seconds
-        self._session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            headers=self._headers,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-        )
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
     async def call(
         self,

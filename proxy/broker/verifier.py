@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiohttp
-
 from proxy.broker.credential import Credential
 
 
@@ -50,21 +48,3 @@ class Verifier(Protocol):
     async def verify(self, credential: Credential) -> Profile | None:
         """The user's profile for the right password; None for a wrong one or an unknown user."""
         ...
-
-
-class HttpVerifier:
-    """A verifier that calls legacy over HTTP: one keep-alive aiohttp session, no cookies."""
-
-    def __init__(self, timeout_seconds: float) -> None:
-        self._timeout = timeout_seconds
-        self._session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-        )
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from proxy.broker.http_client import HttpClient
 from proxy.users_import.line_schema import UserLine
 from proxy.users_import.target import (
     CREATED,
@@ -51,7 +52,7 @@ def scim_user_document(user: UserLine) -> dict[str, Any]:
     return document
 
 
-class ScimImportTarget:
+class ScimImportTarget(HttpClient):
     """Creates users at a SCIM server; `use_bulk` None = when ServiceProviderConfig says so."""
 
     accepts_password_hash = False
@@ -65,24 +66,19 @@ class ScimImportTarget:
         connections: int = 64,
         use_bulk: bool | None = None,
     ) -> None:
+        super().__init__(
+            timeout_seconds,
+            token=token,
+            headers={"Content-Type": _JSON, "Accept": _JSON},
+            connections=connections,
+        )
         self._base = base_url.rstrip("/")
-        self._headers = {"Content-Type": _JSON, "Accept": _JSON}
-        if token:
-            self._headers["Authorization"] = f"Bearer {token}"
-        self._timeout = timeout_seconds
-        self._connections = connections
         self._use_bulk = use_bulk
-        self._session: aiohttp.ClientSession | None = None
         self.bulk_max_operations = 0  # 0: no /Bulk, single creates
         self.bulk_max_bytes = 0
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            headers=self._headers,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-            connector=aiohttp.TCPConnector(limit=self._connections),
-        )
+        await super().start()
         status, config = await self._request("GET", "/ServiceProviderConfig")
         if status in (401, 403):
             raise TargetUnavailable(f"SCIM answered {status}: check the bearer token")
@@ -94,10 +90,6 @@ class ScimImportTarget:
             self.bulk_max_bytes = int(bulk.get("maxPayloadSize") or 0)
         elif self._use_bulk:
             raise TargetUnavailable("the SCIM server does not offer /Bulk")
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
     @property
     def transport(self) -> str:
