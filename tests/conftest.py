@@ -52,6 +52,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def answer_lifespan(receive: Any, send: Any) -> None:
+    """uvicorn's lifespan protocol for a test app with nothing to start or stop."""
+    while (await receive())["type"] != "lifespan.shutdown":
+        await send({"type": "lifespan.startup.complete"})
+    await send({"type": "lifespan.shutdown.complete"})
+
+
+async def request_body(receive: Any) -> bytes:
+    """A test app's whole request body."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 def readyz(base_url: str) -> tuple[int, dict[str, Any]]:
     """A proxy's /readyz status and report."""
     response = httpx.get(base_url + "/_authswitch/readyz", timeout=5)

@@ -12,6 +12,7 @@ import pytest
 
 from connection_map import MetadataFetchError, fetch_metadata
 from proxy.demo.loopback_server import LoopbackServer
+from tests.conftest import answer_lifespan
 
 BODY = (
     b'<?xml version="1.0"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"/>'
@@ -27,9 +28,7 @@ class MetadataHost:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await answer_lifespan(receive, send)
             return
         path = scope["path"]
         self.paths.append(path)

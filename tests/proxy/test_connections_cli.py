@@ -24,6 +24,7 @@ from proxy.cli import app
 from proxy.config import Route
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.route_table import RouteTable
+from tests.conftest import answer_lifespan
 from tests.connection_map.conftest import make_certificate, private_key_pem
 from tests.connection_map.csv_fixture import (
     BROKEN,
@@ -190,9 +191,7 @@ def test_import_metadata_from_a_file(deployment: Path, metadata: bytes) -> None:
 def metadata_host(metadata: bytes) -> Iterator[LoopbackServer]:
     async def serve(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await answer_lifespan(receive, send)
             return
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": metadata})

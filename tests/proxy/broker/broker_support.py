@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from scim2_server.utils import load_default_provider
 from proxy.app import AuthSwitch
 from proxy.broker.hook_auth import sign
 from proxy.demo.loopback_server import LoopbackServer
-from tests.conftest import write_proxy_files
+from tests.conftest import answer_lifespan, request_body, write_proxy_files
 from tests.flags.redis_support import RedisTarget
 
 HOOK_SECRET = b"hook-secret-0123456789abcdef"
@@ -44,15 +43,8 @@ def hash_file_lines() -> list[tuple[str, str]]:
 
 
 def serve(app: Any, name: str) -> LoopbackServer:
-    """A started LoopbackServer whose connections don't wait 40 ms per answer.
-
-    Its listening socket is created with proto 0, so asyncio doesn't set TCP_NODELAY on the
-    accepted connections: an answer sent as two writes (headers, body) waits for the client's
-    delayed ACK (~40 ms). `authswitch serve` binds through uvicorn and doesn't have this.
-    """
-    server = LoopbackServer(app, name=name)
-    server._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return server.start()
+    """A started LoopbackServer (it sets TCP_NODELAY itself: no 40 ms delayed-ACK waits)."""
+    return LoopbackServer(app, name=name).start()
 
 
 class ScimServer:
@@ -90,19 +82,9 @@ class LegacyLogin:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+            await answer_lifespan(receive, send)
+            return
+        body = await request_body(receive)
         content_type = dict(scope["headers"]).get(b"content-type", b"")
         if content_type.startswith(b"application/json"):
             fields = json.loads(body)

@@ -19,7 +19,7 @@ from proxy.broker.oauth2_password import OAuth2PasswordVerifier
 from proxy.broker.verifier import LegacyUnavailable, Profile
 from proxy.config import ConfigError
 from proxy.demo.loopback_server import LoopbackServer
-from tests.conftest import free_port
+from tests.conftest import answer_lifespan, free_port, request_body
 from tests.proxy.broker.broker_support import ALICE, UNKNOWN, WRONG, okta_answer, serve
 from tests.proxy.broker.conftest import StartBroker
 from tests.proxy.broker.test_legacy_http_login import _counter
@@ -39,16 +39,9 @@ class TokenEndpoint:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await answer_lifespan(receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(receive)
         form = dict(parse_qsl(body.decode()))
         headers = dict(scope["headers"])
         if b"authorization" in headers:
