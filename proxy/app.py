@@ -18,7 +18,7 @@ from connection_map.redis_follower import RedisConnectionMap
 from flags import ReportsFlagHealth
 from proxy import metrics
 from proxy.asgi_types import Message, RawHeaders, Receive, Scope, Send
-from proxy.broker import PasswordBroker
+from proxy.broker.service import PasswordBroker
 from proxy.config import Config
 from proxy.decision import Decision, RouteDecider
 from proxy.flag_backend import provider_for

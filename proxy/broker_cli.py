@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 
 from proxy.broker import metrics
-from proxy.broker.backends import provisioner_for, verifier_for
 from proxy.broker.credential import Credential, Password
 from proxy.broker.provisioning import Provisioner, ProvisioningFailed
 from proxy.broker.verifier import LegacyUnavailable, Profile, Verifier
@@ -61,6 +60,9 @@ def test_login(
             if password_file is not None
             else typer.prompt("password", hide_input=True)
         )
+        # Here, not at the top: the providers' clients would slow every `authswitch` command.
+        from proxy.broker.backends import provisioner_for, verifier_for
+
         verifier = verifier_for(settings)
         provisioner = provisioner_for(settings) if provision else None
     except ConfigError as exc:

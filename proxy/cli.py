@@ -50,7 +50,7 @@ def serve(
 def _check_secrets_and_broker(settings: Config) -> None:
     """Read every secret file and build the broker once, so a bad file stops `serve` with
     exit 2 here instead of a traceback in each worker."""
-    from proxy.broker import PasswordBroker
+    from proxy.broker.service import PasswordBroker
 
     if settings.flags.backend == "redis":
         settings.flags.redis.password()

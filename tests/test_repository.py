@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from connection_map import load_connection_map
@@ -41,3 +43,17 @@ def test_examples_are_valid_and_consistent() -> None:
         assert connections.get(connection_id) is not None, connection_id
     # Every default the example spells out is the real default.
     assert config.limits.max_body_bytes == 256 * 1024
+
+
+def test_the_cli_loads_the_broker_and_import_clients_only_for_their_commands() -> None:
+    """`authswitch flags ...` and `connections ...` shouldn't wait ~1.5 s for SCIM, WorkOS and
+    Kratos clients, and email validation they never use."""
+    probe = (
+        "import sys, proxy.cli; "
+        "print(sorted(m for m in ('scim2_client', 'scim2_models', 'email_validator', "
+        "'proxy.broker.service', 'proxy.users_import') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"
