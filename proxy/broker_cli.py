@@ -11,9 +11,8 @@ from typing import Annotated
 
 import typer
 
-from proxy.broker import metrics
 from proxy.broker.credential import Credential, Password
-from proxy.broker.provisioning import Provisioner, ProvisioningFailed
+from proxy.broker.provisioning import Provisioner, ProvisioningFailed, provision
 from proxy.broker.verifier import LegacyUnavailable, Profile, Verifier
 from proxy.config import ConfigError, load_config, read_secret_file
 
@@ -106,12 +105,7 @@ async def _provision(
     await provisioner.start()
     try:
         async with asyncio.timeout(_DEADLINE_SECONDS):
-            if await provisioner.exists(credential.identifier, profile):
-                result = metrics.ALREADY_PRESENT
-            elif await provisioner.create(credential, profile):
-                result = metrics.PROVISIONED
-            else:
-                result = metrics.ALREADY_PRESENT
+            result = await provision(provisioner, credential, profile)
     except (ProvisioningFailed, TimeoutError) as exc:
         typer.echo(f"provision: failed ({_reason(exc)})")
         return ExitCode.PROVISIONING_FAILED

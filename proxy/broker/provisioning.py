@@ -52,6 +52,14 @@ class Provisioner(Protocol):
         ...
 
 
+async def provision(provisioner: Provisioner, credential: Credential, profile: Profile) -> str:
+    """Check, then create: PROVISIONED or ALREADY_PRESENT (concurrent callers: take the lock)."""
+    if await provisioner.exists(credential.identifier, profile):
+        return metrics.ALREADY_PRESENT
+    created = await provisioner.create(credential, profile)
+    return metrics.PROVISIONED if created else metrics.ALREADY_PRESENT
+
+
 class IdempotentProvisioning:
     def __init__(
         self, redis: Redis, provisioner: Provisioner, *, key_prefix: str, lock_seconds: float
@@ -69,10 +77,7 @@ class IdempotentProvisioning:
         while not await self._redis.set(key, token, nx=True, px=self._lock_ms):  # noqa: ASYNC110
             await asyncio.sleep(_RETRY_SECONDS)
         try:
-            if await self._provisioner.exists(credential.identifier, profile):
-                return metrics.ALREADY_PRESENT
-            created = await self._provisioner.create(credential, profile)
-            return metrics.PROVISIONED if created else metrics.ALREADY_PRESENT
+            return await provision(self._provisioner, credential, profile)
         finally:
             await asyncio.shield(self._release(key, token))
 
