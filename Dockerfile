@@ -3,12 +3,12 @@
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md deploy/constraints.txt ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY proxy ./proxy
 COPY connection_map ./connection_map
 COPY flags ./flags
-# Same install step as README.md ("pip install ."), pinned to deploy/constraints.txt, into a
-# virtualenv that is copied over.
+# Same install step as README.md ("pip install -c constraints.txt ."), pinned to the project's
+# one lock, into a virtualenv that is copied over.
 # The import check fails the build, not the first request, when lxml's and xmlsec's bundled
 # libxml2 versions disagree.
 RUN python -m venv /opt/authswitch \

@@ -150,7 +150,7 @@ class RedisConnectionMap:
                 return
 
     def _listen(self, stop: threading.Event) -> None:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         try:
             # Subscribe first, then resync: a push published in between is not lost.
             pubsub.subscribe(self.keys.changed)

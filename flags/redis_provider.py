@@ -190,7 +190,7 @@ class RedisFlagProvider(RouteFlagProvider):
         client = self._client
         if client is None:
             return
-        pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             # Subscribe first, then resync: a change published in between is not lost.
             pubsub.subscribe(self.keys.changed)

@@ -308,7 +308,7 @@ class RedisFlowStore(FlowStore):
             client_name="authswitch-flows-listener",
             password=self._password,
         )
-        pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(self.channel)
             # Records published from now on arrive; older ones may still be live for one TTL.

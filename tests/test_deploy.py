@@ -236,10 +236,10 @@ def test_dockerfile_installs_like_the_readme_and_ships_no_build_tools() -> None:
     build, final = re.split(r"^FROM ", dockerfile, flags=re.M)[1:]
     readme = (ROOT / "README.md").read_text()
     deploy_section = readme.split("## Put it in front of a legacy host", 1)[1]
-    assert "pip install ." in deploy_section
+    assert "pip install -c constraints.txt ." in deploy_section
     install = re.search(r"/pip install (?:--no-cache-dir )?-c constraints\.txt \.(?:\s|$)", build)
-    assert install, "the build stage must install with the README's `pip install .`, pinned"
-    assert re.search(r"^COPY .*\bdeploy/constraints\.txt \./$", build, re.M)
+    assert install, "the build stage must install like the README, from the lock"
+    assert re.search(r"^COPY .*\bconstraints\.txt \./$", build, re.M)
     assert "pip install" not in final and "apt-get" not in final
     assert not re.search(r"\b(gcc|build-essential|make)\b", final)
     assert re.search(r"^USER \d+:\d+$", final, re.M)
@@ -323,11 +323,11 @@ def test_compose_stand_in_command_is_one_python_program() -> None:
 
 
 def test_the_image_lock_pins_every_dependency_within_pyproject() -> None:
-    """deploy/constraints.txt (written by deploy/lock.sh) must satisfy pyproject.toml, or the
-    image build fails or installs something the project never declared it works with."""
+    """constraints.txt (written by .ci/lock) must satisfy pyproject.toml, or the image build
+    and CI fail or install something the project never declared it works with."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pins: dict[str, Version] = {}
-    for line in (ROOT / "deploy" / "constraints.txt").read_text().splitlines():
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
         if line and not line.startswith("#"):
             name, _, version = line.partition("==")
             assert version, f"not an exact pin: {line!r}"
@@ -337,9 +337,8 @@ def test_the_image_lock_pins_every_dependency_within_pyproject() -> None:
         if requirement.marker is not None and not requirement.marker.evaluate():
             continue
         name = canonicalize_name(requirement.name)
-        assert name in pins, f"{requirement.name} is not pinned in deploy/constraints.txt"
+        assert name in pins, f"{requirement.name} is not pinned in constraints.txt"
         assert requirement.specifier.contains(pins[name], prereleases=True), (
-            f"deploy/constraints.txt pins {requirement.name}=={pins[name]}, outside {spec!r}: "
-            "run deploy/lock.sh"
+            f"constraints.txt pins {requirement.name}=={pins[name]}, outside {spec!r}: run .ci/lock"
         )
     assert "authswitch" not in pins

@@ -25,13 +25,15 @@ def _readme_command(section: str) -> str:
 def test_ci_runs_exactly_the_readme_test_command() -> None:
     command = _readme_command("Run the tests")
     assert command.endswith("pytest")
+    # Installed from the lock, so CI tests the versions the image ships, today and next month.
+    assert "-c constraints.txt" in command
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert command in ci_lines
 
 
 def test_readme_demo_command_installs_and_runs_the_demo() -> None:
     command = _readme_command("Try it")
-    assert "pip install ." in command and command.endswith("authswitch demo")
+    assert "pip install -c constraints.txt ." in command and command.endswith("authswitch demo")
 
 
 def test_examples_are_valid_and_consistent() -> None:
