@@ -23,6 +23,13 @@ _FORWARDED = frozenset(
     {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded"}
 )
 _CREDENTIALS = frozenset({b"cookie", b"authorization"})
+# A client's `Connection:` may name only its own hop's headers. These are end to end: the
+# message's framing and target, and the forwarding headers authswitch sets or a trusted load
+# balancer set before it. Naming one in `Connection` must not strip it (RFC 9110 7.6.1 lets a
+# proxy refuse to drop fields that other parts of the message depend on).
+_NEVER_HOP_BY_HOP = _FORWARDED | frozenset(
+    {b"host", b"content-type", b"content-length", b"content-encoding", b"x-real-ip"}
+)
 
 
 def _connection_tokens(headers: RawHeaders) -> frozenset[bytes]:
@@ -30,7 +37,7 @@ def _connection_tokens(headers: RawHeaders) -> frozenset[bytes]:
     for name, value in headers:
         if name.lower() == b"connection":
             tokens.update(t.strip().lower() for t in value.split(b","))
-    return frozenset(tokens)
+    return frozenset(tokens - _NEVER_HOP_BY_HOP)
 
 
 def response_headers(headers: RawHeaders) -> RawHeaders:

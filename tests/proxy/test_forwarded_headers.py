@@ -101,6 +101,33 @@ def test_request_hop_by_hop_connection_listed_and_expect_headers_are_dropped() -
     assert (b"content-length", b"42") in out
 
 
+def test_connection_cannot_strip_framing_target_or_forwarding_headers() -> None:
+    """A client naming end-to-end headers in `Connection` must not strip the load balancer's
+    X-Forwarded-*, replace Host, or remove the callback's Content-Type."""
+    incoming = [
+        (b"host", b"login.legacy.example"),
+        (
+            b"connection",
+            b"close, Host, Content-Type, Content-Length, X-Forwarded-For, "
+            b"X-Forwarded-Proto, X-Forwarded-Host, Forwarded, x-hop-only",
+        ),
+        (b"x-forwarded-for", b"198.51.100.1"),
+        (b"x-forwarded-proto", b"https"),
+        (b"x-forwarded-host", b"login.example.com"),
+        (b"x-hop-only", b"1"),
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", b"42"),
+    ]
+    out = forward(incoming, trust_forwarded=True)
+    assert values(out, b"host") == [b"login.legacy.example"]
+    assert values(out, b"content-type") == [b"application/x-www-form-urlencoded"]
+    assert values(out, b"content-length") == [b"42"]
+    assert values(out, b"x-forwarded-for") == [b"198.51.100.1, 203.0.113.7"]
+    assert values(out, b"x-forwarded-proto") == [b"https"]
+    assert values(out, b"x-forwarded-host") == [b"login.example.com"]
+    assert b"x-hop-only" not in names(out)
+
+
 def test_ordinary_headers_pass_in_order_with_repeats() -> None:
     incoming = [
         (b"accept", b"text/html"),
