@@ -30,15 +30,18 @@ from proxy.intake import (
     CallbackFields,
     CallbackRejected,
     ClientDisconnected,
+    outside_binding,
     parse_fields,
     read_body,
 )
 from proxy.json_logging import flush_logs
 from proxy.map_backend import MapSource, map_source_for
 from proxy.new_provider import send_form_post, send_redirect, target_url
+from proxy.request_target import MESSAGES as TARGET_MESSAGES
+from proxy.request_target import target_problem
 from proxy.responses import send_bytes, send_error, send_json
 from proxy.route_table import RouteMatch, RouteTable
-from proxy.saml_response import SamlRejected, inspect_saml_response
+from proxy.saml_response import PASSED_TO_LEGACY, SamlRejected, inspect_saml_response
 from proxy.upstream import HttpForwarder, ResponseTruncated, UpstreamFailed, UpstreamUnavailable
 
 log = logging.getLogger("authswitch")
@@ -177,6 +180,10 @@ class AuthSwitch:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
+        problem = target_problem(path)
+        if problem is not None:
+            await self._refuse_target(scope, send, problem)
+            return
         if self._broker is not None and path.startswith(self._broker.prefix):
             await self._broker(scope, receive, send)
             return
@@ -212,15 +219,26 @@ class AuthSwitch:
                 limits.max_fields,
                 match.single_valued,
             )
+            content_type = _header(headers, b"content-type")
+            if outside_binding(route.protocol, scope["method"], fields, content_type, body):
+                await self._unread_to_legacy(
+                    scope, send, body, request_id, started, "outside_binding"
+                )
+                return
             issuer, unsolicited, in_response_to = _saml_facts(
                 route.protocol, fields, limits.max_body_bytes
             )
         except ClientDisconnected:
             return
-        except (CallbackRejected, SamlRejected) as exc:
-            status, reason = _rejection(exc)
-            await send_error(send, status, reason, str(exc), request_id)
-            self._account(scope, request_id, started, None, "rejected", reason, "rejected", status)
+        except SamlRejected as exc:
+            if exc.reason not in PASSED_TO_LEGACY:
+                await self._reject(scope, send, request_id, started, exc)
+                return
+            reason = f"saml_{exc.reason}"
+            await self._unread_to_legacy(scope, send, body, request_id, started, reason)
+            return
+        except CallbackRejected as exc:
+            await self._reject(scope, send, request_id, started, exc)
             return
         flow = (
             None
@@ -267,6 +285,26 @@ class AuthSwitch:
             status,
             strategy=identification.strategy.value if identification.strategy else None,
         )
+
+    async def _reject(
+        self,
+        scope: Scope,
+        send: Send,
+        request_id: str,
+        started: float,
+        exc: CallbackRejected | SamlRejected,
+    ) -> None:
+        """Answer a callback that is dangerous to pass on or to parse with authswitch's own 4xx."""
+        status, reason = _rejection(exc)
+        await send_error(send, status, reason, str(exc), request_id)
+        self._account(scope, request_id, started, None, "rejected", reason, "rejected", status)
+
+    async def _unread_to_legacy(
+        self, scope: Scope, send: Send, body: bytes, request_id: str, started: float, reason: str
+    ) -> None:
+        """A callback authswitch cannot read but may pass on: legacy gets it unchanged."""
+        status, outcome = await self._to_legacy(scope, send, body, request_id)
+        self._account(scope, request_id, started, None, "legacy", reason, outcome, status)
 
     @staticmethod
     async def _flow_of(
@@ -390,6 +428,23 @@ class AuthSwitch:
                     "status": status,
                     "outcome": outcome,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                }
+            },
+        )
+
+    async def _refuse_target(self, scope: Scope, send: Send, reason: str) -> None:
+        request_id = _request_id()
+        await send_error(send, 400, reason, TARGET_MESSAGES[reason], request_id)
+        metrics.PASSTHROUGH.labels(reason).inc()
+        access_log.info(
+            "request",
+            extra={
+                "fields": {
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": 400,
+                    "outcome": reason,
                 }
             },
         )

@@ -102,6 +102,27 @@ def parse_fields(
     return CallbackFields(query, form, tuple(form_pairs))
 
 
+# Where each binding carries its artifact. SAML HTTP-POST binding: SAMLResponse and RelayState
+# in a url-encoded POST body. OIDC: `code` and `state` in the query of a GET (response_mode
+# query) or in the url-encoded body of a POST (form_post). A callback that carries them
+# anywhere else is not one authswitch reads: it goes to legacy unchanged.
+_SAML_ARTIFACTS = ("SAMLResponse", "RelayState")
+_OIDC_ARTIFACTS = ("code", "state")
+
+
+def outside_binding(
+    protocol: str, method: str, fields: CallbackFields, content_type: bytes | None, body: bytes
+) -> bool:
+    """Whether the callback carries its artifact where its binding does not put it."""
+    if body and (content_type is None or not _is_form(content_type)):
+        return True  # multipart, JSON, ...: a body authswitch does not read
+    if protocol == "saml":
+        return any(name in fields.query for name in _SAML_ARTIFACTS)
+    if method == "POST":
+        return any(name in fields.query for name in _OIDC_ARTIFACTS)
+    return False
+
+
 def _is_form(content_type: bytes) -> bool:
     return content_type.split(b";", 1)[0].strip().lower() == FORM_CONTENT_TYPE
 

@@ -36,7 +36,13 @@ from typing import Final, Literal
 
 from lxml import etree
 
-__all__ = ["RejectReason", "SamlRejected", "SamlResponseFacts", "inspect_saml_response"]
+__all__ = [
+    "PASSED_TO_LEGACY",
+    "RejectReason",
+    "SamlRejected",
+    "SamlResponseFacts",
+    "inspect_saml_response",
+]
 
 RejectReason = Literal[
     "empty",
@@ -71,6 +77,13 @@ _MESSAGES: Final[dict[RejectReason, str]] = {
     "multiple_assertions": "SAMLResponse contains more than one assertion",
     "misplaced_assertion": "SAMLResponse assertion is not a direct child of the Response",
 }
+# Not a SAML Response authswitch could read, and nothing dangerous to pass on: these go to legacy
+# unchanged (counted with the reason), so that legacy answers them exactly as it would have
+# without authswitch. Every other reason is refused with a 400: a document that is dangerous to
+# parse (DOCTYPE, encodings that hide one) or a shape that readers can disagree on (wrapping).
+PASSED_TO_LEGACY: Final[frozenset[RejectReason]] = frozenset(
+    {"empty", "not_base64", "deflated", "too_large", "not_xml", "not_a_response"}
+)
 _BAD_XML_DECLARATION: Final = "SAMLResponse XML declaration must come first and say version 1.0"
 
 

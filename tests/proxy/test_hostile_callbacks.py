@@ -6,13 +6,14 @@ import base64
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
 
 from proxy.demo.idp import DemoIdP
-from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, ProxyEnv
+from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, ProxyEnv, sha256
 
 ACME_ISSUER = "https://idp.acme.example/metadata"
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -105,10 +106,15 @@ CASES = [
     Case("second_assertion_other_issuer", _second_assertion, 400, "saml_multiple_assertions"),
     Case("issuer_mismatch", _issuer_mismatch, 400, "saml_issuer_mismatch"),
     Case("issuer_with_child", _issuer_child, 400, "saml_issuer_has_children"),
-    Case("deflated", _deflated, 400, "saml_deflated"),
-    Case("not_base64", lambda _: _form(SAMLResponse="%%%not base64%%%"), 400, "saml_not_base64"),
-    Case("not_xml", lambda _: _form(SAMLResponse=_b64("hello, I am not XML")), 400, "saml_not_xml"),
-    Case("empty", lambda _: _form(SAMLResponse=""), 400, "saml_empty"),
+    # Unreadable but harmless: legacy gets them unchanged and answers them as it always did.
+    Case("deflated", _deflated, None, "saml_deflated"),
+    Case("not_base64", lambda _: _form(SAMLResponse="%%%not base64%%%"), None, "saml_not_base64"),
+    Case(
+        "not_xml", lambda _: _form(SAMLResponse=_b64("hello, I am not XML")), None, "saml_not_xml"
+    ),
+    Case("truncated", lambda xml: _form(SAMLResponse=_b64(xml[: len(xml) // 2])), None),
+    Case("empty", lambda _: _form(SAMLResponse=""), None, "saml_empty"),
+    Case("not_a_response", lambda _: _form(SAMLResponse=_b64("<a:b xmlns:a='urn:x'/>")), None),
     Case("duplicate_saml_response", _duplicate("SAMLResponse"), 400, "duplicate_field"),
     Case("duplicate_relay_state", _duplicate("RelayState"), 400, "duplicate_field"),
     Case(
@@ -131,25 +137,39 @@ CASES = [
 ]
 
 
+def _last_callback(logs: pytest.LogCaptureFixture) -> dict[str, Any]:
+    lines = [
+        r for r in logs.records if r.name == "authswitch.access" and r.getMessage() == "callback"
+    ]
+    assert lines, "every callback is accounted for with a log line"
+    fields: dict[str, Any] = lines[-1].fields  # type: ignore[attr-defined]
+    return fields
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_callback_gets_its_documented_outcome(
-    case: Case, proxy_env: ProxyEnv, idps: dict[str, DemoIdP]
+    case: Case,
+    proxy_env: ProxyEnv,
+    idps: dict[str, DemoIdP],
+    captured_logs: pytest.LogCaptureFixture,
 ) -> None:
     proxy_env.set_flags(stage_percent=100)  # a legitimate acme login would go to the new provider
     before_new = len(proxy_env.received("new"))
     url = proxy_env.url + "/login/callback" + (f"?{case.query}" if case.query else "")
 
-    response = httpx.post(
-        url, content=case.body(_signed_xml(idps["acme"])), headers=FORM, timeout=10
-    )
+    body = case.body(_signed_xml(idps["acme"]))
+    response = httpx.post(url, content=body, headers=FORM, timeout=10)
 
     if case.status is None:
         assert response.json()["landed"] == "legacy"
+        assert proxy_env.received("legacy")[-1]["body_sha256"] == sha256(body), "byte for byte"
     else:
         assert response.status_code == case.status, response.text
         payload = response.json()
         assert payload["error"] == case.reason
         assert payload["message"] and payload["request_id"]
+    if case.reason is not None:
+        assert _last_callback(captured_logs)["reason"] == case.reason, "counted with its reason"
     assert len(proxy_env.received("new")) == before_new, "nothing hostile reaches the new provider"
 
 
@@ -209,3 +229,138 @@ def test_a_repeated_connection_query_parameter_is_refused(
     assert once.json()["landed"] == "legacy"
     assert twice.status_code == 400
     assert twice.json()["error"] == "duplicate_field"
+
+
+# -- where the artifact is read from (one rule per binding) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "body", "content_type"),
+    [
+        # SAML HTTP-POST binding: SAMLResponse only in a url-encoded POST body.
+        (
+            "/sso/acme/acs",
+            "SAMLResponse={saml}",
+            b"--b\r\n\r\nx\r\n--b--",
+            "multipart/form-data; boundary=b",
+        ),
+        ("/sso/acme/acs", "SAMLResponse={saml}", b'{"a": 1}', "application/json"),
+        ("/sso/acme/acs", "", b'{"SAMLResponse": "x"}', "application/json"),
+        ("/sso/acme/acs", "SAMLResponse={saml}", b"", None),
+        # OIDC form_post: a POST carries code and state in its url-encoded body, never the query.
+        (
+            "/oidc/hooli/callback",
+            "code=c1&state=s1",
+            b"other=1",
+            "application/x-www-form-urlencoded",
+        ),
+        ("/oidc/hooli/callback", "", b'{"code": "c1", "state": "s1"}', "application/json"),
+    ],
+    ids=[
+        "saml_query_multipart",
+        "saml_query_json",
+        "saml_json",
+        "saml_query_only",
+        "oidc_post_query",
+        "oidc_json",
+    ],
+)
+def test_an_artifact_outside_its_binding_goes_to_legacy_unchanged(
+    path: str,
+    query: str,
+    body: bytes,
+    content_type: str | None,
+    proxy_env: ProxyEnv,
+    idps: dict[str, DemoIdP],
+    captured_logs: pytest.LogCaptureFixture,
+) -> None:
+    """A signed response of a moved connection, carried where its binding does not put it,
+    is not read: it must not reach the new provider (nor any other connection's endpoint)."""
+    proxy_env.set_flags(stage_percent=100)
+    query = query.format(saml=quote(_b64(_signed_xml(idps["acme"]))))
+    headers = {"content-type": content_type} if content_type else {}
+    before_new = len(proxy_env.received("new"))
+
+    response = httpx.post(
+        proxy_env.url + path + (f"?{query}" if query else ""),
+        content=body,
+        headers=headers,
+        timeout=10,
+    )
+
+    assert response.json()["landed"] == "legacy"
+    assert proxy_env.received("legacy")[-1]["body_sha256"] == sha256(body)
+    assert proxy_env.received("legacy")[-1]["query_string"] == query
+    assert len(proxy_env.received("new")) == before_new
+    assert _last_callback(captured_logs)["reason"] == "outside_binding"
+
+
+def test_the_same_callbacks_in_their_binding_do_move(
+    proxy_env: ProxyEnv, idps: dict[str, DemoIdP]
+) -> None:
+    """The control for the test above: the rule refuses nothing that follows the bindings."""
+    proxy_env.set_flags(stage_percent=100)
+    saml = httpx.post(
+        proxy_env.url + "/sso/acme/acs",
+        content=_form(SAMLResponse=_b64(_signed_xml(idps["acme"])), RelayState="r"),
+        headers=FORM,
+        timeout=10,
+        follow_redirects=True,
+    )
+    oidc_post = httpx.post(
+        proxy_env.url + "/oidc/hooli/callback",
+        content=_form(code="c1", state="s1"),
+        headers=FORM,
+        timeout=10,
+        follow_redirects=True,
+    )
+    oidc_get = httpx.get(
+        proxy_env.url + "/oidc/hooli/callback?code=c2&state=s2", timeout=10, follow_redirects=True
+    )
+    for response in (saml, oidc_post, oidc_get):
+        assert response.json()["landed"] == "new", response.text
+
+
+# -- request targets ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/../admin",
+        b"/sso/acme/acs/../../../admin",
+        b"/%2e%2e/admin",
+        b"/login/callback/./",
+        b"/sso/acme%2F..%2F..%2Fadmin/acs",
+        b"/_authswitch/../admin",
+    ],
+)
+def test_dot_segments_are_refused_not_forwarded(target: bytes, proxy_env: ProxyEnv) -> None:
+    """Routes match the decoded path while legacy would normalise the raw one under its prefix:
+    the two must never disagree, so a dot segment is refused with a clear 400."""
+    before = len(proxy_env.received("legacy"))
+    status, body = _raw_request(proxy_env.url, b"GET " + target + b" HTTP/1.1")
+    assert status == 400, body
+    assert b"dot_segments" in body
+    assert len(proxy_env.received("legacy")) == before
+
+
+def test_options_asterisk_gets_a_clear_400_not_a_500(proxy_env: ProxyEnv) -> None:
+    status, body = _raw_request(proxy_env.url, b"OPTIONS * HTTP/1.1")
+    assert status == 400, body
+    assert b"request_target_not_a_path" in body
+
+
+def _raw_request(base_url: str, request_line: bytes) -> tuple[int, bytes]:
+    """Send a request line as written (httpx would normalise the target first)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(base_url)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+        sock.sendall(request_line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
