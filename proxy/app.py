@@ -212,14 +212,10 @@ class AuthSwitch:
                 self.config.timeouts.body_seconds,
             )
             received = time.perf_counter()
-            fields = parse_fields(
-                scope["query_string"],
-                body,
-                _header(headers, b"content-type"),
-                limits.max_fields,
-                match.single_valued,
-            )
             content_type = _header(headers, b"content-type")
+            fields = parse_fields(
+                scope["query_string"], body, content_type, limits.max_fields, match.single_valued
+            )
             if outside_binding(route.protocol, scope["method"], fields, content_type, body):
                 await self._unread_to_legacy(
                     scope, send, body, request_id, started, "outside_binding"
