@@ -16,30 +16,35 @@ from openfeature.provider import FeatureProvider, ProviderStatus
 from connection_map import ConnectionMapError, ForwardMode, ServedConnection
 from connection_map.redis_follower import RedisConnectionMap
 from flags import ReportsFlagHealth
-from proxy import metrics
-from proxy.asgi_types import Message, RawHeaders, Receive, Scope, Send
 from proxy.broker.service import PasswordBroker
-from proxy.config import Config
-from proxy.decision import Decision, RouteDecider
-from proxy.flag_backend import provider_for
-from proxy.flow_affinity import START_PATH, FlowStartEndpoint, flow_store_for
-from proxy.flow_store import FlowRecord, FlowStore
-from proxy.forwarded_headers import request_headers
-from proxy.identify import identify_connection
-from proxy.intake import (
+from proxy.callback.decide import Decision, RouteDecider
+from proxy.callback.forward import send_form_post, send_redirect, target_url
+from proxy.callback.identify import identify_connection
+from proxy.callback.intake import (
     CallbackFields,
     CallbackRejected,
     ClientDisconnected,
     parse_fields,
     read_body,
 )
-from proxy.json_logging import flush_logs
+from proxy.callback.routes import RouteMatch, RouteTable
+from proxy.callback.saml_response import SamlRejected, inspect_saml_response
+from proxy.config import Config
+from proxy.flag_backend import provider_for
+from proxy.flow_affinity import START_PATH, FlowStartEndpoint, flow_store_for
+from proxy.flow_store import FlowRecord, FlowStore
+from proxy.http.asgi_types import Message, RawHeaders, Receive, Scope, Send
+from proxy.http.forwarded_headers import request_headers
+from proxy.http.forwarder import (
+    HttpForwarder,
+    ResponseTruncated,
+    UpstreamFailed,
+    UpstreamUnavailable,
+)
+from proxy.http.responses import send_bytes, send_error, send_json
 from proxy.map_backend import MapSource, map_source_for
-from proxy.new_provider import send_form_post, send_redirect, target_url
-from proxy.responses import send_bytes, send_error, send_json
-from proxy.route_table import RouteMatch, RouteTable
-from proxy.saml_response import SamlRejected, inspect_saml_response
-from proxy.upstream import HttpForwarder, ResponseTruncated, UpstreamFailed, UpstreamUnavailable
+from proxy.ops import metrics
+from proxy.ops.json_logging import flush_logs
 
 log = logging.getLogger("authswitch")
 access_log = logging.getLogger("authswitch.access")

@@ -10,8 +10,8 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import pytest
 
-from proxy import metrics
 from proxy.demo.idp import DemoIdP
+from proxy.ops import metrics
 from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, ProxyEnv, sha256
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}

@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
-from proxy.asgi_types import Receive
+from proxy.http.asgi_types import Receive
 
 # Fields that carry a single-use artifact or flow identifier: a second copy makes the
 # callback ambiguous (which one would the receiver read?), so it is refused.

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from connection_map import ConnectionMap, ServedConnection
+from proxy.callback.intake import CallbackFields
 from proxy.config import Route, Strategy
 from proxy.flow_store import FlowRecord
-from proxy.intake import CallbackFields
 
 
 class Outcome(StrEnum):

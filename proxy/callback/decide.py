@@ -12,9 +12,9 @@ from openfeature.flag_evaluation import FlagEvaluationDetails
 
 from connection_map import ServedConnection
 from flags import FLAG_KEY
+from proxy.callback.identify import Identification, Outcome
 from proxy.config import OpenFeatureFlag
 from proxy.flow_store import FlowRecord
-from proxy.identify import Identification, Outcome
 
 Destination = Literal["new", "legacy"]
 

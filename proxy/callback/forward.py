@@ -7,8 +7,8 @@ import hashlib
 import html
 from urllib.parse import urlsplit
 
-from proxy.asgi_types import RawHeaders, Send
-from proxy.responses import send_bytes
+from proxy.http.asgi_types import RawHeaders, Send
+from proxy.http.responses import send_bytes
 
 _SUBMIT_SCRIPT = "document.getElementById('authswitch-form').submit();"
 _SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SUBMIT_SCRIPT.encode()).digest()).decode()
