@@ -1,14 +1,25 @@
-"""Handing a migrated callback to the new provider as a redirect or an auto-posting form."""
+"""Forwarding a migrated callback to the new provider: a redirect, an auto-posting form, or
+proxied server-side (`mode: proxy`), falling through to legacy if the provider is unreachable."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import html
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from connection_map import ForwardMode
+from proxy.callback.fall_through import LegacyFallThrough
+from proxy.config import Forwarding
 from proxy.http.asgi_types import RawHeaders, Send
-from proxy.http.responses import send_bytes
+from proxy.http.forwarded_headers import request_headers
+from proxy.http.forwarder import HttpForwarder, UpstreamFailed, UpstreamUnavailable
+from proxy.http.headers import client_host, header_value
+from proxy.http.responses import send_bytes, send_error
+
+if TYPE_CHECKING:
+    from proxy.callback.context import Callback
 
 _SUBMIT_SCRIPT = "document.getElementById('authswitch-form').submit();"
 _SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SUBMIT_SCRIPT.encode()).digest()).decode()
@@ -89,3 +100,76 @@ async def send_form_post(
     body = render_form(action, fields)
     await send_bytes(send, 200, body, headers, content_type=b"text/html; charset=utf-8")
     return 200
+
+
+class NewProviderForward:
+    """Sends a callback decided "new" to its connection's new provider, the way the map says."""
+
+    def __init__(
+        self, forwarding: Forwarding, forwarder: HttpForwarder, legacy: LegacyFallThrough
+    ) -> None:
+        self._forwarding = forwarding
+        self._forwarder = forwarder
+        self._legacy = legacy
+
+    async def forward(self, callback: Callback, send: Send) -> None:
+        """Answer with a redirect or form, or proxy it; record status, outcome and destination."""
+        connection = callback.connection
+        assert connection is not None and connection.new_provider is not None
+        assert callback.fields is not None
+        scope = callback.scope
+        target = target_url(str(connection.new_provider.url), scope["query_string"])
+        mode = connection.new_provider.mode
+        method: str = scope["method"]
+        callback.destination = "new"
+        if mode is ForwardMode.FORM_POST and method == "POST" and callback.fields.form_pairs:
+            callback.status = await send_form_post(
+                send,
+                target,
+                callback.fields.form_pairs,
+                callback.request_id,
+                self._forwarding.form_post_redirect_sources,
+            )
+            callback.outcome = "new_form_post"
+        elif mode is not ForwardMode.PROXY:
+            callback.status = await send_redirect(send, method, target, callback.request_id)
+            callback.outcome = "new_redirect"
+        else:
+            await self._proxy(callback, send, target)
+
+    async def _proxy(self, callback: Callback, send: Send, target: str) -> None:
+        scope = callback.scope
+        headers = request_headers(
+            scope["headers"],
+            client_host=client_host(scope),
+            scheme=scope["scheme"],
+            host=header_value(scope["headers"], b"host"),
+            upstream_host=urlsplit(target).netloc.encode(),
+            trust_forwarded=self._forwarding.trust_forwarded_headers,
+            drop_credentials=not self._forwarding.forward_cookies_to_new_provider,
+        )
+        try:
+            callback.status = await self._forwarder.forward(
+                send,
+                method=scope["method"],
+                url=target,
+                headers=headers,
+                body=callback.body,
+                extra_response_headers=[(b"x-request-id", callback.request_id.encode())],
+            )
+        except UpstreamUnavailable:
+            # Nothing reached the new provider, so legacy may still take the callback.
+            await self._legacy.fall_through(callback, send)
+            callback.reason = "new_provider_unreachable"
+            return
+        except UpstreamFailed as exc:
+            await send_error(
+                send,
+                502,
+                exc.reason,
+                "the new provider did not answer in time",
+                callback.request_id,
+            )
+            callback.status, callback.outcome = 502, "new_upstream_error"
+            return
+        callback.outcome = "new_proxied"

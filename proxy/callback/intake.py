@@ -7,10 +7,18 @@ callback body is read raw, capped, and parsed here; the raw bytes are what gets 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
+from proxy.callback.saml_response import inspect_saml_response
+from proxy.config import Limits
 from proxy.http.asgi_types import Receive
+from proxy.http.headers import content_length, header_value
+
+if TYPE_CHECKING:
+    from proxy.callback.context import Callback
 
 # Fields that carry a single-use artifact or flow identifier: a second copy makes the
 # callback ambiguous (which one would the receiver read?), so it is refused.
@@ -29,6 +37,37 @@ class CallbackRejected(Exception):
 
 class ClientDisconnected(Exception):
     """The client went away before its request body was complete."""
+
+
+async def take_in(
+    callback: Callback, receive: Receive, limits: Limits, body_seconds: float
+) -> None:
+    """Read the callback's body, parse its fields and read its SAML facts into `callback`.
+
+    Raises CallbackRejected or SamlRejected for what authswitch refuses to route, and
+    ClientDisconnected when the client went away first.
+    """
+    scope = callback.scope
+    headers = scope["headers"]
+    body = callback.body = await read_body(
+        receive, content_length(headers), limits.max_body_bytes, body_seconds
+    )
+    callback.received = time.perf_counter()
+    fields = callback.fields = parse_fields(
+        scope["query_string"],
+        body,
+        header_value(headers, b"content-type"),
+        limits.max_fields,
+        callback.match.single_valued,
+    )
+    if callback.match.route.protocol != "saml":
+        return
+    value = fields.get("SAMLResponse")
+    if value is not None:
+        facts = inspect_saml_response(value, max_decoded_bytes=limits.max_body_bytes)
+        callback.issuer = facts.issuer
+        callback.in_response_to = facts.in_response_to
+        callback.unsolicited = facts.in_response_to is None
 
 
 async def read_body(
