@@ -292,7 +292,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", default="http://127.0.0.1:9000")
     args = parser.parse_args()
-    # One worker and the same uvicorn settings as `authswitch serve` (proxy/server.py).
+    # One worker and the same uvicorn settings as `authswitch serve` (proxy/ops/server.py).
     uvicorn.run(
         build_app(args.kind, args.upstream),
         host=args.host,

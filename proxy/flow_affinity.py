@@ -14,12 +14,12 @@ import logging
 from urllib.parse import parse_qsl
 
 from connection_map import ConnectionMap
-from proxy.asgi_types import RawHeaders, Scope, Send
+from proxy.callback.decide import RouteDecider
+from proxy.callback.identify import Identification, Outcome
 from proxy.config import Config
-from proxy.decision import RouteDecider
 from proxy.flow_store import FlowRecord, FlowStore, RedisFlowStore
-from proxy.identify import Identification, Outcome
-from proxy.responses import send_json
+from proxy.http.asgi_types import RawHeaders, Scope, Send
+from proxy.http.responses import send_json
 
 logger = logging.getLogger("authswitch.flows")
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from connection_map import ConnectionMapFile
+import asyncio
+import logging
+
+from connection_map import ConnectionMapError, ConnectionMapFile
 from connection_map.redis_follower import RedisConnectionMap
 from connection_map.redis_store import MapKeys, RedisMapStore
 from flags.redis_keys import connect, redact_url
 from proxy.config import Config, ConfigError, ConnectionMapRedis
 
 MapSource = ConnectionMapFile | RedisConnectionMap
+log = logging.getLogger("authswitch")
 
 
 def map_source_for(config: Config) -> MapSource:
@@ -28,6 +32,27 @@ def map_source_for(config: Config) -> MapSource:
         where=f"redis {redact_url(settings.url)}",
         resync_seconds=settings.resync_seconds,
     )
+
+
+async def follow_connection_map(source: MapSource) -> None:
+    """Keep the map in force current until cancelled: a Redis follower, or the file re-read."""
+    if isinstance(source, RedisConnectionMap):
+        # Its own thread follows Redis, and builds and swaps the map off the event loop.
+        await asyncio.to_thread(source.start)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            source.close()
+        return
+    source.health().publish()
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            if await asyncio.to_thread(source.reload_if_changed):
+                log.info("connection map reloaded", extra={"connections": len(source.current)})
+        except ConnectionMapError as exc:
+            log.warning("connection map not reloaded, keeping the last good one: %s", exc)
+        source.health().publish()
 
 
 def open_map_store(config: Config, *, min_timeout: float) -> RedisMapStore:

@@ -23,7 +23,7 @@ from proxy.demo.keys import generate_keypair
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.demo.saml_validation import TrustedIdP
 from proxy.demo.service_provider import create_service_provider_app
-from proxy.json_logging import JsonFormatter
+from proxy.ops.json_logging import JsonFormatter
 
 # What the IdPs are configured with: the legacy host's public name, never the test ports.
 PUBLIC_ACS = "https://login.legacy.example/login/callback"

@@ -51,7 +51,7 @@ def test_the_cli_loads_the_broker_and_import_clients_only_for_their_commands() -
     """`authswitch flags ...` and `connections ...` shouldn't wait ~1.5 s for SCIM, WorkOS and
     Kratos clients, and email validation they never use."""
     probe = (
-        "import sys, proxy.cli; "
+        "import sys, proxy.cli.main; "
         "print(sorted(m for m in ('scim2_client', 'scim2_models', 'email_validator', "
         "'proxy.broker.service', 'proxy.users_import') if m in sys.modules))"
     )

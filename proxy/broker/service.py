@@ -19,7 +19,6 @@ from limits.aio.storage import RedisStorage
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from proxy.asgi_types import RawHeaders, Receive, Scope, Send
 from proxy.broker import metrics
 from proxy.broker.backends import provisioner_for, read_optional_secret, verifier_for
 from proxy.broker.credential import Credential, hash_identifier
@@ -28,9 +27,10 @@ from proxy.broker.hook_auth import HookAuthenticator
 from proxy.broker.provisioning import IdempotentProvisioning, Provisioner, ProvisioningFailed
 from proxy.broker.rate_limits import RateLimits
 from proxy.broker.verifier import LegacyUnavailable, Profile, Verifier
+from proxy.callback.intake import CallbackRejected, ClientDisconnected, read_body
 from proxy.config import Broker as BrokerConfig
-from proxy.intake import CallbackRejected, ClientDisconnected, read_body
-from proxy.responses import send_json
+from proxy.http.asgi_types import RawHeaders, Receive, Scope, Send
+from proxy.http.responses import send_json
 
 _REDIS_CHECK_SECONDS = 1.0
 

@@ -1,4 +1,4 @@
-"""What `authswitch users import` does; proxy/users_cli.py holds its options and help, and
+"""What `authswitch users import` does; proxy/cli/users.py holds its options and help, and
 imports this only when the command runs."""
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
-from proxy.broker_cli import ExitCode
-from proxy.cli import app
+from proxy.cli.broker import ExitCode
+from proxy.cli.main import app
 from proxy.demo.loopback_server import LoopbackServer
 from tests.conftest import free_port, write_proxy_files
 from tests.proxy.broker.broker_support import (

@@ -9,10 +9,20 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
+import yaml
 
-from proxy import metrics
+from flags import RolloutState, write_rollout_state
+from proxy.config import load_config
 from proxy.demo.idp import DemoIdP
-from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, ProxyEnv, sha256
+from proxy.demo.loopback_server import LoopbackServer
+from proxy.ops import metrics
+from tests.conftest import (
+    LEGACY_SP_ENTITY_ID,
+    PUBLIC_ACS,
+    ProxyEnv,
+    sha256,
+    write_proxy_files,
+)
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
@@ -249,3 +259,45 @@ def test_new_provider_down_in_proxy_mode_falls_back_to_legacy(
         target = "/login/callback" if path == "/login/callback" else "/sso/initech/acs"
         verdict = post(env, target, body).json()
     assert verdict["landed"] == "legacy" and verdict["valid"]
+
+
+def test_unsolicited_response_for_a_connection_without_idp_initiated_login_stays_on_legacy(
+    tmp_path_factory: pytest.TempPathFactory,
+    providers: dict[str, LoopbackServer],
+    idps: dict[str, DemoIdP],
+) -> None:
+    from proxy.app import AuthSwitch
+
+    directory = tmp_path_factory.mktemp("no-idp-initiated")
+    path = write_proxy_files(directory, providers["legacy"].url, providers["new"].url)
+    connections_file = directory / "connections.yaml"
+    document = yaml.safe_load(connections_file.read_text())
+    for connection in document["connections"]:
+        if connection["id"] == "acme":
+            connection["idp_initiated"] = False
+    connections_file.write_text(yaml.safe_dump(document))
+    write_rollout_state(directory / "flags.yaml", RolloutState(overrides={"acme": "on"}))
+    counter = metrics.CALLBACKS.labels(
+        "acme", "legacy", "idp_initiated_not_allowed", "legacy_proxied"
+    )
+    before_count = counter._value.get()
+    before_legacy = len(providers["legacy"].app.state.received)  # type: ignore[union-attr]
+    unsolicited = saml_body(idps["acme"])
+    solicited = idps["acme"].mint_form_body(
+        destination=PUBLIC_ACS,
+        audience=LEGACY_SP_ENTITY_ID,
+        name_id="alice@example.com",
+        in_response_to="_authn-request-1",
+    )
+
+    with LoopbackServer(AuthSwitch(load_config(path)), name="authswitch") as server:
+        response = httpx.post(server.url + "/login/callback", content=unsolicited, headers=FORM)
+        started_here = httpx.post(server.url + "/login/callback", content=solicited, headers=FORM)
+
+    verdict = response.json()
+    assert verdict["landed"] == "legacy" and verdict["valid"], verdict
+    legacy = providers["legacy"].app.state.received[before_legacy:]  # type: ignore[union-attr]
+    assert [seen["body_sha256"] for seen in legacy] == [sha256(unsolicited)]
+    assert counter._value.get() == before_count + 1
+    # The rule is about unsolicited responses only: a login the SP started moves as flagged.
+    assert started_here.status_code == 307

@@ -20,10 +20,10 @@ from connection_map import (
     read_connection_map_document,
 )
 from connection_map.served_routes import match_route
-from proxy.cli import app
+from proxy.callback.routes import RouteTable
+from proxy.cli.main import app
 from proxy.config import Route
 from proxy.demo.loopback_server import LoopbackServer
-from proxy.route_table import RouteTable
 from tests.conftest import answer_lifespan
 from tests.connection_map.conftest import make_certificate, private_key_pem
 from tests.connection_map.csv_fixture import (

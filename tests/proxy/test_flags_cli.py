@@ -14,8 +14,8 @@ from typer.testing import CliRunner, Result
 from connection_map import ConnectionMapDocument, read_connection_map_document
 from connection_map.redis_store import MapKeys, RedisMapStore
 from flags import load_rollout_state
-from proxy.cli import app
-from proxy.flags_cli import ExitCode
+from proxy.cli.flags import ExitCode
+from proxy.cli.main import app
 from tests.conftest import write_proxy_files
 from tests.flags.redis_support import (
     RedisTarget,

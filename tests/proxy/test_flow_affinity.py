@@ -20,12 +20,12 @@ import pytest
 
 from flags import RedisKeys, RedisRolloutStore, RolloutState, write_rollout_state
 from flags.redis_keys import connect
-from proxy import metrics
 from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.idp import DemoIdP
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.flow_store import RedisFlowStore, flow_key
+from proxy.ops import metrics
 from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, write_proxy_files
 from tests.flags.redis_support import (
     RedisTarget,

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from connection_map import ConnectionMap, ConnectionMapDocument
+from proxy.callback.identify import Identification, Outcome, identify_connection
+from proxy.callback.intake import parse_fields
 from proxy.config import ConfigError, FlowAffinity, Route, Strategy, parse_config
 from proxy.flow_store import FlowRecord
-from proxy.identify import Identification, Outcome, identify_connection
-from proxy.intake import parse_fields
 
 CONNECTIONS = ConnectionMap.build(
     ConnectionMapDocument.model_validate(

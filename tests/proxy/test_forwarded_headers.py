@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from proxy.asgi_types import RawHeaders
-from proxy.forwarded_headers import HOP_BY_HOP, request_headers, response_headers
+from proxy.http.asgi_types import RawHeaders
+from proxy.http.forwarded_headers import HOP_BY_HOP, request_headers, response_headers
 
 
 def forward(headers: RawHeaders, **options: Any) -> RawHeaders:

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from connection_map import ConnectionMap, ConnectionMapDocument
+from proxy.callback.identify import Identification, Outcome, identify_connection
+from proxy.callback.intake import parse_fields
 from proxy.config import Route, Strategy
-from proxy.identify import Identification, Outcome, identify_connection
-from proxy.intake import parse_fields
 
 ACME_ISSUER = "https://idp.acme.example/saml"
 SHARED_ISSUER = "https://sts.globex.example/adfs/services/trust"

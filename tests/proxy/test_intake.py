@@ -8,8 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from proxy.asgi_types import Message, Receive
-from proxy.intake import (
+from proxy.callback.intake import (
     SINGLE_VALUED,
     CallbackFields,
     CallbackRejected,
@@ -17,6 +16,7 @@ from proxy.intake import (
     parse_fields,
     read_body,
 )
+from proxy.http.asgi_types import Message, Receive
 
 FORM = b"application/x-www-form-urlencoded"
 LIMIT = 1024
@@ -274,7 +274,7 @@ def test_field_parsing_agrees_with_parse_qsl_on_random_input() -> None:
     import random
     from urllib.parse import parse_qsl
 
-    from proxy.intake import _parse_pairs
+    from proxy.callback.intake import _parse_pairs
 
     rng = random.Random(20261123)
     alphabet = "ab=&+%2BF3Dfd5Cé0 /?#x"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import threading
 
 import httpx
 import pytest
@@ -93,12 +95,15 @@ def test_legacy_down_answers_502_without_secrets(
 def test_legacy_too_slow_is_cut_off_by_the_read_timeout(
     tmp_path_factory: pytest.TempPathFactory, providers: dict[str, LoopbackServer]
 ) -> None:
-    import asyncio
+
+    answered = threading.Event()
 
     async def slow_app(scope, receive, send):  # type: ignore[no-untyped-def]
         if scope["type"] != "http":
             return
-        await asyncio.sleep(5)
+        # Never answers while the proxy waits; lets go once the test has its 502, so stopping
+        # the server does not wait out a long sleep.
+        await asyncio.to_thread(answered.wait, 10)
 
     directory = tmp_path_factory.mktemp("legacy-slow")
     with LoopbackServer(slow_app, name="slow") as slow:
@@ -110,6 +115,7 @@ def test_legacy_too_slow_is_cut_off_by_the_read_timeout(
         )
         with LoopbackServer(AuthSwitch(load_config(path)), name="authswitch") as server:
             response = httpx.get(server.url + "/anything", timeout=10)
+            answered.set()
     assert response.status_code == 502
     assert response.json()["error"] == "upstream_timeout"
 
@@ -117,7 +123,6 @@ def test_legacy_too_slow_is_cut_off_by_the_read_timeout(
 def test_an_upstream_that_breaks_off_mid_body_aborts_the_client_connection(
     tmp_path_factory: pytest.TempPathFactory, providers: dict[str, LoopbackServer]
 ) -> None:
-    import asyncio
 
     async def serve_truncated(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -145,3 +150,41 @@ def test_an_upstream_that_breaks_off_mid_body_aborts_the_client_connection(
 
     outcome = asyncio.run(scenario())
     assert outcome is httpx.RemoteProtocolError, f"a short body was passed off as whole: {outcome}"
+
+
+def test_a_get_without_a_body_reaches_legacy_without_body_headers(
+    tmp_path_factory: pytest.TempPathFactory, providers: dict[str, LoopbackServer]
+) -> None:
+    """Transparency at the byte level: no Content-Length or Transfer-Encoding is invented."""
+    heads: list[bytes] = []
+
+    async def record_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def scenario() -> tuple[int, int]:
+        upstream = await asyncio.start_server(record_head, "127.0.0.1", 0)
+        port = upstream.sockets[0].getsockname()[1]
+        directory = tmp_path_factory.mktemp("raw-legacy")
+        path = write_proxy_files(directory, f"http://127.0.0.1:{port}", providers["new"].url)
+        server = LoopbackServer(AuthSwitch(load_config(path)), name="authswitch").start()
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                plain = await client.get(server.url + "/account?tab=1")
+                with_body = await client.post(server.url + "/account", content=b"a=1")
+            return plain.status_code, with_body.status_code
+        finally:
+            server.stop()
+            upstream.close()
+
+    statuses = asyncio.run(scenario())
+
+    assert statuses == (204, 204)
+    plain_head, post_head = (head.lower() for head in heads)
+    assert plain_head.startswith(b"get /account?tab=1 http/1.1\r\n")
+    assert b"\r\ncontent-length:" not in plain_head, plain_head
+    assert b"\r\ntransfer-encoding:" not in plain_head, plain_head
+    # The same upstream does see a body's framing when there is one.
+    assert b"\r\ncontent-length: 3\r\n" in post_head or b"transfer-encoding" in post_head

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.demo.idp import DemoIdP
 from proxy.demo.loopback_server import LoopbackServer
-from proxy.metrics import ConnectionLabels
+from proxy.ops.metrics import ConnectionLabels
 from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, free_port, write_proxy_files
 from tests.proxy.test_serve_command import _wait_ready
 

@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from proxy.asgi_types import Message
-from proxy.new_provider import form_csp, render_form, send_form_post, target_url
+from proxy.callback.forward import form_csp, render_form, send_form_post, target_url
+from proxy.http.asgi_types import Message
 
 ACTION = "https://auth.new-provider.example:8443/sso/acme/acs?tenant=eu"
 

@@ -25,13 +25,13 @@ from typer.testing import CliRunner
 
 from connection_map import Connection
 from proxy.app import AuthSwitch
-from proxy.cli import app as cli_app
+from proxy.callback.decide import RouteDecider
+from proxy.callback.identify import Identification, Outcome
+from proxy.cli.flags import ExitCode
+from proxy.cli.main import app as cli_app
 from proxy.config import ConfigError, OpenFeatureFlag, Strategy, load_config
-from proxy.decision import RouteDecider
 from proxy.demo.idp import DemoIdP
 from proxy.demo.loopback_server import LoopbackServer
-from proxy.flags_cli import ExitCode
-from proxy.identify import Identification, Outcome
 from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, ProxyEnv, write_proxy_files
 from tests.proxy.openfeature_helpers import connection_list_provider
 

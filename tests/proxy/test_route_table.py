@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.callback.intake import SINGLE_VALUED
+from proxy.callback.routes import RouteTable
 from proxy.config import Route
-from proxy.intake import SINGLE_VALUED
-from proxy.route_table import RouteTable
 
 
 def route(path: str, *identify: str, protocol: str = "saml") -> Route:

@@ -30,14 +30,14 @@ from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
-from proxy import saml_response
-from proxy.demo.keys import generate_keypair
-from proxy.saml_response import (
+from proxy.callback import saml_response
+from proxy.callback.saml_response import (
     RejectReason,
     SamlRejected,
     SamlResponseFacts,
     inspect_saml_response,
 )
+from proxy.demo.keys import generate_keypair
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"

@@ -58,3 +58,38 @@ def test_hmac_mode_accepts_a_signed_body_and_refuses_a_tampered_one(
     }
     assert verified[door](signed.json())
     assert [u["userName"] for u in env.scim.users()] == [ALICE[0]]
+
+
+@pytest.mark.parametrize(
+    ("authentication", "name", "values"),
+    [
+        ("shared_secret", "x-authswitch-broker-secret", ["secret", "secret"]),
+        ("shared_secret", "x-authswitch-broker-secret", ["secret", "not-the-secret-at-all"]),
+        ("shared_secret", "x-authswitch-broker-secret", ["not-the-secret-at-all", "secret"]),
+        ("hmac", "x-authswitch-signature", ["signature", "signature"]),
+        ("hmac", "x-authswitch-signature", ["signature", "sha256=00"]),
+        ("hmac", "x-authswitch-signature", ["sha256=00", "signature"]),
+    ],
+    ids=[
+        "secret-twice",
+        "secret-then-wrong",
+        "wrong-then-secret",
+        "signature-twice",
+        "signature-then-wrong",
+        "wrong-then-signature",
+    ],
+)
+def test_a_repeated_authentication_header_is_refused(
+    start_broker: StartBroker, authentication: str, name: str, values: list[str]
+) -> None:
+    """Which copy would a front proxy or the provider have checked? Neither is trusted."""
+    env = start_broker(authentication=authentication)
+    body = json.dumps(hook_body("cognito", *ALICE)).encode()
+    real = {"secret": env.secret.decode(), "signature": sign(env.secret, body)}
+    headers = [(name, real.get(value, value)) for value in values]
+
+    answer = httpx.post(f"{env.url}/_authswitch/broker/cognito", content=body, headers=headers)
+
+    assert answer.status_code == 401
+    assert answer.json() == {"error": "unauthorized"}
+    assert env.scim.users() == []

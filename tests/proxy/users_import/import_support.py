@@ -18,7 +18,7 @@ from scim2_server.memory import AsyncInMemoryStorage
 from scim2_server.utils import load_default_provider
 from typer.testing import CliRunner, Result
 
-from proxy.cli import app
+from proxy.cli.main import app
 from tests.conftest import write_proxy_files
 from tests.proxy.broker.broker_support import ScimServer, serve
 

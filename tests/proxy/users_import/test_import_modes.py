@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from proxy.cli import app
+from proxy.cli.main import app
 from tests.conftest import free_port, write_proxy_files
 from tests.proxy.users_import.import_support import (
     CountingScim,

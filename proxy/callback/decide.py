@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
@@ -12,9 +13,12 @@ from openfeature.flag_evaluation import FlagEvaluationDetails
 
 from connection_map import ServedConnection
 from flags import FLAG_KEY
-from proxy.config import OpenFeatureFlag
+from proxy.callback.identify import Identification, Outcome
+from proxy.config import BounceBack, OpenFeatureFlag
 from proxy.flow_store import FlowRecord
-from proxy.identify import Identification, Outcome
+
+if TYPE_CHECKING:
+    from proxy.callback.context import Callback
 
 Destination = Literal["new", "legacy"]
 
@@ -28,6 +32,20 @@ class Decision:
     destination: Destination
     reason: str
     connection: ServedConnection | None
+
+
+def decide(callback: Callback, decider: RouteDecider, bounce: BounceBack) -> None:
+    """Where the identified callback goes; the decision's reason is the callback's reason."""
+    assert callback.fields is not None and callback.identification is not None
+    decision = callback.decision = decider.decide(
+        callback.identification,
+        callback.match.route.protocol,
+        bounced_back=callback.fields.query.get(bounce.param) == bounce.value,
+        unsolicited=callback.unsolicited,
+        flow=callback.flow,
+    )
+    callback.reason = decision.reason
+    callback.decided = time.perf_counter()
 
 
 class RouteDecider:

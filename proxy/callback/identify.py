@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from connection_map import ConnectionMap, ServedConnection
+from proxy.callback.intake import CallbackFields
 from proxy.config import Route, Strategy
-from proxy.flow_store import FlowRecord
-from proxy.intake import CallbackFields
+from proxy.flow_store import FlowRecord, FlowStore
+
+if TYPE_CHECKING:
+    from proxy.callback.context import Callback
 
 
 class Outcome(StrEnum):
@@ -34,6 +38,27 @@ class Identification:
 _UNIDENTIFIED = Identification(Outcome.UNIDENTIFIED)
 _UNKNOWN = Identification(Outcome.UNKNOWN)
 _AMBIGUOUS = Identification(Outcome.AMBIGUOUS)
+
+
+async def identify(callback: Callback, connections: ConnectionMap, flows: FlowStore | None) -> None:
+    """Find the callback's recorded flow (if flows are kept) and the connection it belongs to."""
+    fields = callback.fields
+    assert fields is not None  # intake ran
+    route = callback.match.route
+    if flows is not None:
+        # SAML names its flow by InResponseTo, OIDC by state.
+        flow_id = callback.in_response_to if route.protocol == "saml" else fields.get("state")
+        if flow_id:
+            callback.flow = await flows.lookup(flow_id)
+    callback.identification = identify_connection(
+        route,
+        callback.match.params,
+        fields,
+        callback.issuer,
+        callback.scope["path"],
+        connections,
+        flow=callback.flow,
+    )
 
 
 def identify_connection(

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import uvicorn
 
 from proxy.config import Config, load_config
-from proxy.json_logging import configure_logging
-from proxy.metrics import MULTIPROC_ENV, exposition
+from proxy.ops.json_logging import configure_logging
+from proxy.ops.metrics import MULTIPROC_ENV, exposition
 
 CONFIG_ENV = "AUTHSWITCH_CONFIG"
 
@@ -36,7 +36,7 @@ def serve(config_path: str, config: Config, *, workers: int, graceful_seconds: i
     if config.metrics.port is not None:
         _start_metrics_server(config.metrics.host, config.metrics.port)
     uvicorn.run(
-        "proxy.server:create_app_from_env",
+        "proxy.ops.server:create_app_from_env",
         factory=True,
         host=config.listen.host,
         port=config.listen.port,

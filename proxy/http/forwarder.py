@@ -14,8 +14,8 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from proxy.asgi_types import RawHeaders, Send
-from proxy.forwarded_headers import response_headers
+from proxy.http.asgi_types import RawHeaders, Send
+from proxy.http.forwarded_headers import response_headers
 
 _SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxy.asgi_types import RawHeaders
+from proxy.http.asgi_types import RawHeaders
 
 # RFC 9110 section 7.6.1 plus the non-standard ones proxies commonly meet.
 HOP_BY_HOP = frozenset(

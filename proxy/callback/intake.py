@@ -7,10 +7,18 @@ callback body is read raw, capped, and parsed here; the raw bytes are what gets 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
-from proxy.asgi_types import Receive
+from proxy.callback.saml_response import PASSED_TO_LEGACY, SamlRejected, inspect_saml_response
+from proxy.config import Limits
+from proxy.http.asgi_types import Receive
+from proxy.http.headers import content_length, header_value
+
+if TYPE_CHECKING:
+    from proxy.callback.context import Callback
 
 # Fields that carry a single-use artifact or flow identifier: a second copy makes the
 # callback ambiguous (which one would the receiver read?), so it is refused.
@@ -27,8 +35,56 @@ class CallbackRejected(Exception):
         self.reason = reason
 
 
+class NotRead(Exception):
+    """A callback authswitch does not read but may pass on: legacy gets it unchanged."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ClientDisconnected(Exception):
     """The client went away before its request body was complete."""
+
+
+async def take_in(
+    callback: Callback, receive: Receive, limits: Limits, body_seconds: float
+) -> None:
+    """Read the callback's body, parse its fields and read its SAML facts into `callback`.
+
+    Raises CallbackRejected or SamlRejected for what authswitch refuses to route, NotRead for
+    what it passes to legacy unread, and ClientDisconnected when the client went away first.
+    """
+    scope = callback.scope
+    headers = scope["headers"]
+    body = callback.body = await read_body(
+        receive, content_length(headers), limits.max_body_bytes, body_seconds
+    )
+    callback.received = time.perf_counter()
+    content_type = header_value(headers, b"content-type")
+    fields = callback.fields = parse_fields(
+        scope["query_string"], body, content_type, limits.max_fields, callback.match.single_valued
+    )
+    protocol = callback.match.route.protocol
+    if outside_binding(protocol, scope["method"], fields, content_type, body):
+        raise NotRead("outside_binding")
+    if protocol != "saml":
+        return
+    value = fields.get("SAMLResponse")
+    if value is None:
+        return
+    try:
+        facts = inspect_saml_response(value, max_decoded_bytes=limits.max_body_bytes)
+    except SamlRejected as exc:
+        if exc.reason not in PASSED_TO_LEGACY:
+            raise
+        reason = exc.reason
+    else:
+        callback.issuer = facts.issuer
+        callback.in_response_to = facts.in_response_to
+        callback.unsolicited = facts.in_response_to is None
+        return
+    raise NotRead(f"saml_{reason}")  # outside the except block: no chained parser text
 
 
 async def read_body(

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 
 from connection_map.served_routes import PATH_PARAM, compile_path_template
+from proxy.callback.intake import SINGLE_VALUED
 from proxy.config import Route, Strategy
-from proxy.intake import SINGLE_VALUED
 
 
 @dataclass(frozen=True, slots=True)

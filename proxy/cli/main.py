@@ -9,11 +9,11 @@ import typer
 
 from connection_map import ConnectionMapError, load_connection_map
 from flags import FlagFileError, load_rollout_state
-from proxy.broker_cli import broker_app
+from proxy.cli.broker import broker_app
+from proxy.cli.connections import connections_app
+from proxy.cli.flags import flags_app
+from proxy.cli.users import users_app
 from proxy.config import Config, ConfigError, load_config
-from proxy.connections_cli import connections_app
-from proxy.flags_cli import flags_app
-from proxy.users_cli import users_app
 
 app = typer.Typer(
     help="Transparent SSO callback proxy for moving connections to a new auth provider.",
@@ -32,7 +32,7 @@ def serve(
     ] = 25,
 ) -> None:
     """Serve the proxy in front of the legacy host described by CONFIG."""
-    from proxy.server import serve as run_server
+    from proxy.ops.server import serve as run_server
 
     try:
         settings = load_config(config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from proxy.asgi_types import RawHeaders, Send
+from proxy.http.asgi_types import RawHeaders, Send
 
 _NO_STORE: RawHeaders = [
     (b"cache-control", b"no-store"),

@@ -1,0 +1,1 @@
+"""The callback path: intake, identify, decide, forward or fall through, account."""

@@ -1,0 +1,80 @@
+"""Accounting: every callback ends with one log line and its metrics, however it ends."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from proxy.http.asgi_types import Scope
+from proxy.ops import metrics
+
+if TYPE_CHECKING:
+    from proxy.callback.context import Callback
+
+access_log = logging.getLogger("authswitch.access")
+
+
+class CallbackAccounting:
+    """Counts and logs finished callbacks; connection labels are capped (metrics cardinality)."""
+
+    def __init__(self, max_connection_labels: int) -> None:
+        self._connection_label = metrics.ConnectionLabels(max_connection_labels)
+
+    def account(self, callback: Callback) -> None:
+        """Record a finished callback: metrics by connection, destination, reason and outcome;
+        one log line."""
+        finished = time.perf_counter()
+        if callback.decision is not None:
+            metrics.DECISION_SECONDS.observe(callback.decided - callback.received)
+            metrics.FORWARD_SECONDS.labels(callback.destination).observe(
+                finished - callback.decided
+            )
+        connection = callback.connection
+        connection_id = connection.id if connection is not None else None
+        identification = callback.identification
+        strategy = identification.strategy if identification is not None else None
+        elapsed = finished - callback.started
+        destination = callback.destination
+        metrics.CALLBACKS.labels(
+            self._connection_label(connection_id), destination, callback.reason, callback.outcome
+        ).inc()
+        metrics.CALLBACK_SECONDS.labels(destination).observe(elapsed)
+        scope = callback.scope
+        access_log.info(
+            "callback",
+            extra={
+                "fields": {
+                    "request_id": callback.request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "connection": connection_id,
+                    "strategy": strategy.value if strategy else None,
+                    "destination": destination,
+                    "reason": callback.reason,
+                    "outcome": callback.outcome,
+                    "status": callback.status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                }
+            },
+        )
+
+
+def account_pass_through(
+    scope: Scope, request_id: str, started: float, status: int, outcome: str
+) -> None:
+    """Record a non-callback request passed to legacy: a counter by outcome, a log line."""
+    metrics.PASSTHROUGH.labels(outcome).inc()
+    access_log.info(
+        "request",
+        extra={
+            "fields": {
+                "request_id": request_id,
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "outcome": outcome,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+        },
+    )

@@ -1,0 +1,62 @@
+"""The one object a callback's steps pass along: what was received, found, decided and done."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+from connection_map import ServedConnection
+from proxy.callback.decide import Decision
+from proxy.callback.identify import Identification
+from proxy.callback.intake import CallbackFields
+from proxy.callback.routes import RouteMatch
+from proxy.flow_store import FlowRecord
+from proxy.http.asgi_types import Scope
+
+
+@dataclass(slots=True, eq=False)
+class Callback:
+    """One callback in flight; each step fills in its part. Slotted: one allocation per request."""
+
+    scope: Scope
+    match: RouteMatch
+    request_id: str
+    started: float
+    # intake
+    body: bytes = b""
+    fields: CallbackFields | None = None
+    received: float = 0.0
+    # SAML facts (routing issuer, InResponseTo; unsolicited when a response has none)
+    issuer: str | None = None
+    in_response_to: str | None = None
+    unsolicited: bool = False
+    # identify and decide
+    flow: FlowRecord | None = None
+    identification: Identification | None = None
+    decision: Decision | None = None
+    decided: float = 0.0
+    # the result, for accounting
+    status: int = 0
+    outcome: str = ""
+    destination: Literal["new", "legacy", "rejected"] = "legacy"
+    reason: str = ""
+
+    def goes_to_new_provider(self) -> bool:
+        """Whether the decision sends this callback to the new provider."""
+        decision = self.decision
+        return (
+            decision is not None
+            and decision.destination == "new"
+            and decision.connection is not None
+        )
+
+    @property
+    def connection(self) -> ServedConnection | None:
+        """The connection the decision names, if any."""
+        return None if self.decision is None else self.decision.connection
+
+
+def new_request_id() -> str:
+    """Correlates log lines and answers; it guards nothing, so no urandom syscall per request."""
+    return f"{random.getrandbits(64):016x}"

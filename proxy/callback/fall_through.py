@@ -1,0 +1,107 @@
+"""Falling through to legacy: the request reaches the legacy upstream as it would without us.
+
+Used for callbacks that stay on legacy and for every request that is not a callback (passed
+through with its body streamed, never buffered).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
+
+from proxy.callback.account import account_pass_through
+from proxy.callback.context import new_request_id
+from proxy.callback.intake import ClientDisconnected
+from proxy.config import Forwarding, Legacy
+from proxy.http.asgi_types import Message, Receive, Scope, Send
+from proxy.http.forwarded_headers import request_headers
+from proxy.http.forwarder import HttpForwarder, UpstreamFailed, UpstreamUnavailable
+from proxy.http.headers import client_host, has_body, header_value
+from proxy.http.responses import send_error
+
+if TYPE_CHECKING:
+    from proxy.callback.context import Callback
+
+
+class LegacyFallThrough:
+    """Forwards requests to the legacy upstream and answers with what it answered."""
+
+    def __init__(self, legacy: Legacy, forwarding: Forwarding, forwarder: HttpForwarder) -> None:
+        url = urlsplit(str(legacy.url))
+        self._base = f"{url.scheme}://{url.netloc}{url.path.rstrip('/')}"
+        self._host = None if legacy.preserve_host else url.netloc.encode()
+        self._trust_forwarded = forwarding.trust_forwarded_headers
+        self._forwarder = forwarder
+
+    async def fall_through(self, callback: Callback, send: Send) -> None:
+        """Send the callback to legacy with the body authswitch read; record what happened."""
+        callback.status, callback.outcome = await self.forward(
+            callback.scope, send, callback.body, callback.request_id
+        )
+        callback.destination = "legacy"
+
+    async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A request that is not a callback: streamed to legacy, logged and counted."""
+        started = time.perf_counter()
+        request_id = new_request_id()
+        body = _stream_body(receive) if has_body(scope["headers"]) else None
+        try:
+            status, outcome = await self.forward(scope, send, body, request_id)
+        except ClientDisconnected:
+            return
+        account_pass_through(scope, request_id, started, status, outcome)
+
+    async def forward(
+        self, scope: Scope, send: Send, body: bytes | AsyncIterator[bytes] | None, request_id: str
+    ) -> tuple[int, str]:
+        """Forward to legacy; the answer's status and the outcome (`legacy_*`)."""
+        headers = request_headers(
+            scope["headers"],
+            client_host=client_host(scope),
+            scheme=scope["scheme"],
+            host=header_value(scope["headers"], b"host"),
+            upstream_host=self._host,
+            trust_forwarded=self._trust_forwarded,
+        )
+        raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
+        url = self._base + raw_path.decode("latin-1")
+        if scope["query_string"]:
+            url += "?" + scope["query_string"].decode("latin-1")
+        try:
+            status = await self._forwarder.forward(
+                send,
+                method=scope["method"],
+                url=url,
+                headers=headers,
+                body=body,
+                extra_response_headers=[(b"x-request-id", request_id.encode())],
+            )
+        except UpstreamUnavailable:
+            await send_error(
+                send,
+                502,
+                "legacy_unavailable",
+                "the legacy upstream could not be reached",
+                request_id,
+            )
+            return 502, "legacy_unavailable"
+        except UpstreamFailed as exc:
+            await send_error(
+                send, 502, exc.reason, "the legacy upstream did not answer in time", request_id
+            )
+            return 502, "legacy_upstream_error"
+        return status, "legacy_proxied"
+
+
+async def _stream_body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return

@@ -1,0 +1,1 @@
+"""The `authswitch` command line: one module per command group; `main` is the entry point."""

@@ -1,0 +1,1 @@
+"""Operating the service: health and readiness, metrics, JSON logging, the server process."""
