@@ -31,6 +31,7 @@ from connection_map.model import (
     SamlSettings,
     SpKeyUse,
 )
+from connection_map.routes import Identification, Route, RouteTable, Strategy, identify_connection
 from connection_map.saml_metadata import (
     IdpMetadata,
     MetadataError,
@@ -38,7 +39,6 @@ from connection_map.saml_metadata import (
     parse_idp_metadata,
 )
 from connection_map.served import ServedConnection, ServedTarget
-from connection_map.served_routes import ServedRoute
 from connection_map.triage import (
     Reason,
     Triage,
@@ -60,6 +60,7 @@ __all__ = [
     "CsvImport",
     "ForwardMode",
     "Hold",
+    "Identification",
     "IdpMetadata",
     "ImportProblem",
     "ImportRefused",
@@ -72,16 +73,19 @@ __all__ = [
     "Organization",
     "Protocol",
     "Reason",
+    "Route",
+    "RouteTable",
     "SamlSettings",
     "ServedConnection",
-    "ServedRoute",
     "ServedTarget",
     "SpKeyUse",
+    "Strategy",
     "Triage",
     "TriageSettings",
     "check_connections",
     "export_connections_csv",
     "fetch_metadata",
+    "identify_connection",
     "import_connections_csv",
     "import_idp_metadata",
     "load_connection_map",

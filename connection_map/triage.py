@@ -2,7 +2,10 @@
 
 Triage is computed from the facts in the map, the routes authswitch serves and the clock; it
 never reads the proxy's config itself (``connection_map`` doesn't import ``proxy``): callers
-pass the routes as :class:`ServedRoute` values. One pass over the map, O(n).
+pass the configured routes. Whether a route attributes a connection's callbacks to it is asked
+of the proxy's own identification (:mod:`connection_map.routes`), with the callback the
+connection's IdP would send: its legacy URL, its Issuer, its RelayState prefix, a flow started
+through authswitch. One pass over the map, O(n).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from connection_map.certificates import CertificateError, certificate_facts
+from connection_map.index import ConnectionMap
 from connection_map.model import (
     Assessment,
     Connection,
@@ -21,7 +25,7 @@ from connection_map.model import (
     Protocol,
     SpKeyUse,
 )
-from connection_map.served_routes import ServedRoute, match_route
+from connection_map.routes import Outcome, Route, RouteTable, Strategy, identify_connection
 
 NAMEID = "urn:oasis:names:tc:SAML:{}:nameid-format:{}"
 DEFAULT_NAME_ID_FORMATS: frozenset[str] = frozenset(
@@ -70,7 +74,7 @@ class Triage:
 class TriageSettings:
     """What triage compares the map against. ``routes=None`` skips the route checks."""
 
-    routes: Sequence[ServedRoute] | None = None
+    routes: Sequence[Route] | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     expiry_warning: timedelta = EXPIRY_WARNING
     name_id_formats: frozenset[str] = DEFAULT_NAME_ID_FORMATS
@@ -89,10 +93,10 @@ def triage_connections(
     for c in members:
         if c.saml is not None and c.saml.idp_entity_id and issuers[c.saml.idp_entity_id] > 1:
             sharers.setdefault(c.saml.idp_entity_id, []).append(c.id)
-    callback_owners = {
-        c.oidc.callback_path: c.id for c in members if c.oidc is not None and c.oidc.callback_path
-    }
-    context = _Context(settings, issuers, sharers, callback_owners)
+    routes = settings.routes
+    table = RouteTable(tuple(routes)) if routes is not None else None
+    index = ConnectionMap.build(ConnectionMapDocument(version=1, connections=tuple(members)))
+    context = _Context(settings, issuers, sharers, table, index)
     return {c.id: Triage(c.id, tuple(_reasons(c, context))) for c in members}
 
 
@@ -125,7 +129,8 @@ class _Context:
     settings: TriageSettings
     issuers: Mapping[str, int]
     sharers: Mapping[str, list[str]]
-    callback_owners: Mapping[str, str]
+    routes: RouteTable | None
+    index: ConnectionMap
 
 
 def _reasons(connection: Connection, context: _Context) -> Iterable[Reason]:
@@ -238,15 +243,15 @@ def _certificate_reasons(connection: Connection, settings: TriageSettings) -> It
 def _routing_reasons(connection: Connection, context: _Context) -> Iterable[Reason]:
     entity_id = connection.saml.idp_entity_id if connection.saml is not None else None
     shared = context.sharers.get(entity_id) if entity_id is not None else None
-    routes = context.settings.routes
-    if routes is None:
+    table = context.routes
+    if table is None:
         if shared is not None:
             yield _shared_issuer(connection, shared)
         return
     url = connection.legacy.callback_url if connection.legacy is not None else None
     what = "ACS URL" if connection.protocol is Protocol.SAML else "redirect URI"
     if url is None:
-        if not any(_recognised_anywhere(connection, r, context) for r in routes):
+        if not any(_recognised_anywhere(connection, r, context) for r in table.routes):
             yield Reason(
                 "legacy_url_unknown",
                 Assessment.BLOCKED,
@@ -256,8 +261,8 @@ def _routing_reasons(connection: Connection, context: _Context) -> Iterable[Reas
         return
     parts = urlsplit(url)
     path = unquote(parts.path) or "/"
-    found = match_route(routes, path, connection.protocol.value)
-    if found is None:
+    found = table.match(path)
+    if found is None or not found[0].receives(connection.protocol.value):
         yield Reason(
             "legacy_url_not_routed",
             Assessment.BLOCKED,
@@ -267,8 +272,8 @@ def _routing_reasons(connection: Connection, context: _Context) -> Iterable[Reas
         return
     route, params = found
     query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-    problem, only_shared = _route_votes(connection, route, params, query, path, context)
-    if only_shared and shared is not None:
+    problem = _identification_problem(connection, route, params, query, path, context)
+    if problem == _SHARED and shared is not None:
         yield _shared_issuer(connection, shared, url=url, route=route)
     elif problem is not None:
         yield Reason(
@@ -278,64 +283,77 @@ def _routing_reasons(connection: Connection, context: _Context) -> Iterable[Reas
         )
 
 
-def _route_votes(
+_SHARED = "its Issuer is shared with other connections"
+# The Issuer a SAML callback carries when the map does not know the IdP's entity id: it
+# matches no connection, as the real one would not.
+_UNKNOWN_ISSUER = "urn:authswitch:triage:issuer-not-in-the-map"
+
+
+def _identification_problem(
     connection: Connection,
-    route: ServedRoute,
+    route: Route,
     params: Mapping[str, str],
     query: Mapping[str, str],
     path: str,
     context: _Context,
-) -> tuple[str | None, bool]:
-    """Mirror of the proxy's identification: (why it fails, or None; only a shared Issuer)."""
-    recognised = False
-    shared = False
-    for strategy in route.identify:
-        if strategy == "path":
-            value = params.get("connection")
-            if value != connection.id:
-                return f"its path segment {value!r} is not the connection id", False
-            recognised = True
-        elif strategy == "query":
-            value = query.get(route.query_param)
-            if value is None:
-                continue
-            if value != connection.id:
-                return f"its {route.query_param}={value!r} is not the connection id", False
-            recognised = True
-        elif strategy == "saml_issuer":
-            entity_id = connection.saml.idp_entity_id if connection.saml is not None else None
-            if entity_id is None:
-                return "the connection has no saml.idp_entity_id to match the Issuer", False
-            if context.issuers[entity_id] > 1:
-                shared = True
-            else:
-                recognised = True
-        elif strategy == "callback_path":
-            owner = context.callback_owners.get(path)
-            if owner is None:
-                continue
-            if owner != connection.id:
-                return f"the path is connection {owner!r}'s oidc.callback_path", False
-            recognised = True
-    if recognised:
-        return None, False
-    if shared:
-        return None, True
-    return "none of its strategies (" + ", ".join(route.identify) + ") finds this connection", False
+) -> str | None:
+    """Why the proxy would not attribute this connection's callback on `route` to it, if so.
+
+    The callback is the one the connection's IdP sends: to the legacy URL, with the IdP's
+    Issuer, a RelayState starting with the connection's prefix, and (OIDC) a `state` whose
+    flow was started through authswitch for this connection.
+    """
+    result = identify_connection(
+        route,
+        params,
+        query,
+        path,
+        context.index,
+        issuer=_issuer_sent(connection),
+        relay_state=connection.relay_state_prefix,
+        flow_connection=connection.id if connection.protocol is Protocol.OIDC else None,
+    )
+    strategies = ", ".join(route.identify)
+    if result.outcome is Outcome.IDENTIFIED:
+        assert result.connection is not None
+        if result.connection.id == connection.id:
+            return None
+        via = result.strategy.value if result.strategy is not None else "identify"
+        return f"its {via} strategy identifies connection {result.connection.id!r} instead"
+    if result.outcome is Outcome.AMBIGUOUS:
+        return _SHARED if result.shared_issuer else f"its strategies ({strategies}) disagree"
+    if result.outcome is Outcome.UNKNOWN:
+        saml = connection.saml
+        if Strategy.SAML_ISSUER in route.identify and saml is not None and not saml.idp_entity_id:
+            return "the connection has no saml.idp_entity_id to match the Issuer"
+        return f"its strategies ({strategies}) name a connection id that is not in the map"
+    return f"none of its strategies ({strategies}) finds this connection"
 
 
-def _recognised_anywhere(connection: Connection, route: ServedRoute, context: _Context) -> bool:
-    # Without the legacy URL only two things identify a connection whatever its URL: a unique
-    # Issuer on an Issuer-only route, or its own callback path on a callback_path route.
-    if route.protocol != connection.protocol.value:
+def _issuer_sent(connection: Connection) -> str | None:
+    if connection.protocol is not Protocol.SAML:
+        return None
+    entity_id = connection.saml.idp_entity_id if connection.saml is not None else None
+    return entity_id or _UNKNOWN_ISSUER
+
+
+def _recognised_anywhere(connection: Connection, route: Route, context: _Context) -> bool:
+    """Without the legacy URL, whether some URL of this route identifies the connection: the
+    route's own path when it has no parameters, or the connection's own callback path."""
+    if not route.receives(connection.protocol.value):
         return False
-    if route.identify == ("saml_issuer",) and connection.saml is not None:
-        entity_id = connection.saml.idp_entity_id
-        return entity_id is not None and context.issuers[entity_id] == 1
-    if route.identify == ("callback_path",) and connection.oidc is not None:
-        own = connection.oidc.callback_path
-        return own is not None and match_route([route], own, route.protocol) is not None
-    return False
+    candidates: list[tuple[str, dict[str, str]]] = []
+    if "{" not in route.path:
+        candidates.append((route.path, {}))
+    own = connection.oidc.callback_path if connection.oidc is not None else None
+    if own is not None:
+        found = RouteTable((route,)).match(own)
+        if found is not None:
+            candidates.append((own, found[1]))
+    return any(
+        _identification_problem(connection, route, params, {}, path, context) is None
+        for path, params in candidates
+    )
 
 
 def _shared_issuer(
@@ -343,7 +361,7 @@ def _shared_issuer(
     sharers: list[str],
     *,
     url: str | None = None,
-    route: ServedRoute | None = None,
+    route: Route | None = None,
 ) -> Reason:
     others = ", ".join(repr(cid) for cid in sharers if cid != connection.id)
     assert connection.saml is not None

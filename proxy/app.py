@@ -21,7 +21,7 @@ from proxy.callback.context import new_request_id
 from proxy.callback.decide import RouteDecider
 from proxy.callback.fall_through import LegacyFallThrough
 from proxy.callback.pipeline import CallbackPipeline
-from proxy.callback.routes import RouteTable
+from proxy.callback.routes import CallbackRoutes
 from proxy.config import Config
 from proxy.flag_backend import provider_for
 from proxy.flow_affinity import START_PATH, FlowStartEndpoint, flow_store_for
@@ -51,7 +51,7 @@ class AuthSwitch:
         decider = RouteDecider(
             api.get_client(self.flags_domain), openfeature.flag if openfeature else None
         )
-        self._routes = RouteTable(config.routes)
+        self._routes = CallbackRoutes(config.routes)
         self._flows = flow_store_for(config)
         self._flow_start = (
             None if self._flows is None else FlowStartEndpoint(config, self._flows, decider)

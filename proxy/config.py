@@ -7,7 +7,7 @@ import inspect
 import os
 import re
 import typing
-from enum import Enum, StrEnum
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from connection_map.served_routes import PATH_PARAM
+from connection_map.routes import Route, Strategy
 from connection_map.yaml_document import YamlDocumentError, load_yaml_mapping
 from flags.evaluation import FLAG_KEY
 from flags.redis_keys import KEY_PREFIX_PATTERN
@@ -43,17 +43,6 @@ def read_secret_file(path: Path, key: str, *, min_bytes: int = 0) -> bytes:
     if len(value) < min_bytes:
         raise ConfigError(f"{key} '{path}': the secret must be at least {min_bytes} bytes")
     return value
-
-
-class Strategy(StrEnum):
-    """A way to tell which connection a callback belongs to."""
-
-    PATH = "path"  # the {connection} segment of the route path
-    QUERY = "query"  # a query parameter (route.query_param)
-    SAML_ISSUER = "saml_issuer"  # the Issuer of the SAMLResponse
-    CALLBACK_PATH = "callback_path"  # the request path is a connection's own OIDC callback path
-    RELAY_STATE_PREFIX = "relay_state_prefix"  # RelayState starts with a connection's prefix
-    OIDC_STATE = "oidc_state"  # the flow record of the OIDC `state` names the connection
 
 
 class _Model(BaseModel):
@@ -333,34 +322,6 @@ class FlowAffinity(_Model):
         """The shared secret from `secret_file`."""
         assert self.secret_file is not None
         return read_secret_file(self.secret_file, "flow_affinity.secret_file", min_bytes=16)
-
-
-class Route(_Model):
-    """A legacy callback URL authswitch intercepts."""
-
-    path: Annotated[str, Field(pattern=r"^/", max_length=1024)]
-    protocol: Literal["saml", "oidc"]
-    identify: Annotated[tuple[Strategy, ...], Field(min_length=1)]
-    query_param: Annotated[str, Field(min_length=1, max_length=128)] = "connection"
-    methods: tuple[Literal["GET", "POST"], ...] = ("GET", "POST")
-
-    @model_validator(mode="after")
-    def _check_strategies(self) -> Route:
-        params = [name for name, _ in PATH_PARAM.findall(self.path)]
-        repeated = sorted({p for p in params if params.count(p) > 1})
-        if repeated:  # the route table compiles each to a named group: names must be unique
-            raise ValueError(f"'{{{repeated[0]}}}' appears more than once in the path")
-        if Strategy.PATH in self.identify and "connection" not in params:
-            raise ValueError("strategy 'path' needs a '{connection}' segment in the path")
-        if Strategy.SAML_ISSUER in self.identify and self.protocol != "saml":
-            raise ValueError("strategy 'saml_issuer' only applies to saml routes")
-        if Strategy.RELAY_STATE_PREFIX in self.identify and self.protocol != "saml":
-            raise ValueError("strategy 'relay_state_prefix' only applies to saml routes")
-        if Strategy.OIDC_STATE in self.identify and self.protocol != "oidc":
-            raise ValueError("strategy 'oidc_state' only applies to oidc routes")
-        if len(set(self.identify)) != len(self.identify):
-            raise ValueError("a strategy is listed twice in 'identify'")
-        return self
 
 
 class BounceBack(_Model):

@@ -14,8 +14,8 @@ import logging
 from urllib.parse import parse_qsl
 
 from connection_map import ConnectionMap
+from connection_map.routes import Identification, Outcome
 from proxy.callback.decide import RouteDecider
-from proxy.callback.identify import Identification, Outcome
 from proxy.config import Config
 from proxy.flow_store import FlowRecord, FlowStore, RedisFlowStore
 from proxy.http.asgi_types import RawHeaders, Scope, Send

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from connection_map import ServedConnection
+from connection_map.routes import Identification
 from proxy.callback.decide import Decision
-from proxy.callback.identify import Identification
 from proxy.callback.intake import CallbackFields
 from proxy.callback.routes import RouteMatch
 from proxy.flow_store import FlowRecord

@@ -12,8 +12,8 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import FlagEvaluationDetails
 
 from connection_map import ServedConnection
+from connection_map.routes import Identification, Outcome
 from flags import FLAG_KEY
-from proxy.callback.identify import Identification, Outcome
 from proxy.config import BounceBack, OpenFeatureFlag
 from proxy.flow_store import FlowRecord
 

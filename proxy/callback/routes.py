@@ -1,13 +1,11 @@
-"""Matching request paths against the configured callback routes."""
+"""Matching request paths against the configured callback routes (connection_map's table)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from connection_map.served_routes import PATH_PARAM, compile_path_template
+from connection_map.routes import Route, RouteTable, Strategy
 from proxy.callback.intake import SINGLE_VALUED
-from proxy.config import Route, Strategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,25 +22,16 @@ def single_valued_fields(route: Route) -> frozenset[str]:
     return SINGLE_VALUED
 
 
-class RouteTable:
-    """Callback routes compiled once: exact paths by dict, templates by regex."""
+class CallbackRoutes:
+    """The configured routes, each with the fields its callbacks may carry once only."""
 
     def __init__(self, routes: tuple[Route, ...]) -> None:
-        self._exact: dict[str, Route] = {}
-        self._templates: list[tuple[re.Pattern[str], Route]] = []
+        self._table = RouteTable(routes)
         self._single_valued = {route.path: single_valued_fields(route) for route in routes}
-        for route in routes:
-            if PATH_PARAM.search(route.path):
-                self._templates.append((compile_path_template(route.path), route))
-            else:
-                self._exact[route.path] = route
 
     def match(self, path: str) -> RouteMatch | None:
-        route = self._exact.get(path)
-        if route is not None:
-            return RouteMatch(route, {}, self._single_valued[route.path])
-        for pattern, candidate in self._templates:
-            found = pattern.fullmatch(path)
-            if found is not None:
-                return RouteMatch(candidate, found.groupdict(), self._single_valued[candidate.path])
-        return None
+        found = self._table.match(path)
+        if found is None:
+            return None
+        route, params = found
+        return RouteMatch(route, params, self._single_valued[route.path])

@@ -28,7 +28,6 @@ from connection_map import (
     MetadataError,
     MetadataFetchError,
     Protocol,
-    ServedRoute,
     TriageSettings,
     check_connections,
     export_connections_csv,
@@ -99,16 +98,7 @@ def _setup(config_path: Path, name_id_formats: Sequence[str] | None) -> _Setup:
             document = ConnectionMapDocument()
     except (ConfigError, ConnectionMapError) as exc:
         raise _fail(str(exc), 2) from None
-    routes = tuple(
-        ServedRoute(
-            path=route.path,
-            protocol=route.protocol,
-            identify=tuple(strategy.value for strategy in route.identify),
-            query_param=route.query_param,
-            methods=tuple(route.methods),
-        )
-        for route in config.routes
-    )
+    routes = config.routes  # the very routes the proxy serves, one model for both
     formats = frozenset(name_id_formats) if name_id_formats else DEFAULT_NAME_ID_FORMATS
     return _Setup(config, document, TriageSettings(routes=routes, name_id_formats=formats))
 

@@ -11,7 +11,7 @@ from connection_map import (
     Assessment,
     Connection,
     ConnectionMapDocument,
-    ServedRoute,
+    Route,
     TriageSettings,
     triage_connections,
     with_assessments,
@@ -19,12 +19,21 @@ from connection_map import (
 from tests.connection_map.conftest import SHA1_CERT, make_certificate
 
 LEGACY = "https://login.legacy.example"
+
+
+def served(path: str, protocol: str, *identify: str) -> Route:
+    """A route exactly as the proxy's config file declares one."""
+    return Route.model_validate({"path": path, "protocol": protocol, "identify": identify})
+
+
 ROUTES = (
-    ServedRoute("/login/callback", "saml", ("saml_issuer",)),
-    ServedRoute("/sso/{connection}/acs", "saml", ("path", "saml_issuer")),
-    ServedRoute("/auth0/login/callback", "saml", ("query", "saml_issuer")),
-    ServedRoute("/oidc/{connection}/callback", "oidc", ("path",)),
-    ServedRoute("/oauth2/callback/{rest:path}", "oidc", ("callback_path",)),
+    served("/login/callback", "saml", "saml_issuer"),
+    served("/sso/{connection}/acs", "saml", "path", "saml_issuer"),
+    served("/auth0/login/callback", "saml", "query", "saml_issuer"),
+    served("/oidc/{connection}/callback", "oidc", "path"),
+    served("/oauth2/callback/{rest:path}", "oidc", "callback_path"),
+    served("/relay/acs", "saml", "relay_state_prefix", "saml_issuer"),
+    served("/oidc/shared-callback", "oidc", "oidc_state"),
 )
 NOW = datetime.now(UTC)
 SETTINGS = TriageSettings(routes=ROUTES, now=NOW)
@@ -260,6 +269,41 @@ def test_an_oidc_callback_path_route_recognises_its_connection() -> None:
     assert codes(entry, target="hooli") == []
     stray = oidc("piper", legacy={"callback_url": f"{LEGACY}{path}"})
     assert codes(entry, stray, target="piper") == ["route_cannot_identify"]
+
+
+# -- triage asks the proxy's own identification ----------------------------------------------
+
+
+def test_an_oidc_connection_behind_a_shared_redirect_uri_moves_by_its_state() -> None:
+    """The proxy routes these by the flow record of `state`: triage must not block them."""
+    url = f"{LEGACY}/oidc/shared-callback"
+    hooli = oidc("hooli", legacy={"callback_url": url})
+    piper = oidc("piper", legacy={"callback_url": url})
+    results = triage(hooli, piper)
+    assert results["hooli"].reasons == () and results["piper"].reasons == ()
+
+
+def test_a_shared_issuer_told_apart_by_relay_state_prefix_moves(good_cert: str) -> None:
+    """RelayState prefixes tell two connections of one IdP apart, as the proxy does."""
+    url = {"callback_url": f"{LEGACY}/relay/acs"}
+    eu = saml("globex-eu", good_cert, saml_idp_entity_id=SHARED, legacy=url)
+    us = saml("globex-us", good_cert, saml_idp_entity_id=SHARED, legacy=url)
+    eu["relay_state_prefix"], us["relay_state_prefix"] = "eu:", "us:"
+    results = triage(eu, us)
+    assert results["globex-eu"].reasons == () and results["globex-us"].reasons == ()
+    del us["relay_state_prefix"]  # without its prefix, only the shared Issuer is left
+    (reason,) = triage(eu, us)["globex-us"].reasons
+    assert reason.code == "shared_idp_entity_id"
+
+
+def test_an_issuer_the_map_does_not_know_blocks_a_route_that_reads_it(good_cert: str) -> None:
+    """The real callback carries an Issuer; with no entity id in the map the proxy sees an
+    unknown connection, whatever the path says."""
+    entry = saml("acme", good_cert, legacy={"callback_url": f"{LEGACY}/sso/acme/acs"})
+    del entry["saml"]["idp_entity_id"]
+    (reason,) = triage(entry)["acme"].reasons
+    assert reason.code == "route_cannot_identify"
+    assert "no saml.idp_entity_id" in reason.message
 
 
 # -- two connections sharing one IdP entity id ----------------------------------------------

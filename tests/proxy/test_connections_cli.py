@@ -15,14 +15,10 @@ from typer.testing import CliRunner
 
 from connection_map import (
     Assessment,
-    ServedRoute,
     load_connection_map,
     read_connection_map_document,
 )
-from connection_map.served_routes import match_route
-from proxy.callback.routes import RouteTable
 from proxy.cli.main import app
-from proxy.config import Route
 from proxy.demo.loopback_server import LoopbackServer
 from tests.conftest import answer_lifespan
 from tests.connection_map.conftest import make_certificate, private_key_pem
@@ -370,41 +366,3 @@ def test_export_gives_back_the_imported_file(
     again = run("import", "csv", str(out), "--config", str(deployment))
     assert again.exit_code == 0
     assert read_connection_map_document(deployment.parent / "connections.yaml").version == 2
-
-
-# -- triage's route matching is the proxy's ---------------------------------------------------
-
-PARITY_ROUTES = [
-    {"path": "/login/callback", "protocol": "saml", "identify": ["saml_issuer"]},
-    {"path": "/sso/{connection}/acs", "protocol": "saml", "identify": ["path"]},
-    {"path": "/sso/special/acs", "protocol": "saml", "identify": ["saml_issuer"]},
-    {"path": "/cb/{rest:path}", "protocol": "oidc", "identify": ["callback_path"]},
-    {"path": "/t/{tenant}/{connection}/cb", "protocol": "oidc", "identify": ["path"]},
-]
-PATHS = [
-    "/login/callback",
-    "/login/callback/",
-    "/sso/acme/acs",
-    "/sso/special/acs",
-    "/sso/a/b/acs",
-    "/sso//acs",
-    "/cb/x",
-    "/cb/x/y/z",
-    "/cb/",
-    "/t/eu/acme/cb",
-    "/t/eu/cb",
-    "/other",
-]
-
-
-@pytest.mark.parametrize("path", PATHS)
-def test_triage_matches_routes_as_the_proxy_does(path: str) -> None:
-    routes = tuple(Route.model_validate(r) for r in PARITY_ROUTES)
-    served = [ServedRoute(r.path, r.protocol, tuple(s.value for s in r.identify)) for r in routes]
-    proxy = RouteTable(routes).match(path)
-    found = match_route(served, path, proxy.route.protocol if proxy else "saml")
-    if proxy is None:
-        assert found is None
-    else:
-        assert found is not None
-        assert (found[0].path, found[1]) == (proxy.route.path, proxy.params)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from connection_map import ConnectionMap, ConnectionMapDocument
-from proxy.callback.identify import Identification, Outcome, identify_connection
+from connection_map.routes import Identification, Outcome, identify_connection
 from proxy.callback.intake import parse_fields
 from proxy.config import ConfigError, FlowAffinity, Route, Strategy, parse_config
 from proxy.flow_store import FlowRecord
@@ -55,7 +55,14 @@ def identify(
 ) -> tuple[Outcome, str | None, Strategy | None]:
     fields = parse_fields(query, body, b"application/x-www-form-urlencoded", 64)
     result: Identification = identify_connection(
-        route, {}, fields, issuer, route.path, CONNECTIONS, flow=flow
+        route,
+        {},
+        fields.query,
+        route.path,
+        CONNECTIONS,
+        issuer=issuer,
+        relay_state=fields.get("RelayState"),
+        flow_connection=flow.connection_id if flow is not None else None,
     )
     connection_id = result.connection.id if result.connection is not None else None
     return result.outcome, connection_id, result.strategy

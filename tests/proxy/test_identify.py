@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from connection_map import ConnectionMap, ConnectionMapDocument
-from proxy.callback.identify import Identification, Outcome, identify_connection
+from connection_map.routes import Identification, Outcome, identify_connection
 from proxy.callback.intake import parse_fields
 from proxy.config import Route, Strategy
 
@@ -45,7 +45,15 @@ def identify(
     path: str = "/login/callback",
 ) -> Identification:
     fields = parse_fields(query, b"", None, 64)
-    return identify_connection(route, params or {}, fields, issuer, path, CONNECTIONS)
+    return identify_connection(
+        route,
+        params or {},
+        fields.query,
+        path,
+        CONNECTIONS,
+        issuer=issuer,
+        relay_state=fields.get("RelayState"),
+    )
 
 
 def identified_as(result: Identification) -> tuple[Outcome, str | None, Strategy | None]:
@@ -186,7 +194,9 @@ def test_conflicting_votes_are_ambiguous(the_route: Route, kwargs: dict[str, Any
 
 
 def test_a_shared_issuer_alone_is_ambiguous() -> None:
-    assert identify(ISSUER_ROUTE, issuer=SHARED_ISSUER) == Identification(Outcome.AMBIGUOUS)
+    assert identify(ISSUER_ROUTE, issuer=SHARED_ISSUER) == Identification(
+        Outcome.AMBIGUOUS, shared_issuer=("globex-eu", "globex-us")
+    )
 
 
 @pytest.mark.parametrize("sharer", ["globex-us", "globex-eu"])

@@ -24,9 +24,9 @@ from openfeature.provider.no_op_provider import NoOpProvider
 from typer.testing import CliRunner
 
 from connection_map import Connection
+from connection_map.routes import Identification, Outcome
 from proxy.app import AuthSwitch
 from proxy.callback.decide import RouteDecider
-from proxy.callback.identify import Identification, Outcome
 from proxy.cli.flags import ExitCode
 from proxy.cli.main import app as cli_app
 from proxy.config import ConfigError, OpenFeatureFlag, Strategy, load_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.callback.intake import SINGLE_VALUED
-from proxy.callback.routes import RouteTable
+from proxy.callback.routes import CallbackRoutes
 from proxy.config import Route
 
 
@@ -19,7 +19,7 @@ ACS = route("/login/callback")
 PER_CONNECTION = route("/sso/{connection}/acs", "path", "saml_issuer")
 OIDC = route("/oidc/{connection}/callback", "path", protocol="oidc")
 OIDC_REST = route("/oauth2/callback/{rest:path}", "callback_path", protocol="oidc")
-TABLE = RouteTable((ACS, PER_CONNECTION, OIDC, OIDC_REST))
+TABLE = CallbackRoutes((ACS, PER_CONNECTION, OIDC, OIDC_REST))
 
 
 def test_an_exact_path_matches_with_no_parameters() -> None:
@@ -61,14 +61,14 @@ def test_a_path_parameter_takes_the_rest_of_the_path_slashes_included() -> None:
 
 
 def test_a_path_parameter_in_the_middle_still_needs_the_literal_tail() -> None:
-    table = RouteTable((route("/t/{rest:path}/acs", "callback_path", protocol="oidc"),))
+    table = CallbackRoutes((route("/t/{rest:path}/acs", "callback_path", protocol="oidc"),))
     match = table.match("/t/a/b/acs")
     assert match is not None and match.params == {"rest": "a/b"}
     assert table.match("/t/a/b/acs/x") is None
 
 
 def test_several_parameters_are_captured_by_name() -> None:
-    table = RouteTable((route("/t/{tenant}/sso/{connection}/acs", "path"),))
+    table = CallbackRoutes((route("/t/{tenant}/sso/{connection}/acs", "path"),))
     match = table.match("/t/eu/sso/acme/acs")
     assert match is not None
     assert match.params == {"tenant": "eu", "connection": "acme"}
@@ -89,21 +89,21 @@ def test_several_parameters_are_captured_by_name() -> None:
 def test_regex_metacharacters_in_a_template_are_literal(
     template: str, literal: str, lookalike: str
 ) -> None:
-    table = RouteTable((route(template, "path"),))
+    table = CallbackRoutes((route(template, "path"),))
     match = table.match(literal)
     assert match is not None and match.params == {"connection": "acme"}
     assert table.match(lookalike) is None
 
 
 def test_braces_that_are_not_a_parameter_are_literal() -> None:
-    table = RouteTable((route("/cb/{not-a-param}/{connection}", "path"),))
+    table = CallbackRoutes((route("/cb/{not-a-param}/{connection}", "path"),))
     assert table.match("/cb/{not-a-param}/acme") is not None
     assert table.match("/cb/x/acme") is None
 
 
 def test_an_exact_route_wins_over_a_template_that_also_matches() -> None:
     special = route("/sso/legacy-admin/acs")
-    table = RouteTable((PER_CONNECTION, special))
+    table = CallbackRoutes((PER_CONNECTION, special))
     match = table.match("/sso/legacy-admin/acs")
     assert match is not None and match.route is special and match.params == {}
 
@@ -112,7 +112,7 @@ def test_overlapping_templates_match_in_configuration_order() -> None:
     first = route("/sso/{connection}/acs", "path")
     second = route("/sso/{slug}/acs", "callback_path", protocol="oidc")
     for routes in ((first, second), (second, first)):
-        match = RouteTable(routes).match("/sso/a/acs")
+        match = CallbackRoutes(routes).match("/sso/a/acs")
         assert match is not None and match.route is routes[0]
 
 
@@ -121,7 +121,7 @@ def test_a_route_identifying_by_query_allows_its_parameter_once_only() -> None:
     by_query = Route.model_validate(
         {"path": "/cb", "protocol": "oidc", "identify": ["query"], "query_param": "tenant"}
     )
-    table = RouteTable((by_query, ACS))
+    table = CallbackRoutes((by_query, ACS))
     query_match = table.match("/cb")
     assert query_match is not None
     assert query_match.single_valued == SINGLE_VALUED | {"tenant"}
@@ -132,10 +132,10 @@ def test_a_route_identifying_by_query_allows_its_parameter_once_only() -> None:
 
 def test_a_template_match_carries_its_routes_single_valued_fields() -> None:
     by_path_and_query = route("/sso/{connection}/acs", "path", "query")
-    match = RouteTable((by_path_and_query,)).match("/sso/acme/acs")
+    match = CallbackRoutes((by_path_and_query,)).match("/sso/acme/acs")
     assert match is not None
     assert match.single_valued == SINGLE_VALUED | {"connection"}
 
 
 def test_an_empty_table_matches_nothing() -> None:
-    assert RouteTable(()).match("/login/callback") is None
+    assert CallbackRoutes(()).match("/login/callback") is None
