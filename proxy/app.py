@@ -68,6 +68,8 @@ class AuthSwitch:
             connect_seconds=timeouts.connect_seconds,
             read_seconds=timeouts.read_seconds,
             keepalive_seconds=timeouts.upstream_keepalive_seconds,
+            max_header_bytes=config.limits.upstream_max_header_bytes,
+            max_headers=config.limits.upstream_max_headers,
         )
         legacy = urlsplit(str(config.legacy.url))
         self._legacy_base = f"{legacy.scheme}://{legacy.netloc}{legacy.path.rstrip('/')}"
@@ -325,14 +327,18 @@ class AuthSwitch:
             status, outcome = await self._to_legacy(scope, send, body, request_id)
             return status, outcome, "new_provider_unreachable"
         except UpstreamFailed as exc:
-            await send_error(
-                send, 502, exc.reason, "the new provider did not answer in time", request_id
-            )
+            await send_error(send, 502, exc.reason, f"the new provider {exc.what}", request_id)
             return 502, "new_upstream_error", decision.reason
         return status, "new_proxied", decision.reason
 
     async def _to_legacy(
-        self, scope: Scope, send: Send, body: bytes | AsyncIterator[bytes] | None, request_id: str
+        self,
+        scope: Scope,
+        send: Send,
+        body: bytes | AsyncIterator[bytes] | None,
+        request_id: str,
+        *,
+        resend: bool = False,
     ) -> tuple[int, str]:
         headers = request_headers(
             scope["headers"],
@@ -354,6 +360,7 @@ class AuthSwitch:
                 headers=headers,
                 body=body,
                 extra_response_headers=[(b"x-request-id", request_id.encode())],
+                resend=resend,
             )
         except UpstreamUnavailable:
             await send_error(
@@ -365,9 +372,7 @@ class AuthSwitch:
             )
             return 502, "legacy_unavailable"
         except UpstreamFailed as exc:
-            await send_error(
-                send, 502, exc.reason, "the legacy upstream did not answer in time", request_id
-            )
+            await send_error(send, 502, exc.reason, f"the legacy upstream {exc.what}", request_id)
             return 502, "legacy_upstream_error"
         return status, "legacy_proxied"
 
@@ -376,7 +381,7 @@ class AuthSwitch:
         request_id = _request_id()
         body = _stream_body(receive) if _has_body(scope["headers"]) else None
         try:
-            status, outcome = await self._to_legacy(scope, send, body, request_id)
+            status, outcome = await self._to_legacy(scope, send, body, request_id, resend=True)
         except ClientDisconnected:
             return
         metrics.PASSTHROUGH.labels(outcome).inc()
