@@ -194,8 +194,54 @@ class AuthSwitch:
     async def _callback(
         self, scope: Scope, receive: Receive, send: Send, match: RouteMatch
     ) -> None:
+        """Route one callback; however it ends (cancelled on shutdown, upstream broke off,
+        a bug), it gets one log line and one metric."""
         started = time.perf_counter()
         request_id = _request_id()
+        answer = _AnswerWatch(send)
+        where = _Routed()
+        try:
+            await self._route_callback(scope, receive, answer, match, started, request_id, where)
+        except asyncio.CancelledError:
+            if answer.status is None:
+                # Not a bare 500: say the callback may already be upstream.
+                await send_error(answer, 503, "cancelled", _CANCELLED, request_id)
+            self._account_unfinished(scope, request_id, started, where, answer, "cancelled")
+            raise
+        except ResponseTruncated:
+            self._account_unfinished(
+                scope, request_id, started, where, answer, "upstream_truncated"
+            )
+            raise
+        except Exception:
+            self._account_unfinished(scope, request_id, started, where, answer, "internal_error")
+            raise
+
+    def _account_unfinished(
+        self,
+        scope: Scope,
+        request_id: str,
+        started: float,
+        where: _Routed,
+        answer: _AnswerWatch,
+        outcome: str,
+    ) -> None:
+        status = answer.status if answer.status is not None else 500
+        destination = where.destination or "none"
+        self._account(
+            scope, request_id, started, where.connection, destination, where.reason, outcome, status
+        )
+
+    async def _route_callback(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        match: RouteMatch,
+        started: float,
+        request_id: str,
+        where: _Routed,
+    ) -> None:
         route = match.route
         limits = self.config.limits
         headers: RawHeaders = scope["headers"]
@@ -218,6 +264,16 @@ class AuthSwitch:
                 route.protocol, fields, limits.max_body_bytes
             )
         except ClientDisconnected:
+            self._account(
+                scope,
+                request_id,
+                started,
+                None,
+                "none",
+                "client_disconnected",
+                "client_disconnected",
+                499,
+            )
             return
         except (CallbackRejected, SamlRejected) as exc:
             status, reason = _rejection(exc)
@@ -248,6 +304,7 @@ class AuthSwitch:
         )
         decided = time.perf_counter()
         metrics.DECISION_SECONDS.observe(decided - received)
+        where.decided(decision)
         if decision.destination == "new" and decision.connection is not None:
             status, outcome, reason = await self._to_new_provider(
                 scope, send, decision, decision.connection, body, fields, request_id
@@ -488,6 +545,42 @@ class AuthSwitch:
         ready = not missing
         report = {"ready": ready, "missing": missing, "degraded": degraded, "checks": checks}
         return (200 if ready else 503), report
+
+
+_CANCELLED = (
+    "authswitch stopped before this callback was answered; it may have reached the upstream"
+)
+
+
+class _Routed:
+    """Where a callback was sent, once decided: for accounting one that ends abnormally."""
+
+    __slots__ = ("connection", "destination", "reason")
+
+    def __init__(self) -> None:
+        self.connection: str | None = None
+        self.destination: str | None = None
+        self.reason = "undecided"
+
+    def decided(self, decision: Decision) -> None:
+        self.connection = decision.connection.id if decision.connection is not None else None
+        self.destination = decision.destination
+        self.reason = decision.reason
+
+
+class _AnswerWatch:
+    """Wraps `send` to remember the status of an answer already started."""
+
+    __slots__ = ("_send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status: int | None = None
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
 
 
 def _saml_facts(

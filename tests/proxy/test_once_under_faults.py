@@ -3,15 +3,18 @@ connection after reading it, and every such callback is answered and accounted f
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlencode
 
 import httpx
 import pytest
+import uvicorn
 
 from flags import RolloutState, write_rollout_state
 from proxy import metrics
@@ -63,6 +66,9 @@ class BreakingUpstream:
                 if self.answer is not None:
                     conn.sendall(self.answer)
                     continue
+                if self.how == "hang":
+                    conn.recv(1)  # until the other side gives up
+                    return
                 if self.how == "reset":
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 return
@@ -207,3 +213,42 @@ def test_upstream_answer_within_common_server_limits_passes(tmp_path: Path) -> N
     assert response.status_code == 200
     assert response.text == "ok"
     assert len(response.headers["set-cookie"]) == 9004
+
+
+def test_callback_cut_by_the_graceful_timeout_gets_an_answer_a_log_line_and_a_metric(
+    tmp_path: Path, captured_logs: pytest.LogCaptureFixture
+) -> None:
+    with BreakingUpstream("hang") as legacy:
+        config = load_config(write_proxy_files(tmp_path, legacy.url, legacy.url))
+        before = _callback_count("legacy", "cancelled")
+        listener = socket.create_server(("127.0.0.1", 0))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                AuthSwitch(config), lifespan="on", log_config=None, timeout_graceful_shutdown=0.5
+            )
+        )
+        thread = threading.Thread(target=asyncio.run, args=(server.serve([listener]),))
+        thread.start()
+        while not server.started:
+            time.sleep(0.01)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/oidc/piedpiper/callback"
+        answers: list[httpx.Response] = []
+        client = threading.Thread(
+            target=lambda: answers.append(httpx.get(f"{url}?code=leaky-cut", timeout=10))
+        )
+        client.start()
+        while not legacy.requests:
+            time.sleep(0.01)
+        server.should_exit = True  # what SIGTERM does
+        client.join(10)
+        thread.join(10)
+        listener.close()
+
+    assert len(legacy.requests) == 1
+    assert answers[0].status_code == 503
+    assert answers[0].json()["error"] == "cancelled"
+    assert "may have reached the upstream" in answers[0].json()["message"]
+    assert _callback_count("legacy", "cancelled") == before + 1
+    fields = [r.fields for r in captured_logs.records if r.name == "authswitch.access"]
+    assert [f["outcome"] for f in fields] == ["cancelled"]
+    assert fields[0]["status"] == 503 and fields[0]["destination"] == "legacy"
