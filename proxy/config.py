@@ -384,7 +384,7 @@ class ServerLimits(_Model):
 
     # Above load balancers' idle timeouts (ALB 60 s, nginx upstream keepalive 60 s): the
     # balancer, not authswitch, must close an idle connection, or a request meets a closing one.
-    idle_seconds: Annotated[float, Field(gt=0, le=3600)] = 75.0
+    idle_seconds: Annotated[int, Field(ge=1, le=3600)] = 75
     header_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
     max_headers: Annotated[int, Field(ge=8, le=1000)] = 100
