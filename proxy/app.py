@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -205,7 +206,8 @@ class AuthSwitch:
         except asyncio.CancelledError:
             if answer.status is None:
                 # Not a bare 500: say the callback may already be upstream.
-                await send_error(answer, 503, "cancelled", _CANCELLED, request_id)
+                with contextlib.suppress(OSError):  # the client may be gone as well
+                    await send_error(answer, 503, "cancelled", _CANCELLED, request_id)
             self._account_unfinished(scope, request_id, started, where, answer, "cancelled")
             raise
         except ResponseTruncated:
