@@ -45,6 +45,7 @@ METRICS: dict[str, str] = {
     "authswitch_forward_duration_seconds_count": "exported",
     "authswitch_forward_duration_seconds_sum": "exported",
     "authswitch_passthrough_total": "exported",
+    "authswitch_refused_connections_total": "exported",  # client heads refused, by reason
     "authswitch_flags_version": "exported",  # gauge; -1 while no state is known
     "authswitch_flags_stale_seconds": "exported",  # gauge; 0 while the backend is readable
     "authswitch_flags_state_known": "exported",  # gauge; 0: no state ever, all legacy

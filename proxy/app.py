@@ -61,6 +61,8 @@ class AuthSwitch:
             connect_seconds=timeouts.connect_seconds,
             read_seconds=timeouts.read_seconds,
             keepalive_seconds=timeouts.upstream_keepalive_seconds,
+            max_header_bytes=config.limits.upstream_max_header_bytes,
+            max_headers=config.limits.upstream_max_headers,
         )
         self._legacy = LegacyFallThrough(config.legacy, config.forwarding, self._forwarder)
         self._callback = CallbackPipeline(

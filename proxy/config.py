@@ -334,6 +334,22 @@ class BounceBack(_Model):
 class Limits(_Model):
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
     max_fields: Annotated[int, Field(ge=1, le=10_000)] = 64
+    # An upstream answer's head: twice aiohttp's and nginx's 8 KiB line and 128 lines, so an
+    # answer a default nginx passes is passed too; beyond them the client gets a clear 502.
+    upstream_max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 16 * 1024
+    upstream_max_headers: Annotated[int, Field(ge=16, le=10_000)] = 256
+
+
+class ServerLimits(_Model):
+    """The client side of authswitch: what a client may hold open or send before a request."""
+
+    # Above load balancers' idle timeouts (ALB 60 s, nginx upstream keepalive 60 s): the
+    # balancer, not authswitch, must close an idle connection, or a request meets a closing one.
+    idle_seconds: Annotated[int, Field(ge=1, le=3600)] = 75
+    header_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
+    max_headers: Annotated[int, Field(ge=8, le=1000)] = 100
+    max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
 
 
 class Timeouts(_Model):
@@ -586,6 +602,7 @@ class Config(_Model):
     routes: Annotated[tuple[Route, ...], Field(min_length=1)]
     bounce_back: BounceBack = BounceBack()
     limits: Limits = Limits()
+    server: ServerLimits = ServerLimits()
     timeouts: Timeouts = Timeouts()
     forwarding: Forwarding = Forwarding()
     logging: Logging = Logging()

@@ -39,7 +39,8 @@ class Callback:
     # the result, for accounting
     status: int = 0
     outcome: str = ""
-    destination: Literal["new", "legacy", "rejected"] = "legacy"
+    # "none" until decided: a callback that ends before (client gone, cancelled) went nowhere.
+    destination: Literal["new", "legacy", "rejected", "none"] = "none"
     reason: str = ""
 
     def goes_to_new_provider(self) -> bool:

@@ -45,6 +45,7 @@ def decide(callback: Callback, decider: RouteDecider, bounce: BounceBack) -> Non
         flow=callback.flow,
     )
     callback.reason = decision.reason
+    callback.destination = decision.destination  # the forward step may still change it
     callback.decided = time.perf_counter()
 
 

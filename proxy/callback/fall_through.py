@@ -48,15 +48,24 @@ class LegacyFallThrough:
         request_id = new_request_id()
         body = _stream_body(receive) if has_body(scope["headers"]) else None
         try:
-            status, outcome = await self.forward(scope, send, body, request_id)
+            status, outcome = await self.forward(scope, send, body, request_id, resend=True)
         except ClientDisconnected:
             return
         account_pass_through(scope, request_id, started, status, outcome)
 
     async def forward(
-        self, scope: Scope, send: Send, body: bytes | AsyncIterator[bytes] | None, request_id: str
+        self,
+        scope: Scope,
+        send: Send,
+        body: bytes | AsyncIterator[bytes] | None,
+        request_id: str,
+        *,
+        resend: bool = False,
     ) -> tuple[int, str]:
-        """Forward to legacy; the answer's status and the outcome (`legacy_*`)."""
+        """Forward to legacy; the answer's status and the outcome (`legacy_*`).
+
+        `resend` only for pass-through requests: a callback is written upstream at most once.
+        """
         headers = request_headers(
             scope["headers"],
             client_host=client_host(scope),
@@ -77,6 +86,7 @@ class LegacyFallThrough:
                 headers=headers,
                 body=body,
                 extra_response_headers=[(b"x-request-id", request_id.encode())],
+                resend=resend,
             )
         except UpstreamUnavailable:
             await send_error(
@@ -88,9 +98,7 @@ class LegacyFallThrough:
             )
             return 502, "legacy_unavailable"
         except UpstreamFailed as exc:
-            await send_error(
-                send, 502, exc.reason, "the legacy upstream did not answer in time", request_id
-            )
+            await send_error(send, 502, exc.reason, f"the legacy upstream {exc.what}", request_id)
             return 502, "legacy_upstream_error"
         return status, "legacy_proxied"
 

@@ -167,7 +167,7 @@ class NewProviderForward:
                 send,
                 502,
                 exc.reason,
-                "the new provider did not answer in time",
+                f"the new provider {exc.what}",
                 callback.request_id,
             )
             callback.status, callback.outcome = 502, "new_upstream_error"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -17,9 +19,28 @@ from proxy.callback.routes import RouteMatch
 from proxy.callback.saml_response import SamlRejected
 from proxy.config import Config
 from proxy.flow_store import FlowStore
-from proxy.http.asgi_types import Receive, Scope, Send
-from proxy.http.forwarder import HttpForwarder
+from proxy.http.asgi_types import Message, Receive, Scope, Send
+from proxy.http.forwarder import HttpForwarder, ResponseTruncated
 from proxy.http.responses import send_error
+
+_CANCELLED = (
+    "authswitch stopped before this callback was answered; it may have reached the upstream"
+)
+
+
+class AnswerWatch:
+    """Wraps `send` to remember the status of an answer already started."""
+
+    __slots__ = ("_send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status: int | None = None
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
 
 
 class CallbackPipeline:
@@ -46,19 +67,40 @@ class CallbackPipeline:
         self._accounting = CallbackAccounting(config.metrics.max_connection_labels)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, match: RouteMatch) -> None:
+        """Route one callback. However it ends (cancelled by shutdown, upstream broke off
+        mid-answer, client gone, a bug) it gets one log line and one metric."""
         callback = Callback(scope, match, new_request_id(), time.perf_counter())
+        answer = AnswerWatch(send)
+        try:
+            await self._route(callback, receive, answer)
+        except asyncio.CancelledError:
+            if answer.status is None:
+                # Not a bare 500: the artifact may already be upstream, and the client is told.
+                with contextlib.suppress(OSError):  # the client may be gone as well
+                    await send_error(answer, 503, "cancelled", _CANCELLED, callback.request_id)
+            self._unfinished(callback, answer, "cancelled")
+            raise
+        except ResponseTruncated:
+            self._unfinished(callback, answer, "upstream_truncated")
+            raise
+        except Exception:
+            self._unfinished(callback, answer, "internal_error")
+            raise
+        self._accounting.account(callback)
+
+    async def _route(self, callback: Callback, receive: Receive, send: Send) -> None:
         try:
             await take_in(callback, receive, self._limits, self._body_seconds)
         except ClientDisconnected:
+            callback.status, callback.outcome = 499, "client_disconnected"
+            callback.reason = "client_disconnected"
             return
         except (CallbackRejected, SamlRejected) as exc:
             await self._refuse(callback, send, exc)
-            self._accounting.account(callback)
             return
         except NotRead as exc:
             callback.reason = exc.reason
             await self._legacy.fall_through(callback, send)
-            self._accounting.account(callback)
             return
         await identify(callback, self._connections(), self._flows)
         decide(callback, self._decider, self._bounce)
@@ -66,6 +108,10 @@ class CallbackPipeline:
             await self._new_provider.forward(callback, send)
         else:
             await self._legacy.fall_through(callback, send)
+
+    def _unfinished(self, callback: Callback, answer: AnswerWatch, outcome: str) -> None:
+        callback.status = answer.status if answer.status is not None else 500
+        callback.outcome = outcome
         self._accounting.account(callback)
 
     @staticmethod

@@ -4,6 +4,11 @@ aiohttp rather than httpx on this path: measured here, httpx adds ~1 ms of CPU p
 request (its pool polls every pooled connection), aiohttp ~0.1 ms. No cookie jar (a shared
 jar leaks one user's Set-Cookie to the next), no redirects followed, no decompression: the
 client gets the upstream's answer as it was.
+
+Delivery rule: a callback carries a single-use artifact (SAML assertion, OIDC code), so it is
+sent upstream at most once. aiohttp resends an idempotent request (GET, HEAD, OPTIONS, TRACE,
+PUT, DELETE) once when the connection closes or resets before the answer (RFC 9112 9.3.1);
+`forward(..., resend=False)` turns that off for callbacks. Pass-through requests keep it.
 """
 
 from __future__ import annotations
@@ -25,11 +30,39 @@ class UpstreamUnavailable(Exception):
 
 
 class UpstreamFailed(Exception):
-    """The upstream failed after the request may have reached it; never retried."""
+    """The upstream failed after the request may have reached it; never retried.
 
-    def __init__(self, reason: str) -> None:
+    `reason` is a fixed code for logs and metrics; `what` completes "the upstream ..." in the
+    client's error message.
+    """
+
+    def __init__(self, reason: str, what: str) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.what = what
+
+
+class _SentThenDisconnected(aiohttp.ClientError):
+    """The connection broke after the request was (maybe) written: not aiohttp's retry case."""
+
+
+async def _never_resend(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """Per-request middleware: hides a post-send disconnect from aiohttp's resend loop.
+
+    ClientConnectorError (a ClientOSError too) means the connection was never made, so it
+    passes unchanged: nothing reached the upstream.
+    """
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise _SentThenDisconnected(type(exc).__name__) from exc
+
+
+_NEVER_RESEND = (_never_resend,)
 
 
 class ResponseTruncated(Exception):
@@ -40,12 +73,20 @@ class HttpForwarder:
     """One pooled aiohttp session per process, created inside the running event loop."""
 
     def __init__(
-        self, *, connect_seconds: float, read_seconds: float, keepalive_seconds: float
+        self,
+        *,
+        connect_seconds: float,
+        read_seconds: float,
+        keepalive_seconds: float,
+        max_header_bytes: int = 8190,
+        max_headers: int = 128,
     ) -> None:
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_seconds, sock_read=read_seconds
         )
         self._keepalive = keepalive_seconds
+        self._max_header_bytes = max_header_bytes
+        self._max_headers = max_headers
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -58,6 +99,9 @@ class HttpForwarder:
             auto_decompress=False,
             skip_auto_headers=_SKIP_AUTO_HEADERS,
             timeout=self._timeout,
+            max_line_size=self._max_header_bytes,
+            max_field_size=self._max_header_bytes,
+            max_headers=self._max_headers,
         )
 
     async def close(self) -> None:
@@ -74,8 +118,13 @@ class HttpForwarder:
         headers: RawHeaders,
         body: bytes | AsyncIterator[bytes] | None,
         extra_response_headers: RawHeaders | None = None,
+        resend: bool = False,
     ) -> int:
-        """Send the request upstream and stream its answer to `send`; return the status."""
+        """Send the request upstream and stream its answer to `send`; return the status.
+
+        With `resend` False (callbacks) the request is written at most once; with True
+        (pass-through) aiohttp's one resend of idempotent methods applies.
+        """
         if self._session is None:
             raise RuntimeError("HttpForwarder.start() was not awaited")
         header_map = CIMultiDict(
@@ -90,13 +139,20 @@ class HttpForwarder:
                 headers=header_map,
                 data=body,
                 allow_redirects=False,
+                middlewares=None if resend else _NEVER_RESEND,
             )
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise UpstreamUnavailable(type(exc).__name__) from None
         except (aiohttp.SocketTimeoutError, TimeoutError):
-            raise UpstreamFailed("upstream_timeout") from None
+            raise UpstreamFailed("upstream_timeout", "did not answer in time") from None
+        except (_SentThenDisconnected, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            raise UpstreamFailed(
+                "upstream_disconnected", "closed the connection without answering"
+            ) from None
+        except aiohttp.ClientResponseError as exc:
+            raise _answer_refused(exc) from None
         except aiohttp.ClientError:
-            raise UpstreamFailed("upstream_error") from None
+            raise UpstreamFailed("upstream_error", "failed before answering") from None
         async with response:
             out_headers = response_headers(list(response.raw_headers))
             if extra_response_headers:
@@ -112,3 +168,25 @@ class HttpForwarder:
                 raise ResponseTruncated from None
             await send({"type": "http.response.body", "body": b""})
             return response.status
+
+
+def _answer_refused(exc: aiohttp.ClientResponseError) -> UpstreamFailed:
+    """The upstream's answer head was refused by aiohttp's parser: say which limit, or why.
+
+    The parser's message quotes the offending bytes (a Set-Cookie, say), so it is only
+    classified here, never passed on.
+    """
+    cause = exc.__cause__ or exc.__context__
+    detail = getattr(cause, "message", "") if cause is not None else exc.message
+    detail = str(detail).lower()
+    if "too many headers" in detail:
+        return UpstreamFailed(
+            "upstream_too_many_headers",
+            "answered with more header lines than limits.upstream_max_headers",
+        )
+    if "got more than" in detail or "too long" in detail:
+        return UpstreamFailed(
+            "upstream_header_too_large",
+            "answered with a header line over limits.upstream_max_header_bytes",
+        )
+    return UpstreamFailed("upstream_bad_answer", "answered with a malformed HTTP head")

@@ -53,6 +53,14 @@ PASSTHROUGH = Counter(
     ["outcome"],
 )
 
+REFUSED_CONNECTIONS = Counter(
+    "authswitch_refused_connections_total",
+    "Client connections closed before a request reached routing, by reason: header_too_large, "
+    "too_many_headers (431), header_timeout (408, or closed if nothing was sent), "
+    "connection_limit (closed at once).",
+    ["reason"],
+)
+
 
 class ConnectionLabels:
     """Maps connection ids to label values, at most `limit` distinct ones plus "other"."""

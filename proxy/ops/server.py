@@ -1,19 +1,33 @@
-"""Running the app under uvicorn: one process or N workers, JSON logs, no access log."""
+"""Running the app under uvicorn: one process or N workers, JSON logs, no access log.
+
+Client connections go through `GuardedHttpProtocol` (request head limits and deadline, a
+connection cap). With several workers the supervisor stops the shared listening socket the
+moment it is told to stop, before the workers drain: see `_StopListeningFirst`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
+import functools
 import os
 import shutil
+import socket
+import sys
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from typing import Any, cast
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from proxy.config import Config, load_config
+from proxy.ops.http_protocol import GuardedHttpProtocol
 from proxy.ops.json_logging import configure_logging
-from proxy.ops.metrics import MULTIPROC_ENV, exposition
+from proxy.ops.metrics import MULTIPROC_ENV
+from proxy.ops.metrics_server import MetricsServer
 
 CONFIG_ENV = "AUTHSWITCH_CONFIG"
 
@@ -35,22 +49,65 @@ def serve(config_path: str, config: Config, *, workers: int, graceful_seconds: i
         _use_multiprocess_metrics()
     if config.metrics.port is not None:
         _start_metrics_server(config.metrics.host, config.metrics.port)
-    uvicorn.run(
+    server_config = uvicorn_config(
+        config,
         "proxy.ops.server:create_app_from_env",
-        factory=True,
+        workers=workers,
+        graceful_seconds=graceful_seconds,
+    )
+    if workers == 1:
+        # One process owns the only descriptor of its socket: closing its server on SIGTERM
+        # stops the kernel accepting at once.
+        server = uvicorn.Server(server_config)
+        server.run()
+        if not server.started:
+            sys.exit(STARTUP_FAILURE)
+        return
+    listener = server_config.bind_socket()
+    _StopListeningFirst(server_config, sockets=[listener]).run()
+
+
+def uvicorn_config(
+    config: Config, app: str | Callable[..., Any], *, workers: int, graceful_seconds: int
+) -> uvicorn.Config:
+    """How authswitch is served: the same settings for `serve` and for the tests."""
+    return uvicorn.Config(
+        app,
+        factory=isinstance(app, str),
         host=config.listen.host,
         port=config.listen.port,
         workers=workers,
         loop="auto",
-        http="auto",
+        http=cast(
+            "type[asyncio.Protocol]",
+            functools.partial(GuardedHttpProtocol, limits=config.server),
+        ),
         lifespan="on",
         access_log=False,  # it prints query strings, which carry OIDC code and state
         proxy_headers=False,  # X-Forwarded-* is handled by authswitch's own policy
         server_header=False,
         date_header=False,  # a proxied answer carries the upstream's own Date
         log_config=None,
+        timeout_keep_alive=config.server.idle_seconds,
         timeout_graceful_shutdown=graceful_seconds,
     )
+
+
+class _StopListeningFirst(Multiprocess):
+    """uvicorn's supervisor, but on SIGTERM/SIGINT the shared socket stops listening first.
+
+    The supervisor holds a descriptor of the listening socket until every worker has
+    drained, so the kernel went on completing handshakes nobody would accept, and reset those
+    connections (requests already sent) at exit. shutdown() on a listening socket takes it
+    out of LISTEN for every process: new connections are refused, which a load balancer can
+    retry safely, while the workers finish what they accepted.
+    """
+
+    def terminate_all(self) -> None:
+        for listener in self.sockets:
+            with contextlib.suppress(OSError):  # already not listening
+                listener.shutdown(socket.SHUT_RDWR)
+        super().terminate_all()
 
 
 def _use_multiprocess_metrics() -> None:
@@ -72,18 +129,4 @@ def _use_multiprocess_metrics() -> None:
 
 def _start_metrics_server(host: str, port: int) -> None:
     """Serve the metrics on their own port from this (supervisor or only) process."""
-    server = ThreadingHTTPServer((host, port), _MetricsHandler)
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-
-
-class _MetricsHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body, content_type = exposition()
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return  # a scrape is not worth a log line
+    MetricsServer(host, port).start()

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from proxy.demo.loopback_server import LoopbackServer
 from tests.conftest import free_port, write_proxy_files
@@ -77,3 +78,65 @@ def test_sigterm_during_load_loses_no_accepted_request(
     assert elapsed < 10
     assert exit_code in (0, -signal.SIGTERM)
     assert "Shutting down" in log.read_text()
+
+
+async def _one_callback(port: int, i: int) -> str:
+    """'ok', 'refused' (before anything was sent: safe to retry elsewhere) or 'lost'."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except ConnectionRefusedError:
+        return "refused"
+    body = f"RelayState=r{i}".encode()
+    writer.write(
+        b"POST /login/callback HTTP/1.1\r\nhost: authswitch\r\nconnection: close\r\n"
+        b"content-type: application/x-www-form-urlencoded\r\n"
+        b"content-length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    try:
+        answer = await asyncio.wait_for(reader.read(), 30)
+    except (ConnectionError, TimeoutError):
+        return "lost"
+    finally:
+        writer.close()
+    return "ok" if answer.startswith(b"HTTP/1.1 200") else "lost"
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_sigterm_under_a_stream_of_new_connections_refuses_new_ones_and_loses_none(
+    tmp_path: Path, providers: dict[str, LoopbackServer], workers: int
+) -> None:
+    """A rolling restart: callbacks keep arriving on new connections while SIGTERM lands.
+    Each is either answered or refused before it was sent; none is reset after sending."""
+    with LoopbackServer(_slow_legacy, name="slow-legacy") as legacy:
+        port = free_port()
+        config = write_proxy_files(
+            tmp_path, legacy.url, providers["new"].url, listen={"host": "127.0.0.1", "port": port}
+        )
+        log = tmp_path / "serve.log"
+        options = ["--workers", str(workers), "--graceful-seconds", "20"]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "proxy", "serve", "--config", str(config), *options],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_ready(f"http://127.0.0.1:{port}", process, log)
+
+            async def stream() -> list[str]:
+                calls = []
+                for i in range(150):
+                    calls.append(asyncio.create_task(_one_callback(port, i)))
+                    if i == 50:
+                        process.send_signal(signal.SIGTERM)
+                    await asyncio.sleep(0.02)
+                return await asyncio.gather(*calls)
+
+            results = asyncio.run(stream())
+            exit_code = process.wait(timeout=40)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert results.count("lost") == 0, results
+    assert results[:50] == ["ok"] * 50
+    assert results[-1] == "refused", "new connections are refused once shutdown begins"
+    assert exit_code in (0, -signal.SIGTERM)

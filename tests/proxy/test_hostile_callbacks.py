@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,12 +139,19 @@ CASES = [
 
 
 def _last_callback(logs: pytest.LogCaptureFixture) -> dict[str, Any]:
-    lines = [
-        r for r in logs.records if r.name == "authswitch.access" and r.getMessage() == "callback"
-    ]
-    assert lines, "every callback is accounted for with a log line"
-    fields: dict[str, Any] = lines[-1].fields  # type: ignore[attr-defined]
-    return fields
+    """The last callback log line; the server writes it just after the answer, so wait for it."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [
+            r
+            for r in logs.records
+            if r.name == "authswitch.access" and r.getMessage() == "callback"
+        ]
+        if lines:
+            fields: dict[str, Any] = lines[-1].fields  # type: ignore[attr-defined]
+            return fields
+        assert time.monotonic() < deadline, "every callback is accounted for with a log line"
+        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
