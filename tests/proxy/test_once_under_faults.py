@@ -17,11 +17,11 @@ import pytest
 import uvicorn
 
 from flags import RolloutState, write_rollout_state
-from proxy.ops import metrics
 from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.idp import DemoIdP
 from proxy.demo.loopback_server import LoopbackServer
+from proxy.ops import metrics
 from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, write_proxy_files
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
