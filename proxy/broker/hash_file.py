@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from proxy.broker.config import ConfigError
 from proxy.broker.credential import Credential
 from proxy.broker.hash_schemes import (
     FirebaseParameters,
@@ -22,7 +23,6 @@ from proxy.broker.hash_schemes import (
     scheme_of,
 )
 from proxy.broker.verifier import LegacyUnavailable, Profile
-from proxy.config import ConfigError
 
 
 class HashFileError(ConfigError):

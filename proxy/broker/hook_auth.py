@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from typing import Literal
 
-from proxy.asgi_types import RawHeaders
+from proxy.broker.hook_http import RawHeaders
 
 
 class HookAuthenticator:

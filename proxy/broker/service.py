@@ -19,18 +19,25 @@ from limits.aio.storage import RedisStorage
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from proxy.asgi_types import RawHeaders, Receive, Scope, Send
 from proxy.broker import metrics
 from proxy.broker.backends import provisioner_for, read_optional_secret, verifier_for
+from proxy.broker.config import Broker as BrokerConfig
 from proxy.broker.credential import Credential, hash_identifier
 from proxy.broker.front_doors import FRONT_DOORS, BadHookRequest, FrontDoor
 from proxy.broker.hook_auth import HookAuthenticator
+from proxy.broker.hook_http import (
+    BodyRefused,
+    ClientDisconnected,
+    RawHeaders,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_json,
+)
 from proxy.broker.provisioning import IdempotentProvisioning, Provisioner, ProvisioningFailed
 from proxy.broker.rate_limits import RateLimits
 from proxy.broker.verifier import LegacyUnavailable, Profile, Verifier
-from proxy.config import Broker as BrokerConfig
-from proxy.intake import CallbackRejected, ClientDisconnected, read_body
-from proxy.responses import send_json
 
 _REDIS_CHECK_SECONDS = 1.0
 
@@ -196,12 +203,9 @@ class PasswordBroker:
         headers: RawHeaders = scope["headers"]
         try:
             body = await read_body(
-                receive,
-                _content_length(headers),
-                self.config.max_body_bytes,
-                min(self._body_seconds, budget),
+                receive, headers, self.config.max_body_bytes, min(self._body_seconds, budget)
             )
-        except CallbackRejected as exc:
+        except BodyRefused as exc:
             return _Answer(exc.status, {"error": exc.reason}, metrics.REJECTED)
         if not self._auth.allows(headers, body):
             return _Answer(401, {"error": "unauthorized"}, metrics.UNAUTHORIZED)
@@ -296,10 +300,3 @@ def _limits_uri(url: str) -> str:
     if url.startswith("unix://"):
         return "async+redis+unix://" + url.removeprefix("unix://")
     return "async+" + url
-
-
-def _content_length(headers: RawHeaders) -> int | None:
-    for name, value in headers:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
