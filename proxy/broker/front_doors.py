@@ -74,12 +74,17 @@ class FrontDoor:
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise BadHookRequest("the body is not JSON") from None
+        except RecursionError:  # the parser's own guard against deep nesting
+            raise BadHookRequest("the body's JSON is nested too deeply") from None
         try:
             identifier, password = self.read(document)
         except (KeyError, TypeError, AttributeError):
             raise BadHookRequest(f"not a {self.name} hook request") from None
         if not _is_field(identifier) or not (password is NO_PASSWORD or _is_field(password)):
             raise BadHookRequest(f"not a {self.name} hook request")
+        for name, value in (("identifier", identifier), ("password", password)):
+            if isinstance(value, str) and not _is_unicode(value):
+                raise BadHookRequest(f"the {name} is not valid Unicode (a lone surrogate)")
         return HookRequest(
             document, identifier, None if password is NO_PASSWORD else Password(password)
         )
@@ -87,6 +92,15 @@ class FrontDoor:
 
 def _is_field(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= _MAX_FIELD
+
+
+def _is_unicode(value: str) -> bool:
+    """JSON's \\uD800-style escapes can make a string no UTF-8 can carry (no hash, no key)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_flat(document: Any) -> tuple[Any, Any]:
