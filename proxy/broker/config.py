@@ -178,8 +178,11 @@ class Broker(_Model):
     secret_header: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")] = (
         "x-authswitch-broker-secret"  # noqa: S105 (a header name)
     )
-    # hmac: hex HMAC-SHA256 of the raw body, optionally written "sha256=<hex>".
+    # hmac: "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<raw body>'>" (proxy/broker/hook_auth.py)
     signature_header: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")] = "x-authswitch-signature"
+    # hmac: how far a signature's timestamp may be from now; a signature seen once is refused
+    # for as long as it is inside the window.
+    signature_tolerance_seconds: Annotated[float, Field(ge=1, le=3600)] = 300.0
     budget_seconds: BrokerBudgets = BrokerBudgets()
     max_body_bytes: Annotated[int, Field(ge=256, le=1024 * 1024)] = 16 * 1024
     lock_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0

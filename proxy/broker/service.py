@@ -23,8 +23,8 @@ from proxy.broker import metrics
 from proxy.broker.backends import provisioner_for, read_optional_secret, verifier_for
 from proxy.broker.config import Broker as BrokerConfig
 from proxy.broker.credential import Credential, hash_identifier
-from proxy.broker.front_doors import FRONT_DOORS, BadHookRequest, FrontDoor
-from proxy.broker.hook_auth import HookAuthenticator
+from proxy.broker.front_doors import FRONT_DOORS, BadHookRequest, FrontDoor, HookRequest
+from proxy.broker.hook_auth import HookAuthenticator, HookRefused, Signed
 from proxy.broker.hook_http import (
     BodyRefused,
     ClientDisconnected,
@@ -75,6 +75,7 @@ class PasswordBroker:
             secret,
             secret_header=config.secret_header,
             signature_header=config.signature_header,
+            tolerance_seconds=config.signature_tolerance_seconds,
         )
         # Identifiers are hashed with a key of their own, derived from the hook secret.
         self._identifier_key = hmac.new(secret, b"authswitch-broker-identifier", "sha256").digest()
@@ -207,13 +208,20 @@ class PasswordBroker:
             )
         except BodyRefused as exc:
             return _Answer(exc.status, {"error": exc.reason}, metrics.REJECTED)
-        if not self._auth.allows(headers, body):
+        try:
+            signed = self._auth.check(headers, body)
+        except HookRefused as exc:
+            log.warning("broker hook refused: %s", exc, extra={"door": door.name})
             return _Answer(401, {"error": "unauthorized"}, metrics.UNAUTHORIZED)
         try:
             request = door.request(body)
         except BadHookRequest as exc:
             return _Answer(400, {"error": "bad_request", "message": str(exc)}, metrics.REJECTED)
         identifier_hash = hash_identifier(self._identifier_key, request.identifier)
+        if signed is not None:
+            refused = await self._refuse_replay(door, request, signed, identifier_hash)
+            if refused is not None:
+                return refused
         credential = request.credential
         if credential is None:  # no password to check (Cognito's forgot-password): denied
             status, payload = door.answer(request, None)
@@ -231,6 +239,25 @@ class PasswordBroker:
         outcome, profile = decision
         status, payload = door.answer(request, profile)
         return _Answer(status, payload, outcome, None, identifier_hash)
+
+    async def _refuse_replay(
+        self, door: FrontDoor, request: HookRequest, signed: Signed, identifier_hash: str
+    ) -> _Answer | None:
+        """None the first time a signature is seen; a signature seen before is refused (401).
+        Without Redis to tell, the hook is denied (fail closed)."""
+        assert self._redis is not None, "startup() first"
+        key = f"{self.config.redis.key_prefix}:broker:sig:{signed.signature_id}"
+        try:
+            async with asyncio.timeout(self.config.redis.socket_timeout_seconds):
+                first = await self._redis.set(key, b"1", nx=True, ex=signed.valid_for_seconds)
+        except (RedisError, TimeoutError) as exc:
+            log.warning("broker Redis failed (%s)", type(exc).__name__, extra={"door": door.name})
+            status, payload = door.answer(request, None)
+            return _Answer(status, payload, metrics.BROKER_ERROR, None, identifier_hash)
+        if first:
+            return None
+        log.warning("broker hook refused: replayed signature", extra={"door": door.name})
+        return _Answer(401, {"error": "unauthorized"}, metrics.REPLAYED, None, identifier_hash)
 
     async def _decide(
         self,
