@@ -63,7 +63,6 @@ class PasswordBroker:
         config: BrokerConfig,
         *,
         body_seconds: float,
-        trust_forwarded_headers: bool,
         verifier: Verifier | None = None,
         provisioner: Provisioner | None = None,
     ) -> None:
@@ -81,7 +80,6 @@ class PasswordBroker:
         self._identifier_key = hmac.new(secret, b"authswitch-broker-identifier", "sha256").digest()
         self._doors = {name: FRONT_DOORS[name] for name in config.doors}
         self._body_seconds = body_seconds
-        self._trust_forwarded = trust_forwarded_headers
         self._verifier = verifier or verifier_for(config)
         self._provisioner = provisioner or provisioner_for(config)
         self._redis: Redis | None = None
@@ -227,7 +225,7 @@ class PasswordBroker:
             status, payload = door.answer(request, None)
             return _Answer(status, payload, metrics.DENIED, None, identifier_hash)
         remaining = budget - (time.perf_counter() - started)
-        decision = await self._decide(door, scope, credential, identifier_hash, remaining)
+        decision = await self._decide(door, request, credential, identifier_hash, remaining)
         if isinstance(decision, int):  # rate limited: seconds to wait
             return _Answer(
                 429,
@@ -262,7 +260,7 @@ class PasswordBroker:
     async def _decide(
         self,
         door: FrontDoor,
-        scope: Scope,
+        request: HookRequest,
         credential: Credential,
         identifier_hash: str,
         budget: float,
@@ -273,7 +271,7 @@ class PasswordBroker:
         phase = metrics.BROKER_ERROR
         try:
             async with asyncio.timeout(budget):
-                retry_after = await self._limits.hit(self._client_ip(scope), identifier_hash)
+                retry_after = await self._limits.hit(request.client_ip, identifier_hash)
                 if retry_after is not None:
                     return retry_after
                 phase = metrics.LEGACY_ERROR
@@ -311,16 +309,6 @@ class PasswordBroker:
                 "fields": {"door": door.name, "identifier_hash": identifier_hash, "result": result}
             },
         )
-
-    def _client_ip(self, scope: Scope) -> str:
-        if self._trust_forwarded:
-            headers: RawHeaders = scope["headers"]
-            for name, value in headers:
-                if name == b"x-forwarded-for":
-                    # The right-most entry is the one the trusted load balancer appended.
-                    return value.decode("latin-1").rsplit(",", 1)[-1].strip()
-        client = scope.get("client")
-        return str(client[0]) if client else "unknown"
 
 
 def _limits_uri(url: str) -> str:
