@@ -1,9 +1,20 @@
-"""Writing the map back as the connections CSV, so the same file can go to the new provider."""
+"""Writing the map back as the connections CSV, so the same file can go to the new provider.
+
+Cells are neutralised against CSV (formula) injection as OWASP advises: a delimiter, quote or
+line break inside a cell is quoted as RFC 4180 says (the csv module does), and a cell that
+starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (which
+spreadsheets read as a formula) gets a leading ``'``, as does a cell that already starts with
+``'`` (so the importer can take exactly one off). A cell that is only PEM blocks (certificates,
+keys: ``-----BEGIN ...``) is left as it is: base64 and armour lines hold no formula, and the
+new provider's import must read the key unchanged. The importer reads a neutralised cell back
+as the value it was (``restored_cell``).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +27,26 @@ from connection_map.csv_columns import (
     SAML_HEADER,
 )
 from connection_map.model import Connection, Protocol, SpKeyUse
+
+_FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
+_PEM_ONLY = re.compile(
+    r"(?:-----BEGIN [A-Z0-9 ]{1,64}-----\r?\n[A-Za-z0-9+/=\r\n]+-----END [A-Z0-9 ]{1,64}-----\s*)+"
+)
+
+
+def neutralised_cell(value: str) -> str:
+    """`value` as a cell no spreadsheet evaluates (see the module's docstring)."""
+    formula = value.startswith(_FORMULA_LEAD) and not _PEM_ONLY.fullmatch(value)
+    return "'" + value if formula or value.startswith("'") else value
+
+
+def restored_cell(cell: str) -> str:
+    """The value a cell of ours held: the leading ``'`` neutralised_cell added, taken off. A
+    cell written by hand keeps its ``'`` unless a formula character or another ``'`` follows
+    it (only a hand-written cell starting with two quotes reads differently)."""
+    if cell.startswith("'") and cell[1:].startswith(("'", *_FORMULA_LEAD)):
+        return cell[1:]
+    return cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +76,7 @@ def export_connections_csv(
         given = (secrets or {}).get(connection.id, {})
         cells = _cells(connection, given, missing)
         cells[id_column] = connection.id
-        writer.writerow([cells.get(name, "") for name in header])
+        writer.writerow([neutralised_cell(cells.get(name, "")) for name in header])
         count += 1
     return CsvExport(out.getvalue(), count, tuple(missing))
 

@@ -20,6 +20,7 @@ from connection_map.csv_columns import (
     SECRET_COLUMNS,
     column_for,
 )
+from connection_map.csv_export import restored_cell
 from connection_map.model import Connection, ConnectionMapDocument, Protocol
 
 _TRUE = frozenset({"true", "yes", "1", "y", "on"})
@@ -145,9 +146,8 @@ def _read(text: str, source: str, id_column: str) -> tuple[list[str], list[_Row]
     for number, line, cells in records:
         if not any(cell.strip() for cell in cells):
             continue
-        row = _Row(
-            number, line, {name: cell.strip() for name, cell in zip(header, cells, strict=False)}
-        )
+        values = (restored_cell(cell).strip() for cell in cells)
+        row = _Row(number, line, dict(zip(header, values, strict=False)))
         row.connection_id = row.cells.get(id_column) or None
         if len(cells) != len(header):
             row.problem(f"has {len(cells)} cells, the header has {len(header)}")

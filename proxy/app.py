@@ -80,7 +80,6 @@ class AuthSwitch:
             PasswordBroker(
                 config.broker,
                 body_seconds=timeouts.body_seconds,
-                trust_forwarded_headers=config.forwarding.trust_forwarded_headers,
             )
             if config.broker.enabled
             else None

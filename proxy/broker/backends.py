@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from proxy.broker.config import Broker as BrokerConfig
+from proxy.broker.config import HashFileVerifier as HashFileConfig
+from proxy.broker.config import HttpLoginVerifier as HttpLoginConfig
+from proxy.broker.config import KratosProvisioner as KratosConfig
+from proxy.broker.config import WorkosProvisioner as WorkosConfig
+from proxy.broker.config import read_secret_file
 from proxy.broker.hash_file import HashFileVerifier, firebase_parameters
 from proxy.broker.http_login import HttpLoginVerifier
 from proxy.broker.kratos_identities import KratosProvisioner
@@ -12,12 +18,6 @@ from proxy.broker.provisioning import Provisioner
 from proxy.broker.scim import ScimProvisioner
 from proxy.broker.verifier import Verifier
 from proxy.broker.workos import WorkosProvisioner
-from proxy.config import Broker as BrokerConfig
-from proxy.config import HashFileVerifier as HashFileConfig
-from proxy.config import HttpLoginVerifier as HttpLoginConfig
-from proxy.config import KratosProvisioner as KratosConfig
-from proxy.config import WorkosProvisioner as WorkosConfig
-from proxy.config import read_secret_file
 
 
 def verifier_for(config: BrokerConfig) -> Verifier:

@@ -26,10 +26,17 @@
   script turns into ``WrongUsernameOrPasswordError`` (examples/auth0-login.js).
 
 Every door answers an unknown user exactly as it answers a wrong password.
+
+The end user's address, for the per-address rate limit, is read from the payload where the
+provider puts one: okta ``data.context.request.ipAddress``; generic and kratos an optional
+``client_ip`` (a Kratos hook body template can add it). Cognito's event and Auth0's login
+script carry none. The address of the hook's caller (the provider's servers, a load balancer)
+is never used: one bucket shared by every user would let anyone lock everyone out.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +63,7 @@ class HookRequest:
     identifier: str
     # None: the request asks for no password check (Cognito's forgot-password): denied.
     password: Password | None = field(repr=False)
+    client_ip: str | None = None  # the end user's address, where the payload carries it
 
     @property
     def credential(self) -> Credential | None:
@@ -68,25 +76,67 @@ class FrontDoor:
     read: Callable[[Any], tuple[Any, Any]]  # parsed JSON -> (identifier, password/NO_PASSWORD)
     # (request, the verified user's profile or None) -> (status, body)
     answer: Callable[[HookRequest, Profile | None], Answer]
+    # parsed JSON -> the end user's address as the provider gave it, or None
+    client_ip: Callable[[Any], Any] = lambda document: None
 
     def request(self, body: bytes) -> HookRequest:
         try:
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise BadHookRequest("the body is not JSON") from None
+        except RecursionError:  # the parser's own guard against deep nesting
+            raise BadHookRequest("the body's JSON is nested too deeply") from None
         try:
             identifier, password = self.read(document)
         except (KeyError, TypeError, AttributeError):
             raise BadHookRequest(f"not a {self.name} hook request") from None
         if not _is_field(identifier) or not (password is NO_PASSWORD or _is_field(password)):
             raise BadHookRequest(f"not a {self.name} hook request")
+        for name, value in (("identifier", identifier), ("password", password)):
+            if isinstance(value, str) and not _is_unicode(value):
+                raise BadHookRequest(f"the {name} is not valid Unicode (a lone surrogate)")
         return HookRequest(
-            document, identifier, None if password is NO_PASSWORD else Password(password)
+            document,
+            identifier,
+            None if password is NO_PASSWORD else Password(password),
+            _address(self.client_ip, document),
         )
+
+
+def _address(read: Callable[[Any], Any], document: Any) -> str | None:
+    """The end user's address as a rate-limit key (an IPv6 address counts as its /64, which
+    one subscriber usually holds whole); None when absent or not an address."""
+    try:
+        value = read(document)
+        address = ipaddress.ip_address(value.strip()) if isinstance(value, str) else None
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(address.ipv4_mapped)
+    return None if address is None else str(address)
+
+
+def _client_ip_field(document: Any) -> Any:
+    return document.get("client_ip")
+
+
+def _okta_ip_address(document: Any) -> Any:
+    return document["data"]["context"]["request"]["ipAddress"]
 
 
 def _is_field(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= _MAX_FIELD
+
+
+def _is_unicode(value: str) -> bool:
+    """JSON's \\uD800-style escapes can make a string no UTF-8 can carry (no hash, no key)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_flat(document: Any) -> tuple[Any, Any]:
@@ -182,9 +232,9 @@ def _names(profile: Profile) -> dict[str, str]:
 
 
 FRONT_DOORS: dict[str, FrontDoor] = {
-    "generic": FrontDoor("generic", _read_flat, _answer_generic),
-    "okta": FrontDoor("okta", _read_okta, _answer_okta),
-    "kratos": FrontDoor("kratos", _read_flat, _answer_kratos),
+    "generic": FrontDoor("generic", _read_flat, _answer_generic, _client_ip_field),
+    "okta": FrontDoor("okta", _read_okta, _answer_okta, _okta_ip_address),
+    "kratos": FrontDoor("kratos", _read_flat, _answer_kratos, _client_ip_field),
     "cognito": FrontDoor("cognito", _read_cognito, _answer_cognito),
     "auth0": FrontDoor("auth0", _read_auth0, _answer_auth0),
 }

@@ -9,20 +9,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import csv
+import hashlib
+import hmac
 import json
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from proxy.broker.config import ConfigError
 from proxy.broker.credential import Credential
 from proxy.broker.hash_schemes import (
     FirebaseParameters,
     UnsupportedHash,
     check_password,
+    cost_of,
     scheme_of,
 )
 from proxy.broker.verifier import LegacyUnavailable, Profile
-from proxy.config import ConfigError
 
 
 class HashFileError(ConfigError):
@@ -31,18 +33,27 @@ class HashFileError(ConfigError):
 
 class HashFileVerifier:
     """Loaded once at start-up; checks run in a worker thread (bcrypt, argon2 and scrypt are
-    CPU-bound)."""
+    CPU-bound).
+
+    An unknown user costs what a known one does: it is checked against a decoy, a real hash
+    from the file, denied whatever the result. Each entry of the file lends its cost (scheme
+    and parameters) to the decoys, so the decoys' costs are spread as the users' are, and a
+    keyed hash of the identifier picks one: the same unknown identifier always costs the
+    same, and without the key (derived from the file's content, the same on every replica)
+    no one can tell which cost it will get.
+    """
 
     def __init__(self, path: Path, firebase: FirebaseParameters | None = None) -> None:
         self._firebase = firebase
         self._hashes: dict[str, str] = {}
         self._profiles: dict[str, Profile] = {}
+        costs: list[str] = []
         for line, identifier, encoded, profile in _rows(path):
             try:
-                scheme = scheme_of(encoded)
+                costs.append(cost_of(encoded))
             except UnsupportedHash as exc:
                 raise HashFileError(f"hash file '{path}' line {line}: {exc}") from None
-            if scheme == "firebase-scrypt" and firebase is None:
+            if scheme_of(encoded) == "firebase-scrypt" and firebase is None:
                 raise HashFileError(
                     f"hash file '{path}' line {line}: firebase-scrypt needs "
                     "broker.verifier.firebase"
@@ -55,10 +66,11 @@ class HashFileVerifier:
                 self._profiles[key] = profile
         if not self._hashes:
             raise HashFileError(f"hash file '{path}': no entries")
-        # An unknown user is checked against a real hash of the most common scheme and denied
-        # whatever the result: the answer takes as long as a wrong password's.
-        common = Counter(scheme_of(h) for h in self._hashes.values()).most_common(1)[0][0]
-        self._decoy = next(h for h in self._hashes.values() if scheme_of(h) == common)
+        first_of_cost: dict[str, str] = {}
+        for encoded, cost in zip(self._hashes.values(), costs, strict=True):
+            first_of_cost.setdefault(cost, encoded)
+        self._decoys = tuple(first_of_cost[cost] for cost in costs)  # one per entry
+        self._decoy_key = hashlib.sha256(b"authswitch-decoy\0" + path.read_bytes()).digest()
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -70,17 +82,28 @@ class HashFileVerifier:
         return None
 
     async def verify(self, credential: Credential) -> Profile | None:
+        return await asyncio.to_thread(self.verify_now, credential)
+
+    def verify_now(self, credential: Credential) -> Profile | None:
+        """`verify` in the calling thread (CPU-bound)."""
         key = credential.account_key
         encoded = self._hashes.get(key)
         password = credential.password.reveal()
         try:
             if encoded is None:
-                await asyncio.to_thread(check_password, password, self._decoy, self._firebase)
+                check_password(password, self.decoy_for(key), self._firebase)
                 return None
-            right = await asyncio.to_thread(check_password, password, encoded, self._firebase)
+            right = check_password(password, encoded, self._firebase)
         except UnsupportedHash as exc:  # a malformed hash the load-time check let through
             raise LegacyUnavailable(f"hash file entry unusable: {exc}") from None
         return self._profiles.get(key, Profile()) if right else None
+
+    def decoy_for(self, account_key: str) -> str:
+        """The decoy hash an unknown identifier is checked against."""
+        digest = hmac.new(
+            self._decoy_key, account_key.encode(errors="surrogatepass"), hashlib.sha256
+        ).digest()
+        return self._decoys[int.from_bytes(digest[:8]) % len(self._decoys)]
 
 
 def firebase_parameters(

@@ -2,10 +2,12 @@
 
 Formats (as legacy systems export them):
 
-- bcrypt ``$2a$``/``$2b$``/``$2y$``; argon2 ``$argon2id$v=19$...`` (PHC string);
+- bcrypt ``$2a$``/``$2b$``/``$2y$`` (the password cut at 72 bytes, as every bcrypt did before
+  bcrypt 5 started refusing longer ones); argon2 ``$argon2id$v=19$...`` (PHC string);
 - scrypt ``scrypt:N:r:p$salt$hexhash`` (werkzeug) or ``$scrypt$ln=..,r=..,p=..$salt$hash`` (PHC);
 - pbkdf2 ``pbkdf2:sha256:ITER$salt$hexhash`` (werkzeug), ``pbkdf2_sha256$ITER$salt$b64`` (Django),
-  ``$pbkdf2-sha256$ITER$ab64salt$ab64hash`` (passlib), and the same with sha512;
+  ``$pbkdf2-sha256$ITER$ab64salt$ab64hash`` (passlib), ``$pbkdf2-sha256$i=ITER,l=LEN$salt$hash``
+  (PHC string format, B64: standard base64 without padding), and the same with sha512;
 - salted SHA ``{SSHA}`` / ``{SSHA256}`` (LDAP: base64 of digest(password + salt) + salt);
 - Firebase scrypt ``firebase-scrypt$<b64 salt>$<b64 hash>`` with the project's parameters.
 """
@@ -60,8 +62,11 @@ def check_password(password: str, encoded: str, firebase: FirebaseParameters | N
         raise UnsupportedHash(f"malformed {scheme} hash") from None
 
 
+_BCRYPT_MAX_BYTES = 72  # bcrypt never read further; bcrypt >= 5 raises instead of cutting
+
+
 def _bcrypt(password: bytes, encoded: str) -> bool:
-    return bcrypt.checkpw(password, encoded.encode())
+    return bcrypt.checkpw(password[:_BCRYPT_MAX_BYTES], encoded.encode())
 
 
 def _argon2(password: bytes, encoded: str) -> bool:
@@ -114,13 +119,29 @@ def _django_pbkdf2(password: bytes, encoded: str) -> bool:
 
 
 def _passlib_pbkdf2(password: bytes, encoded: str) -> bool:
-    _, algorithm, iterations, salt, expected = encoded.split("$")
+    digest, iterations, salt, want = _pbkdf2_fields(encoded)
+    derived = hashlib.pbkdf2_hmac(digest, password, salt, iterations, dklen=len(want))
+    return hmac.compare_digest(derived, want)
+
+
+def _pbkdf2_fields(encoded: str) -> tuple[str, int, bytes, bytes]:
+    """(digest, iterations, salt, hash) of ``$pbkdf2-<digest>$`` in passlib's form (rounds)
+    or the PHC string form (``i=<rounds>[,l=<length>]``); ValueError if malformed."""
+    _, algorithm, params, salt, expected = encoded.split("$")
     digest = algorithm.removeprefix("pbkdf2-")
     want = _ab64decode(expected)
-    derived = hashlib.pbkdf2_hmac(
-        digest, password, _ab64decode(salt), int(iterations), dklen=len(want)
-    )
-    return hmac.compare_digest(derived, want)
+    if params.isdigit():  # passlib
+        iterations = int(params)
+    else:
+        values = dict(item.split("=", 1) for item in params.split(","))
+        if not set(values) <= {"i", "l"} or not values["i"].isdigit():
+            raise ValueError("unknown pbkdf2 parameters")
+        iterations = int(values["i"])
+        if int(values.get("l", len(want))) != len(want):
+            raise ValueError("pbkdf2 length does not match the hash")
+    if iterations < 1 or not want:
+        raise ValueError("pbkdf2 without rounds or hash")
+    return digest, iterations, _ab64decode(salt), want
 
 
 def _salted_sha(digest: str, size: int) -> Callable[[bytes, str], bool]:
@@ -158,7 +179,7 @@ def _firebase_scrypt(password: bytes, encoded: str, params: FirebaseParameters) 
 
 
 def _ab64decode(value: str) -> bytes:
-    """passlib's "adapted base64": '.' for '+', no padding."""
+    """passlib's "adapted base64" ('.' for '+', no padding) or the PHC's B64 (no padding)."""
     value = value.replace(".", "+")
     return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
 
@@ -198,3 +219,65 @@ _PREFIXES: tuple[tuple[str, str], ...] = (
     ("{SSHA512}", "ssha512"),
     ("firebase-scrypt$", "firebase-scrypt"),
 )
+
+
+def cost_of(encoded: str) -> str:
+    """What a check of `encoded` costs, as a name: the scheme and its parameters (cost, rounds,
+    memory), never the salt or the hash. Raises UnsupportedHash for a hash no check could read,
+    so a hash file is refused when it loads, not at a login."""
+    scheme = scheme_of(encoded)
+    try:
+        return f"{scheme}:{_COSTS.get(scheme, _no_parameters)(encoded)}"
+    except (ValueError, binascii.Error, IndexError, KeyError):
+        raise UnsupportedHash(f"malformed {scheme} hash") from None
+
+
+def _no_parameters(encoded: str) -> str:
+    return ""
+
+
+def _bcrypt_cost(encoded: str) -> str:
+    _, _, cost, rest = encoded.split("$")
+    if not cost.isdigit() or len(rest) != 53:
+        raise ValueError("not a bcrypt hash")
+    return cost
+
+
+def _phc_parameters(encoded: str) -> str:  # argon2, PHC scrypt: $id[$v=..]$params$salt$hash
+    parts = encoded.split("$")
+    if len(parts) not in (5, 6):
+        raise ValueError("not a PHC string")
+    _ab64decode(parts[-2])
+    return f"{parts[1]}:{'$'.join(parts[2:-2])}:{len(_ab64decode(parts[-1]))}"
+
+
+def _werkzeug_method(encoded: str) -> str:  # scrypt:N:r:p / pbkdf2:digest:ITER
+    method, salt, expected = encoded.split("$", 2)
+    bytes.fromhex(expected)
+    if not salt or not all(part.isdigit() for part in method.split(":")[2:]):
+        raise ValueError("malformed parameters")
+    return method
+
+
+def _django_iterations(encoded: str) -> str:
+    algorithm, iterations, _, expected = encoded.split("$", 3)
+    base64.b64decode(expected, validate=True)
+    if not iterations.isdigit():
+        raise ValueError("malformed iterations")
+    return f"{algorithm}:{iterations}"
+
+
+def _pbkdf2_cost(encoded: str) -> str:
+    digest, iterations, _, want = _pbkdf2_fields(encoded)
+    return f"{digest}:{iterations}:{len(want)}"
+
+
+_COSTS: dict[str, Callable[[str], str]] = {
+    "bcrypt": _bcrypt_cost,
+    "argon2": _phc_parameters,
+    "scrypt": _werkzeug_method,
+    "scrypt-phc": _phc_parameters,
+    "pbkdf2": _werkzeug_method,
+    "pbkdf2-django": _django_iterations,
+    "pbkdf2-passlib": _pbkdf2_cost,
+}

@@ -16,7 +16,8 @@ RATE_LIMITED = "rate_limited"
 LEGACY_ERROR = "legacy_error"  # legacy down, slow or erroring: denied (fail closed)
 PROVISION_ERROR = "provision_error"  # verified, but the user could not be provisioned: denied
 BROKER_ERROR = "broker_error"  # Redis (limits, locks) unusable: denied
-UNAUTHORIZED = "unauthorized"  # the hook's secret or signature is wrong: 401
+UNAUTHORIZED = "unauthorized"  # the hook's secret or signature is wrong, or too old: 401
+REPLAYED = "replayed"  # a signature already used (a captured request sent again): 401
 REJECTED = "rejected"  # not the door's documented request: 400 / 413 / 408
 
 # Outcome of a provisioning attempt after a verified password.

@@ -21,16 +21,23 @@ from redis.exceptions import RedisError
 
 from proxy.broker import metrics
 from proxy.broker.backends import provisioner_for, read_optional_secret, verifier_for
+from proxy.broker.config import Broker as BrokerConfig
 from proxy.broker.credential import Credential, hash_identifier
-from proxy.broker.front_doors import FRONT_DOORS, BadHookRequest, FrontDoor
-from proxy.broker.hook_auth import HookAuthenticator
+from proxy.broker.front_doors import FRONT_DOORS, BadHookRequest, FrontDoor, HookRequest
+from proxy.broker.hook_auth import HookAuthenticator, HookRefused, Signed
+from proxy.broker.hook_http import (
+    BodyRefused,
+    ClientDisconnected,
+    RawHeaders,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_json,
+)
 from proxy.broker.provisioning import IdempotentProvisioning, Provisioner, ProvisioningFailed
 from proxy.broker.rate_limits import RateLimits
 from proxy.broker.verifier import LegacyUnavailable, Profile, Verifier
-from proxy.callback.intake import CallbackRejected, ClientDisconnected, read_body
-from proxy.config import Broker as BrokerConfig
-from proxy.http.asgi_types import RawHeaders, Receive, Scope, Send
-from proxy.http.responses import send_json
 
 _REDIS_CHECK_SECONDS = 1.0
 
@@ -56,7 +63,6 @@ class PasswordBroker:
         config: BrokerConfig,
         *,
         body_seconds: float,
-        trust_forwarded_headers: bool,
         verifier: Verifier | None = None,
         provisioner: Provisioner | None = None,
     ) -> None:
@@ -68,12 +74,12 @@ class PasswordBroker:
             secret,
             secret_header=config.secret_header,
             signature_header=config.signature_header,
+            tolerance_seconds=config.signature_tolerance_seconds,
         )
         # Identifiers are hashed with a key of their own, derived from the hook secret.
         self._identifier_key = hmac.new(secret, b"authswitch-broker-identifier", "sha256").digest()
         self._doors = {name: FRONT_DOORS[name] for name in config.doors}
         self._body_seconds = body_seconds
-        self._trust_forwarded = trust_forwarded_headers
         self._verifier = verifier or verifier_for(config)
         self._provisioner = provisioner or provisioner_for(config)
         self._redis: Redis | None = None
@@ -196,26 +202,30 @@ class PasswordBroker:
         headers: RawHeaders = scope["headers"]
         try:
             body = await read_body(
-                receive,
-                _content_length(headers),
-                self.config.max_body_bytes,
-                min(self._body_seconds, budget),
+                receive, headers, self.config.max_body_bytes, min(self._body_seconds, budget)
             )
-        except CallbackRejected as exc:
+        except BodyRefused as exc:
             return _Answer(exc.status, {"error": exc.reason}, metrics.REJECTED)
-        if not self._auth.allows(headers, body):
+        try:
+            signed = self._auth.check(headers, body)
+        except HookRefused as exc:
+            log.warning("broker hook refused: %s", exc, extra={"door": door.name})
             return _Answer(401, {"error": "unauthorized"}, metrics.UNAUTHORIZED)
         try:
             request = door.request(body)
         except BadHookRequest as exc:
             return _Answer(400, {"error": "bad_request", "message": str(exc)}, metrics.REJECTED)
         identifier_hash = hash_identifier(self._identifier_key, request.identifier)
+        if signed is not None:
+            refused = await self._refuse_replay(door, request, signed, identifier_hash)
+            if refused is not None:
+                return refused
         credential = request.credential
         if credential is None:  # no password to check (Cognito's forgot-password): denied
             status, payload = door.answer(request, None)
             return _Answer(status, payload, metrics.DENIED, None, identifier_hash)
         remaining = budget - (time.perf_counter() - started)
-        decision = await self._decide(door, scope, credential, identifier_hash, remaining)
+        decision = await self._decide(door, request, credential, identifier_hash, remaining)
         if isinstance(decision, int):  # rate limited: seconds to wait
             return _Answer(
                 429,
@@ -228,10 +238,29 @@ class PasswordBroker:
         status, payload = door.answer(request, profile)
         return _Answer(status, payload, outcome, None, identifier_hash)
 
+    async def _refuse_replay(
+        self, door: FrontDoor, request: HookRequest, signed: Signed, identifier_hash: str
+    ) -> _Answer | None:
+        """None the first time a signature is seen; a signature seen before is refused (401).
+        Without Redis to tell, the hook is denied (fail closed)."""
+        assert self._redis is not None, "startup() first"
+        key = f"{self.config.redis.key_prefix}:broker:sig:{signed.signature_id}"
+        try:
+            async with asyncio.timeout(self.config.redis.socket_timeout_seconds):
+                first = await self._redis.set(key, b"1", nx=True, ex=signed.valid_for_seconds)
+        except (RedisError, TimeoutError) as exc:
+            log.warning("broker Redis failed (%s)", type(exc).__name__, extra={"door": door.name})
+            status, payload = door.answer(request, None)
+            return _Answer(status, payload, metrics.BROKER_ERROR, None, identifier_hash)
+        if first:
+            return None
+        log.warning("broker hook refused: replayed signature", extra={"door": door.name})
+        return _Answer(401, {"error": "unauthorized"}, metrics.REPLAYED, None, identifier_hash)
+
     async def _decide(
         self,
         door: FrontDoor,
-        scope: Scope,
+        request: HookRequest,
         credential: Credential,
         identifier_hash: str,
         budget: float,
@@ -242,7 +271,7 @@ class PasswordBroker:
         phase = metrics.BROKER_ERROR
         try:
             async with asyncio.timeout(budget):
-                retry_after = await self._limits.hit(self._client_ip(scope), identifier_hash)
+                retry_after = await self._limits.hit(request.client_ip, identifier_hash)
                 if retry_after is not None:
                     return retry_after
                 phase = metrics.LEGACY_ERROR
@@ -281,25 +310,8 @@ class PasswordBroker:
             },
         )
 
-    def _client_ip(self, scope: Scope) -> str:
-        if self._trust_forwarded:
-            headers: RawHeaders = scope["headers"]
-            for name, value in headers:
-                if name == b"x-forwarded-for":
-                    # The right-most entry is the one the trusted load balancer appended.
-                    return value.decode("latin-1").rsplit(",", 1)[-1].strip()
-        client = scope.get("client")
-        return str(client[0]) if client else "unknown"
-
 
 def _limits_uri(url: str) -> str:
     if url.startswith("unix://"):
         return "async+redis+unix://" + url.removeprefix("unix://")
     return "async+" + url
-
-
-def _content_length(headers: RawHeaders) -> int | None:
-    for name, value in headers:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None

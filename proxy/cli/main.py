@@ -60,7 +60,6 @@ def _check_secrets_and_broker(settings: Config) -> None:
         PasswordBroker(
             settings.broker,
             body_seconds=settings.timeouts.body_seconds,
-            trust_forwarded_headers=settings.forwarding.trust_forwarded_headers,
         )
 
 

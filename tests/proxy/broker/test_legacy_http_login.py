@@ -122,7 +122,8 @@ def _counter(url: str, name: str, selector: str) -> dict[str, float]:
 def test_a_malformed_hash_in_the_file_is_a_legacy_error_not_a_crash(
     start_broker: StartBroker, tmp_path: Path
 ) -> None:
-    (tmp_path / "broken.csv").write_text(f"{ALICE[0]},pbkdf2:sha256:many$salt$00\n")
+    # Well formed (the load-time check passes it), but no scrypt has N=3 (not a power of 2).
+    (tmp_path / "broken.csv").write_text(f"{ALICE[0]},scrypt:3:8:1$salt$00\n")
     env = start_broker({"type": "hash_file", "path": "broken.csv"})
     before = _counter(env.url, "authswitch_broker_hook_calls_total", 'door="generic"')
 

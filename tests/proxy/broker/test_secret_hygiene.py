@@ -9,13 +9,14 @@ import httpx
 import pytest
 
 from proxy.broker.credential import Credential, Password
+from proxy.broker.hook_auth import sign
 from proxy.broker.kratos_identities import KratosProvisioner
 from proxy.broker.provisioning import ProvisioningFailed
 from proxy.broker.scim import ScimProvisioner
 from proxy.broker.verifier import Profile
 from proxy.broker.workos import WorkosProvisioner
-from tests.flags.redis_support import free_port
-from tests.proxy.broker.broker_support import ALICE, BOB, UNKNOWN, WRONG
+from tests.flags.redis_support import RedisTarget, free_port
+from tests.proxy.broker.broker_support import ALICE, BOB, UNKNOWN, WRONG, hook_body
 from tests.proxy.broker.conftest import StartBroker
 
 
@@ -102,3 +103,23 @@ def test_a_failed_user_api_call_names_no_password_or_key(kind: str) -> None:
     for secret in (ALICE[1], "SEEKRIT", ALICE[0]):
         assert secret not in str(failure.value)
     assert failure.value.__suppress_context__
+
+
+def test_refused_and_replayed_signatures_leave_no_signature_or_secret_in_logs(
+    start_broker: StartBroker, captured_logs: pytest.LogCaptureFixture, shared_redis: RedisTarget
+) -> None:
+    env = start_broker(authentication="hmac")
+    body = json.dumps(hook_body("generic", *ALICE)).encode()
+    signature = sign(env.secret, body)
+    url = f"{env.url}/_authswitch/broker/generic"
+    for sent in (signature, signature, "t=1,v1=" + "ab" * 32, "sha256=SEEKRIT-not-hex"):
+        httpx.post(url, content=body, headers={"x-authswitch-signature": sent}, timeout=10)
+
+    lines = [captured_logs.handler.format(r) for r in captured_logs.records]
+    digest = signature.split("v1=")[1]
+    keys = [k.decode() for k in shared_redis.client().scan_iter(match=f"{env.prefix}:*")]
+
+    assert [line for line in lines if "replayed signature" in line]
+    for secret in (digest, "ab" * 32, "SEEKRIT", env.secret.decode(), ALICE[1]):
+        assert not [line for line in lines if secret in line]
+        assert not [key for key in keys if secret in key]
