@@ -24,9 +24,9 @@ from pydantic import (
 )
 
 from connection_map.served_routes import PATH_PARAM
-from connection_map.yaml_document import YamlDocumentError, load_yaml_mapping
 from flags.evaluation import FLAG_KEY
 from flags.redis_keys import KEY_PREFIX_PATTERN
+from foundation.strict_yaml import YamlDocumentError, load_yaml_mapping
 
 
 class ConfigError(Exception):

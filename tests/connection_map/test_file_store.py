@@ -300,3 +300,29 @@ def test_a_document_the_loader_would_refuse_is_never_written(map_path: Path) -> 
     with pytest.raises(ValidationError, match="appears more than once"):
         save_connection_map(map_path, twice)
     assert map_path.read_bytes() == before
+
+
+def test_saving_the_map_makes_the_rename_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A power loss after `connections import` must not bring the old map back: the new file is
+    # fsynced before the rename and the directory after it.
+    from connection_map import ConnectionMapDocument, save_connection_map
+
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "file")
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    path = tmp_path / "connections.yaml"
+    save_connection_map(path, ConnectionMapDocument.model_validate({"connections": [entry("a")]}))
+    assert events == ["file", "rename", "dir"]
+    assert len(load_connection_map(path)) == 1
