@@ -6,6 +6,10 @@ With ``key_prefix: authswitch:prod``::
     authswitch:prod:flags:version   string  the same version as an integer: cheap to poll
     authswitch:prod:flags:audit     stream  one entry per change (see ``flags.audit``)
     authswitch:prod:flags:changed   pub/sub channel; the message is the new version
+    authswitch:prod:flags:replica_version
+                                    string  the highest version a replica had in force when it
+                                            found ``doc`` missing (Redis lost its data); a write
+                                            to the empty store is refused while it is set
 
 On Redis Cluster, put the deployment in a hash tag (``authswitch:{prod}``) so the keys of one
 write share a slot.
@@ -52,6 +56,10 @@ class RedisKeys:
     @property
     def changed(self) -> str:
         return f"{self.prefix}:flags:changed"
+
+    @property
+    def replica_version(self) -> str:
+        return f"{self.prefix}:flags:replica_version"
 
 
 def connect(

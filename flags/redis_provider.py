@@ -13,6 +13,11 @@ When Redis can't be reached the last known good state keeps answering (reason ``
 the default for everyone) after ``stale_error_after_seconds``, ``PROVIDER_READY`` once a resync
 succeeds again. Only when no state was ever known does every connection get the default
 (legacy), with ``PROVIDER_ERROR`` and ``health().has_state`` False.
+
+When the doc is missing but a state is known (Redis lost its data), the replica keeps serving
+it and writes its version to the ``replica_version`` key: the one record of that version that
+survived is in the replicas' memory, and it lets the store refuse a write that would start from
+the empty state by accident (``flags.redis_rollout_store``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,15 @@ from flags.state import RolloutState
 logger = logging.getLogger(__name__)
 
 _BACKOFF_START_SECONDS = 0.1
+# Raise the replica_version key to ARGV[1], only while the doc is still missing: once someone
+# stored a state again, a replica that has not yet read it must not re-arm the guard.
+_RECORD_REPLICA_VERSION = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local seen = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if tonumber(ARGV[1]) <= seen then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
+return 1
+"""
 _POLL_SLICE_SECONDS = 0.5  # longest the listener blocks before checking its stop event
 _JOIN_TIMEOUT_SECONDS = 5.0
 
@@ -87,6 +101,7 @@ class RedisFlagProvider(RouteFlagProvider):
         self._announced = "not_ready"  # the status our last event (or the SDK's READY) set
         self._initialized = False  # the state initialize loads is not a "change"
         self._raw_doc: bytes | None = None  # the doc the state in force was parsed from
+        self._replica_version_refused = False  # warned once that EVAL was refused
 
     # -- what the proxy and the tests look at ----------------------------------------------
 
@@ -237,6 +252,8 @@ class RedisFlagProvider(RouteFlagProvider):
             # Redis without persistence comes back empty, and the same number must not hide a
             # different state. A doc is a few KB; once per resync per replica is cheap.
             raw = client.get(self.keys.doc)
+            if raw is None and self._rollout is not None and self._rollout.state.version > 0:
+                self._record_replica_version(client, self._rollout.state.version)
             changed = False
             if raw is None or self._rollout is None or raw != self._raw_doc:
                 changed = self._take(raw)
@@ -246,6 +263,20 @@ class RedisFlagProvider(RouteFlagProvider):
                 logger.info("%s: reachable again after %.1f s", self._where, down_for)
                 self._outage_since = self._outage_error = None
             return changed
+
+    def _record_replica_version(self, client: redis.Redis, version: int) -> None:
+        keys = (self.keys.doc, self.keys.replica_version)
+        try:
+            client.eval(_RECORD_REPLICA_VERSION, len(keys), *keys, version)
+        except redis.ResponseError as exc:  # e.g. an ACL without EVAL: serving goes on
+            if not self._replica_version_refused:
+                logger.warning(
+                    "%s: could not record version %d for the empty-store guard: %s",
+                    self._where,
+                    version,
+                    exc,
+                )
+            self._replica_version_refused = True
 
     def _take(self, raw_doc: bytes | str | None) -> bool:
         rollout = self._rollout
