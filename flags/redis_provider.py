@@ -27,6 +27,7 @@ import logging
 import random
 import threading
 import time
+from pathlib import Path
 
 import redis
 from openfeature.evaluation_context import EvaluationContext
@@ -70,9 +71,11 @@ class RedisFlagProvider(RouteFlagProvider):
         socket_timeout_seconds: float = 0.5,
         stale_error_after_seconds: float = 60.0,
         password: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         super().__init__()
         self._password = password
+        self._ca_file = ca_file
         for name, value in (
             ("resync_seconds", resync_seconds),
             ("socket_timeout_seconds", socket_timeout_seconds),
@@ -147,6 +150,7 @@ class RedisFlagProvider(RouteFlagProvider):
             socket_timeout=self._socket_timeout,
             client_name="authswitch-flags",
             password=self._password,
+            ca_file=self._ca_file,
         )
         self._failures = 0
         first_delay = 0.0

@@ -9,7 +9,7 @@ import re
 import typing
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -25,24 +25,10 @@ from pydantic import (
 
 from connection_map.served_routes import PATH_PARAM
 from flags.evaluation import FLAG_KEY
-from flags.redis_keys import KEY_PREFIX_PATTERN
+from foundation.config_error import ConfigError as ConfigError  # re-exported for proxy
+from foundation.redis_settings import RedisSettings
+from foundation.secret_file import read_secret_file as read_secret_file  # re-exported
 from foundation.strict_yaml import YamlDocumentError, load_yaml_mapping
-
-
-class ConfigError(Exception):
-    """The configuration can't be used; the message names the file, the key and the problem."""
-
-
-def read_secret_file(path: Path, key: str, *, min_bytes: int = 0) -> bytes:
-    """A secret from a mounted file (trailing newline removed); errors name the key, never
-    the content."""
-    try:
-        value = path.read_bytes().rstrip(b"\r\n")
-    except OSError as exc:
-        raise ConfigError(f"{key} '{path}': cannot read: {exc.strerror}") from None
-    if len(value) < min_bytes:
-        raise ConfigError(f"{key} '{path}': the secret must be at least {min_bytes} bytes")
-    return value
 
 
 class Strategy(StrEnum):
@@ -77,28 +63,17 @@ class Legacy(_Model):
         return value
 
 
-class RedisFlags(_Model):
+class RedisFlags(RedisSettings):
     """Where the shared rollout state lives when ``flags.backend`` is ``redis``."""
 
-    url: Annotated[str, Field(pattern=r"^(rediss?|unix)://", max_length=2048)] = (
-        "redis://127.0.0.1:6379/0"
-    )
-    key_prefix: Annotated[str, Field(pattern=KEY_PREFIX_PATTERN)] = "authswitch"
+    config_key: ClassVar[str] = "flags.redis"
+
     resync_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
-    socket_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
     stale_error_after_seconds: Annotated[float, Field(ge=0, le=86_400)] = 60.0
-    # A file holding the Redis password (a mounted Secret), so it never sits in the config.
-    password_file: Path | None = None
     # false (default): a replica serving its last known good state stays ready while Redis is
     # unreachable, so an outage of Redis can't take every replica out of the load balancer.
     # true: /readyz answers 503 while Redis is unreachable.
     ready_requires_redis: bool = False
-
-    def password(self) -> str | None:
-        """The password from `password_file`, if one is set."""
-        if self.password_file is None:
-            return None
-        return read_secret_file(self.password_file, "flags.redis.password_file").decode()
 
 
 # -- flags.openfeature: any OpenFeature provider, named by its import path ----------------------
@@ -277,34 +252,17 @@ class Flags(_Model):
             update={
                 "file": base / self.file if self.file is not None else None,
                 "audit_file": base / self.audit_file if self.audit_file is not None else None,
-                "redis": self.redis.model_copy(
-                    update={
-                        "password_file": base / self.redis.password_file
-                        if self.redis.password_file is not None
-                        else None
-                    }
-                ),
+                "redis": self.redis.resolve_paths(base),
             }
         )
 
 
-class ConnectionMapRedis(_Model):
+class ConnectionMapRedis(RedisSettings):
     """Replicas serve the map pushed to Redis (``authswitch connections push``), not the file."""
 
-    url: Annotated[str, Field(pattern=r"^(rediss?|unix)://", max_length=2048)] = (
-        "redis://127.0.0.1:6379/0"
-    )
-    key_prefix: Annotated[str, Field(pattern=KEY_PREFIX_PATTERN)] = "authswitch"
-    resync_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
-    socket_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
-    password_file: Path | None = None
+    config_key: ClassVar[str] = "connection_map_redis"
 
-    def password(self) -> str | None:
-        """The password from `password_file`, if one is set."""
-        if self.password_file is None:
-            return None
-        key = "connection_map_redis.password_file"
-        return read_secret_file(self.password_file, key).decode()
+    resync_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
 
 
 class FlowAffinity(_Model):
@@ -414,15 +372,11 @@ _RATE = r"^[0-9]+ ?(/|per ) ?(second|minute|hour|day)$"
 BrokerDoor = Literal["generic", "okta", "kratos", "cognito", "auth0"]
 
 
-class BrokerRedis(_Model):
+class BrokerRedis(RedisSettings):
     """The Redis holding the broker's rate-limit counters and provisioning locks."""
 
-    url: Annotated[str, Field(pattern=r"^(rediss?|unix)://", max_length=2048)] = (
-        "redis://127.0.0.1:6379/0"
-    )
-    key_prefix: Annotated[str, Field(pattern=KEY_PREFIX_PATTERN)] = "authswitch"
-    password_file: Path | None = None
-    socket_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
+    config_key: ClassVar[str] = "broker.redis"
+
     # false (default): while this Redis is unreachable every hook is denied but callbacks still
     # route, so /readyz stays 200 and lists it under `degraded` (a Redis outage can't empty the
     # load balancer). true: it is listed under `missing` and /readyz answers 503.
@@ -603,9 +557,7 @@ class Broker(_Model):
         return self.model_copy(
             update={
                 "secret_file": rebase(self.secret_file),
-                "redis": self.redis.model_copy(
-                    update={"password_file": rebase(self.redis.password_file)}
-                ),
+                "redis": self.redis.resolve_paths(base),
                 "verifier": verifier,
                 "provisioner": provisioner,
             }
@@ -656,12 +608,9 @@ class Config(_Model):
         return self.model_copy(
             update={
                 "connection_map": base / self.connection_map,
-                "connection_map_redis": self.connection_map_redis.model_copy(
-                    update={"password_file": base / self.connection_map_redis.password_file}
-                )
+                "connection_map_redis": self.connection_map_redis.resolve_paths(base)
                 if self.connection_map_redis is not None
-                and self.connection_map_redis.password_file is not None
-                else self.connection_map_redis,
+                else None,
                 "flags": self.flags.resolve_paths(base),
                 "flow_affinity": self.flow_affinity.model_copy(
                     update={

@@ -23,15 +23,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import redis
 import redis.asyncio
 from prometheus_client import Counter
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
 
-from flags.redis_keys import connect, redact_url
+from foundation.redis_client import connect_async_redis, redact_url
+from foundation.redis_client import connect_redis as connect
 
 logger = logging.getLogger("authswitch.flows")
 
@@ -164,10 +164,12 @@ class RedisFlowStore(FlowStore):
         socket_timeout_seconds: float,
         lookup_timeout_seconds: float,
         password: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         super().__init__(ttl_seconds=ttl_seconds, max_records=max_records)
         self._url = url
         self._password = password
+        self._ca_file = ca_file
         self._where = f"redis {redact_url(url)} key prefix {key_prefix!r}"
         self._key_prefix = f"{key_prefix}:flows:"
         self.channel = f"{key_prefix}:flows:recorded"
@@ -269,16 +271,13 @@ class RedisFlowStore(FlowStore):
     # -- the listener thread -----------------------------------------------------------------
 
     def _async_client(self, timeout: float) -> redis.asyncio.Redis:
-        client = redis.asyncio.Redis.from_url(
+        return connect_async_redis(
             self._url,
             socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=AsyncRetry(NoBackoff(), 0),
             client_name="authswitch-flows",
+            password=self._password,
+            ca_file=self._ca_file,
         )
-        if self._password is not None:  # from a mounted secret file; wins over the URL's
-            client.connection_pool.connection_kwargs["password"] = self._password
-        return client
 
     def _listen_forever(self, stop: threading.Event, subscribed: threading.Event) -> None:
         failures = 0
@@ -307,6 +306,7 @@ class RedisFlowStore(FlowStore):
             socket_timeout=self._socket_timeout,
             client_name="authswitch-flows-listener",
             password=self._password,
+            ca_file=self._ca_file,
         )
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:

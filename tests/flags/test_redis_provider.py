@@ -234,6 +234,7 @@ def test_redis_restarted_empty_keeps_last_known_good_until_state_is_written_agai
     store.write(
         2, RolloutState(overrides={"acme": "off"}), actor="a", reason="restore", action="disable"
     )
+    wait_until(lambda: provider.health().version == 3)
     wait_until(lambda: client.get_provider_status() is ProviderStatus.READY)
     assert client.get_string_details(FLAG_KEY, "x", _ctx("acme")).variant == "override_off"
 
