@@ -16,6 +16,7 @@ from connection_map import (
     ForwardMode,
     load_connection_map,
 )
+from tests.foundation.durability import record_durability_steps
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "connections.yaml"
 
@@ -309,20 +310,8 @@ def test_saving_the_map_makes_the_rename_durable(
     # fsynced before the rename and the directory after it.
     from connection_map import ConnectionMapDocument, save_connection_map
 
-    events: list[str] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd: int) -> None:
-        events.append("dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "file")
-        real_fsync(fd)
-
-    def replace(src: str, dst: str) -> None:
-        events.append("rename")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+    steps = record_durability_steps(monkeypatch)
     path = tmp_path / "connections.yaml"
     save_connection_map(path, ConnectionMapDocument.model_validate({"connections": [entry("a")]}))
-    assert events == ["file", "rename", "dir"]
+    assert steps == ["file", "rename", "dir"]
     assert len(load_connection_map(path)) == 1

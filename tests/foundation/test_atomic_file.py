@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
 import pytest
 
 from foundation.atomic_file import NEW_FILE_MODE, write_file_atomically
+from tests.foundation.durability import record_durability_steps
 
 
 def _mode(path: Path) -> int:
@@ -54,18 +54,6 @@ def test_the_file_and_then_its_directory_are_fsynced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The durability rule: the data reaches the disk before the rename, the rename after it.
-    synced: list[str] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd: int) -> None:
-        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
-        real_fsync(fd)
-
-    def replace(src: str, dst: str) -> None:
-        synced.append("rename")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+    steps = record_durability_steps(monkeypatch)
     write_file_atomically(tmp_path / "checkpoint.json", b"{}")
-    assert synced == ["file", "rename", "dir"]
+    assert steps == ["file", "rename", "dir"]

@@ -302,16 +302,17 @@ def test_with_the_map_in_redis_ids_are_checked_against_the_pushed_map(
     assert [row["id"] for row in cli.json("status")["connections"]] == ["newco"]
 
 
+def _redis_cli(tmp_path: Path, target: RedisTarget) -> Cli:
+    flags = {"backend": "redis", "redis": {"url": target.url, "key_prefix": target.prefix}}
+    config = write_proxy_files(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9", flags=flags)
+    return Cli(config, "redis")
+
+
 def test_after_redis_lost_its_data_a_write_is_refused_until_the_store_is_initialised(
     tmp_path: Path,
     shared_redis: RedisTarget,  # noqa: F811
 ) -> None:
-    flags = {
-        "backend": "redis",
-        "redis": {"url": shared_redis.url, "key_prefix": shared_redis.prefix},
-    }
-    config = write_proxy_files(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9", flags=flags)
-    cli = Cli(config, "redis")
+    cli = _redis_cli(tmp_path, shared_redis)
     for connection in ("acme", "globex"):
         assert cli.run("enable", connection, "--reason", "OPS-1 move").exit_code == 0
     replica = RedisFlagProvider(shared_redis.url, key_prefix=shared_redis.prefix)
@@ -353,9 +354,6 @@ def test_a_store_that_was_never_served_is_written_without_initialising(
     shared_redis: RedisTarget,  # noqa: F811
 ) -> None:
     # No replica ever served a version: an empty store is a new deployment, not a lost one.
-    flags = {
-        "backend": "redis",
-        "redis": {"url": shared_redis.url, "key_prefix": shared_redis.prefix},
-    }
-    config = write_proxy_files(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9", flags=flags)
-    assert Cli(config, "redis").run("enable", "acme", "--reason", "first").exit_code == 0
+    assert (
+        _redis_cli(tmp_path, shared_redis).run("enable", "acme", "--reason", "first").exit_code == 0
+    )
