@@ -7,6 +7,7 @@ COPY pyproject.toml README.md constraints.txt ./
 COPY proxy ./proxy
 COPY connection_map ./connection_map
 COPY flags ./flags
+COPY foundation ./foundation
 # Same install step as README.md ("pip install -c constraints.txt ."), pinned to the project's
 # one lock, into a virtualenv that is copied over.
 # The import check fails the build, not the first request, when lxml's and xmlsec's bundled

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,8 @@ from connection_map.index import ConnectionMap
 from connection_map.map_health import MapHealth
 from connection_map.model import ConnectionMapDocument
 from connection_map.served import pack_records, unpack_records
-from connection_map.yaml_document import YamlDocumentError, load_yaml_mapping
+from foundation.atomic_file import write_file_atomically
+from foundation.strict_yaml import YamlDocumentError, load_yaml_mapping
 
 
 class ConnectionMapError(Exception):
@@ -57,7 +55,7 @@ def _read_document(file: Path) -> ConnectionMapDocument:
 
 
 def save_connection_map(path: str | os.PathLike[str], document: ConnectionMapDocument) -> None:
-    """Write the map atomically (temp file in the same directory, fsync, ``os.replace``).
+    """Write the map atomically and durably (``foundation.atomic_file``).
 
     The proxy reloading the file sees the old map or the new one, never a mix. Comments in the
     old file are not kept. The document is validated again first, so nothing the loader would
@@ -66,22 +64,7 @@ def save_connection_map(path: str | os.PathLike[str], document: ConnectionMapDoc
     target = Path(path)
     checked = ConnectionMapDocument.model_validate(document.model_dump())
     data = render_connection_map(checked)
-    try:
-        mode = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        mode = 0o644
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    write_file_atomically(target, data)
 
 
 def render_connection_map(document: ConnectionMapDocument) -> bytes:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import random
 import threading
 import time
 
@@ -29,15 +28,12 @@ from connection_map.index import ConnectionMap
 from connection_map.map_health import MapHealth
 from connection_map.model import ConnectionMapDocument
 from connection_map.redis_store import MapKeys, as_bytes, parse_served_doc
+from foundation.redis_follower import RedisFollower
 
 logger = logging.getLogger(__name__)
 
-_BACKOFF_START_SECONDS = 0.1
-_POLL_SLICE_SECONDS = 0.5  # longest the listener blocks before checking its stop event
-_JOIN_TIMEOUT_SECONDS = 5.0
 
-
-class RedisConnectionMap:
+class RedisConnectionMap(RedisFollower):
     """The map in force on this replica, kept in line with Redis by a background thread."""
 
     def __init__(
@@ -48,27 +44,23 @@ class RedisConnectionMap:
         where: str,
         resync_seconds: float = 5.0,
     ) -> None:
-        if not resync_seconds > 0:
-            raise ValueError(f"resync_seconds must be > 0 (got {resync_seconds!r})")
+        self._in = f"connection map in {where}"
+        super().__init__(
+            where=f"{self._in} key {keys.served!r}",
+            thread_name="authswitch-map-redis",
+            resync_seconds=resync_seconds,
+            log=logger,
+        )
         self._client = client
         self.keys = keys
-        self._in = f"connection map in {where}"
-        self._where = f"{self._in} key {keys.served!r}"
         self._source = f"{where} key {keys.served!r}"
-        self._resync_seconds = resync_seconds
         self.current = ConnectionMap.build(ConnectionMapDocument(), source=self._source)
         self.loaded = False
         self.last_error: str | None = None
         self._digest: str | None = None  # of the doc in force
         self._refused: tuple[str, int | None] | None = None  # digest and version of a bad doc
-        self._confirmed_at: float | None = None
-        self._outage_since: float | None = None
-        self._outage_error: str | None = None
         self._problem: str | None = None
-        self._failures = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._listener: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -83,24 +75,11 @@ class RedisConnectionMap:
             self._failures = 1
             first_delay = self._backoff()
         self.health().publish()
-        self._stop = threading.Event()
-        self._listener = threading.Thread(
-            target=self._listen_forever,
-            args=(self._stop, first_delay),
-            name="authswitch-map-redis",
-            daemon=True,
-        )
-        self._listener.start()
+        self._start_listener(first_delay)
 
     def stop(self) -> None:
         """Stop the listener; safe to call more than once."""
-        self._stop.set()
-        listener, self._listener = self._listener, None
-        if listener is None or listener is threading.current_thread():
-            return
-        listener.join(_JOIN_TIMEOUT_SECONDS)
-        if listener.is_alive():
-            logger.warning("%s: map listener did not stop in time", self._where)
+        self._stop_listener()
 
     def close(self) -> None:
         self.stop()
@@ -130,47 +109,33 @@ class RedisConnectionMap:
             last_error=self._outage_error or self._problem,
         )
 
-    # -- the listener thread ---------------------------------------------------------------
+    # -- following Redis (foundation.redis_follower) ---------------------------------------
 
-    def _listen_forever(self, stop: threading.Event, first_delay: float) -> None:
-        if stop.wait(first_delay):
-            return
-        while not stop.is_set():
-            try:
-                self._listen(stop)
-                return  # only returns once stopped
-            except redis.RedisError as exc:
-                self._note_outage(exc)
-            except Exception as exc:  # never let the thread die: the map would freeze silently
-                logger.exception("%s: unexpected error in the map listener", self._where)
-                self._note_outage(exc)
-            self.health().publish()
-            self._failures += 1
-            if stop.wait(self._backoff()):
-                return
+    def _listening_client(self) -> redis.Redis:
+        return self._client
 
-    def _listen(self, stop: threading.Event) -> None:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        try:
-            # Subscribe first, then resync: a push published in between is not lost.
-            pubsub.subscribe(self.keys.changed)
-            self._sync(full=True)
-            self.health().publish()
-            self._failures = 0
-            next_resync = time.monotonic() + self._jittered()
-            while not stop.is_set():
-                wait = min(_POLL_SLICE_SECONDS, max(0.0, next_resync - time.monotonic()))
-                message = pubsub.get_message(timeout=wait)
-                if message is not None and message.get("type") == "message":
-                    self._sync(full=True)
-                    self.health().publish()
-                if time.monotonic() >= next_resync:
-                    self._sync(full=False)
-                    self.health().publish()
-                    next_resync = time.monotonic() + self._jittered()
-        finally:
-            with contextlib.suppress(Exception):
-                pubsub.close()
+    def _channel(self) -> str:
+        return self.keys.changed
+
+    def _on_subscribed(self) -> None:
+        self._sync(full=True)
+        self.health().publish()
+
+    def _on_message(self, data: object) -> None:
+        self._sync(full=True)
+        self.health().publish()
+
+    def _on_resync(self) -> None:
+        self._sync(full=False)
+        self.health().publish()
+
+    def _listen_failed(self, exc: BaseException) -> None:
+        self.health().publish()
+
+    def _serving(self) -> str:
+        if self.loaded:
+            return f"serving the last known map (version {self.current.version})"
+        return "no map known: every callback goes to legacy until it answers"
 
     # -- syncing ---------------------------------------------------------------------------
 
@@ -241,37 +206,10 @@ class RedisConnectionMap:
             return _whole_number(self._client.get(self.keys.version))
         return None
 
-    def _confirm(self) -> None:
-        self._confirmed_at = time.monotonic()
-        if self._outage_since is not None:
-            down_for = self._confirmed_at - self._outage_since
-            logger.info("%s: reachable again after %.1f s", self._where, down_for)
-            self._outage_since = self._outage_error = None
-
     def _set_problem(self, message: str) -> None:
         if message != self._problem:
             logger.warning("%s", message)
         self._problem = message
-
-    def _note_outage(self, exc: BaseException) -> None:
-        # redis-py messages name host and port, never the password.
-        self._outage_error = f"{self._where}: {type(exc).__name__}: {exc}"
-        if self._outage_since is None:
-            self._outage_since = time.monotonic()
-            serving = (
-                f"serving the last known map (version {self.current.version})"
-                if self.loaded
-                else "no map known: every callback goes to legacy until it answers"
-            )
-            logger.warning("%s: unreachable, %s: %s", self._where, serving, exc)
-
-    def _backoff(self) -> float:
-        cap = max(self._resync_seconds, _BACKOFF_START_SECONDS)
-        ceiling = min(cap, _BACKOFF_START_SECONDS * 2 ** min(self._failures, 16))
-        return random.uniform(ceiling / 2, ceiling)
-
-    def _jittered(self) -> float:
-        return self._resync_seconds * random.uniform(0.8, 1.2)
 
 
 def _whole_number(raw: bytes | str | None) -> int | None:

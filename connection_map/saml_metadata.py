@@ -1,14 +1,14 @@
 """Reading a SAML IdP's metadata and folding it into a connection.
 
-The parser is hardened the way the proxy's SAMLResponse reader is: UTF-8 only, any DOCTYPE
-refused by a byte scan before libxml2 sees the document (it opens external DTDs even with
-entity loading off), no network, no huge trees. Metadata signatures are not checked: fetch it
-over https from the IdP itself, or review the certificates the import reports.
+The document is parsed by ``foundation.hardened_xml``, as the proxy's SAMLResponse reader does:
+UTF-8 only, any DOCTYPE refused by a byte scan before libxml2 sees the document (it opens
+external DTDs even with entity loading off), no entities, no network, no huge trees.
+Metadata signatures are not checked: fetch it over https from the IdP itself, or review the
+certificates the import reports.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from connection_map.certificates import CertificateError, certificate_pem_from_base64
 from connection_map.csv_import import ImportProblem, ImportRefused
 from connection_map.model import Connection, ConnectionMapDocument, Protocol
+from foundation.hardened_xml import XmlRefusal, XmlRefused, parse_untrusted_xml
 
 MD: Final = "urn:oasis:names:tc:SAML:2.0:metadata"
 DS: Final = "http://www.w3.org/2000/09/xmldsig#"
@@ -25,18 +26,13 @@ SAML2_PROTOCOL: Final = "urn:oasis:names:tc:SAML:2.0:protocol"
 BINDING: Final = "urn:oasis:names:tc:SAML:2.0:bindings:{}"
 # The binding a new provider sends AuthnRequests with first: it becomes the exported idpUrl.
 _PREFERRED_BINDINGS: Final = (BINDING.format("HTTP-Redirect"), BINDING.format("HTTP-POST"))
-_DECLARED_ENCODING: Final = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']""")
-
-_PARSER: Final = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    huge_tree=False,
-    load_dtd=False,
-    dtd_validation=False,
-    remove_comments=True,
-    remove_pis=True,
-    collect_ids=False,
-)
+_REFUSALS: Final[dict[XmlRefusal, str]] = {
+    "not_markup": "is not UTF-8 XML (it must start with '<'; UTF-16 and UTF-32 are not accepted)",
+    "not_xml": "is not well-formed XML",
+    "bad_encoding": "is not UTF-8 or declares an encoding other than UTF-8",
+    "bad_declaration": "is not well-formed XML (the XML declaration must come first, version 1.0)",
+    "doctype": "contains a DOCTYPE, which SAML metadata must not",
+}
 
 
 class MetadataError(ValueError):
@@ -76,26 +72,15 @@ def parse_idp_metadata(data: bytes, *, entity_id: str | None = None) -> IdpMetad
 
 
 def _parse(data: bytes) -> etree._Element:
-    if b"\x00" in data:
-        raise MetadataError("is not UTF-8 (UTF-16 and UTF-32 are not accepted)")
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise MetadataError("is not valid UTF-8") from None
-    declared = _DECLARED_ENCODING.match(data.removeprefix(b"\xef\xbb\xbf"))
-    if declared is not None and declared.group(1).lower() not in (b"utf-8", b"us-ascii"):
-        raise MetadataError("declares an encoding other than UTF-8")
-    if re.search(rb"<!doctype", data, re.I):
-        raise MetadataError("contains a DOCTYPE, which SAML metadata must not")
-    try:
-        root: etree._Element | None = etree.fromstring(data, _PARSER)
-    except etree.LxmlError:
-        root = None  # the parser's message quotes the input
-    if root is None:
-        raise MetadataError("is not well-formed XML")
-    if root.tag not in (f"{{{MD}}}EntityDescriptor", f"{{{MD}}}EntitiesDescriptor"):
-        raise MetadataError("is not SAML metadata (no EntityDescriptor)")
-    return root
+        root = parse_untrusted_xml(data)
+    except XmlRefused as exc:
+        refusal = exc.reason
+    else:
+        if root.tag not in (f"{{{MD}}}EntityDescriptor", f"{{{MD}}}EntitiesDescriptor"):
+            raise MetadataError("is not SAML metadata (no EntityDescriptor)")
+        return root
+    raise MetadataError(_REFUSALS[refusal])  # outside the except: no parser text chained
 
 
 def _entities(root: etree._Element) -> list[etree._Element]:

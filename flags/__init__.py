@@ -11,9 +11,11 @@ from flags.redis_keys import RedisKeys, redact_url
 from flags.redis_provider import RedisFlagProvider
 from flags.redis_rollout_store import RedisRolloutStore
 from flags.rollout_store import (
+    EmptyStoreRefused,
     RolloutStore,
     RolloutStoreError,
     StoredStateInvalid,
+    StoreNotEmpty,
     StoreUnavailable,
     VersionConflict,
 )
@@ -26,6 +28,7 @@ __all__ = [
     "AuditInputError",
     "AuditRecord",
     "CompiledRollout",
+    "EmptyStoreRefused",
     "FileFlagProvider",
     "FileRolloutStore",
     "FlagFileError",
@@ -40,6 +43,7 @@ __all__ = [
     "Route",
     "RouteDecision",
     "StagePlan",
+    "StoreNotEmpty",
     "StoreUnavailable",
     "StoredStateInvalid",
     "VersionConflict",

@@ -19,13 +19,13 @@ like ``12345``) must be quoted. A key given twice is an error, not "the last one
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from flags.state import RolloutState
 from flags.validation_messages import describe_validation_error, describe_value
+from foundation.strict_yaml import YamlDocumentError, load_yaml
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 _KEYS = tuple(RolloutState.model_fields)
@@ -38,23 +38,6 @@ class FlagFileError(Exception):
     """
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice (PyYAML silently keeps the last one)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, list | dict):  # an unhashable key; let PyYAML report it
-                continue
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def parse_rollout_state(data: bytes, file_name: str) -> RolloutState:
     """Parse and fully validate the bytes of a rollout state file; raise ``FlagFileError``."""
     where = f"flags file {file_name!r}"
@@ -65,11 +48,9 @@ def parse_rollout_state(data: bytes, file_name: str) -> RolloutState:
     except UnicodeDecodeError as exc:
         raise FlagFileError(f"{where}: not valid UTF-8 (byte offset {exc.start})") from None
     try:
-        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
-    except yaml.MarkedYAMLError as exc:
+        document = load_yaml(text)
+    except YamlDocumentError as exc:
         raise FlagFileError(f"{where}: {_describe_yaml_error(exc)}") from None
-    except yaml.YAMLError as exc:
-        raise FlagFileError(f"{where}: invalid YAML ({type(exc).__name__})") from None
     if not isinstance(document, dict):
         got = "an empty file" if document is None else describe_value(document)
         raise FlagFileError(f"{where}: top level must be a mapping of keys (got {got})")
@@ -90,9 +71,9 @@ def render_rollout_state(state: RolloutState, *, as_json: bool = False) -> bytes
     return text.encode()
 
 
-def _describe_yaml_error(exc: yaml.MarkedYAMLError) -> str:
-    # str(exc) would quote the offending lines of the file; report the position and problem only.
-    mark = exc.problem_mark or exc.context_mark
-    position = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    problem = exc.problem or exc.context or "unreadable"
-    return f"{position}invalid YAML: {problem}"
+def _describe_yaml_error(exc: YamlDocumentError) -> str:
+    # The shared loader's message already holds no file content; this file's wording puts the
+    # position first.
+    if exc.line is None:
+        return str(exc)
+    return f"line {exc.line}, column {exc.column}: invalid YAML: {exc.problem}"

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
-import tempfile
 from dataclasses import dataclass
 
 from flags.file_format import (
@@ -15,11 +12,10 @@ from flags.file_format import (
     render_rollout_state,
 )
 from flags.state import RolloutState
+from foundation.atomic_file import write_file_atomically
 
 FileSignature = tuple[int, int, int]
 """(st_mtime_ns, st_size, st_ino): changes whenever the file is rewritten or replaced."""
-
-_NEW_FILE_MODE = 0o644
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +52,7 @@ def load_rollout_state(path: str | os.PathLike[str]) -> RolloutState:
 
 
 def write_rollout_state(path: str | os.PathLike[str], state: RolloutState) -> None:
-    """Write the state atomically: temp file in the same directory, fsync, ``os.replace``.
+    """Write the state atomically and durably (``foundation.atomic_file``).
 
     Readers (the file provider) see either the old or the new file, never a partial one.
     ``*.json`` paths get JSON, anything else YAML. The state is re-validated first, so a state
@@ -65,43 +61,8 @@ def write_rollout_state(path: str | os.PathLike[str], state: RolloutState) -> No
     name = os.fspath(path)
     checked = RolloutState.model_validate(state.model_dump())
     data = render_rollout_state(checked, as_json=name.endswith(".json"))
-    directory = os.path.dirname(os.path.abspath(name))
-    mode = _mode_to_keep(name)
-    fd, temp_name = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(name)}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(temp_name, name)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
-    _fsync_directory(directory)
+    write_file_atomically(name, data)
 
 
 def _signature(st: os.stat_result) -> FileSignature:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-def _mode_to_keep(name: str) -> int:
-    # mkstemp creates 0600; keep the replaced file's permissions so the proxy can still read it.
-    try:
-        return stat.S_IMODE(os.stat(name).st_mode)
-    except FileNotFoundError:
-        return _NEW_FILE_MODE
-
-
-def _fsync_directory(directory: str) -> None:
-    # Makes the rename itself durable across a power loss (POSIX); not possible on Windows.
-    if os.name != "posix":
-        return
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

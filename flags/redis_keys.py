@@ -1,4 +1,4 @@
-"""The Redis key layout of a deployment's rollout state, and Redis clients with bounded timeouts.
+"""The Redis key layout of a deployment's rollout state.
 
 With ``key_prefix: authswitch:prod``::
 
@@ -6,6 +6,10 @@ With ``key_prefix: authswitch:prod``::
     authswitch:prod:flags:version   string  the same version as an integer: cheap to poll
     authswitch:prod:flags:audit     stream  one entry per change (see ``flags.audit``)
     authswitch:prod:flags:changed   pub/sub channel; the message is the new version
+    authswitch:prod:flags:replica_version
+                                    string  the highest version a replica had in force when it
+                                            found ``doc`` missing (Redis lost its data); a write
+                                            to the empty store is refused while it is set
 
 On Redis Cluster, put the deployment in a hash tag (``authswitch:{prod}``) so the keys of one
 write share a slot.
@@ -15,13 +19,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+# Clients are built by foundation.redis_client; connect and redact_url keep their names here.
+from foundation.redis_client import connect_redis as connect
+from foundation.redis_client import redact_url
+from foundation.redis_settings import KEY_PREFIX_PATTERN
 
-KEY_PREFIX_PATTERN = r"^[A-Za-z0-9_.:{}-]{1,100}$"
+__all__ = ["KEY_PREFIX_PATTERN", "RedisKeys", "connect", "redact_url"]
+
 _KEY_PREFIX = re.compile(KEY_PREFIX_PATTERN)
 
 
@@ -53,43 +58,6 @@ class RedisKeys:
     def changed(self) -> str:
         return f"{self.prefix}:flags:changed"
 
-
-def connect(
-    url: str, *, socket_timeout: float, client_name: str, password: str | None = None
-) -> redis.Redis:
-    """A client whose every command gives up after ``socket_timeout`` and is never retried.
-
-    redis-py retries failed commands by default (three times, with backoff), which would turn a
-    0.5 s timeout into seconds; callers here have their own retry policy. ``password``, when
-    given, wins over one in the URL (it comes from a mounted secret file, not the config).
-    """
-    extra = {"password": password} if password is not None else {}
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        client_name=client_name,
-        **extra,
-    )
-
-
-def redact_url(url: str) -> str:
-    """The URL without password or query (``redis://user:***@host:6379/0``), for people to read."""
-    try:
-        parts = urlsplit(url)
-        if not parts.netloc:  # unix:///path/to/redis.sock
-            return f"{parts.scheme}://{parts.path}"
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        credentials = ""
-        if parts.username or parts.password is not None:
-            credentials = (parts.username or "") + (":***" if parts.password is not None else "")
-            credentials += "@"
-        port = f":{parts.port}" if parts.port else ""
-        # The query is dropped too: redis-py also reads a password from ``?password=``.
-        return urlunsplit((parts.scheme, f"{credentials}{host}{port}", parts.path, "", ""))
-    except ValueError:
-        return "(unparseable redis url)"
+    @property
+    def replica_version(self) -> str:
+        return f"{self.prefix}:flags:replica_version"

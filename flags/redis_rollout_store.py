@@ -1,10 +1,17 @@
 """The Redis backend of ``RolloutStore`` (key layout: ``flags.redis_keys``).
 
-A write is ``WATCH doc version`` -> read the doc and compare its version -> ``MULTI``: ``SET doc``,
-``SET version``, ``XADD audit``, ``PUBLISH changed <version>`` -> ``EXEC``. If either key changed
-after the ``WATCH``, ``EXEC`` does nothing and the writer gets ``VersionConflict``: two SREs can't
-overwrite each other, and a state is never stored without its audit entry (nor published
-before it is stored). The audit stream is never trimmed: changes are rare and it is the record.
+A write is ``WATCH doc version replica_version`` -> read the doc and compare its version ->
+``MULTI``: ``SET doc``, ``SET version``, ``XADD audit``, ``DEL replica_version``,
+``PUBLISH changed <version>`` -> ``EXEC``. If a watched key changed after the ``WATCH``,
+``EXEC`` does nothing and the writer gets ``VersionConflict``: two SREs can't overwrite each
+other, and a state is never stored without its audit entry (nor published before it is
+stored). The audit stream is never trimmed: changes are rare and it is the record.
+
+When Redis loses its data, the state and its audit stream are gone together, but the replicas
+still serve the last version they read: they write it to the ``replica_version`` key (see
+``flags.redis_provider``). A write that finds no state while that key is set is refused
+(``EmptyStoreRefused``), so a routine ``flags enable`` can't silently send every other connection
+back to legacy; ``initialise_empty_store`` starts again from the empty state on purpose, audited.
 """
 
 from __future__ import annotations
@@ -12,16 +19,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from pydantic import ValidationError
 
-from flags.audit import AuditRecord
+from flags.audit import AuditRecord, check_actor, check_reason, format_time
 from flags.redis_keys import RedisKeys, redact_url
 from flags.rollout_store import (
+    EmptyStoreRefused,
     StoredStateInvalid,
-    StoreTransaction,
+    StoreNotEmpty,
     StoreUnavailable,
     VersionConflict,
     write_with_cas,
@@ -92,6 +101,37 @@ class RedisRolloutStore:
         except redis.RedisError as exc:
             raise self._unavailable(exc) from None
 
+    def initialise_empty_store(self, *, actor: str, reason: str) -> AuditRecord:
+        """Store the empty state (every connection on legacy) where no state is; audited.
+
+        Its version follows the one replicas last served, so they take it as a newer state.
+        ``RolloutStoreError`` if a state is stored: nothing is then changed.
+        """
+        actor, reason = check_actor(actor), check_reason(reason)
+        try:
+            with self._transaction() as tx:
+                stored = tx.stored_version()
+                if stored is not None:
+                    raise StoreNotEmpty(
+                        f"{self.description}: holds version {stored}, not an empty store; "
+                        "nothing was written"
+                    )
+                seen = tx.replica_version()
+                state = RolloutState(version=seen + 1)
+                record = AuditRecord(
+                    version=state.version,
+                    time=format_time(datetime.now(UTC)),
+                    actor=actor,
+                    action="initialise_empty_store",
+                    reason=reason,
+                    before={"replica_version": seen} if seen else {},
+                    after={},
+                )
+                tx.commit(state, record)
+        except redis.RedisError as exc:
+            raise self._unavailable(exc) from None
+        return record
+
     def history(self, limit: int) -> list[AuditRecord]:
         try:
             entries = self._client.xrevrange(self.keys.audit, count=limit)
@@ -100,9 +140,10 @@ class RedisRolloutStore:
         return [self._record(entry_id, fields) for entry_id, fields in entries or ()]
 
     @contextmanager
-    def _transaction(self) -> Iterator[StoreTransaction]:
+    def _transaction(self) -> Iterator[_RedisTransaction]:
+        keys = self.keys
         with self._client.pipeline(transaction=True) as pipe:
-            pipe.watch(self.keys.doc, self.keys.version)  # type: ignore[no-untyped-call]
+            pipe.watch(keys.doc, keys.version, keys.replica_version)  # type: ignore[no-untyped-call]
             yield _RedisTransaction(self, pipe)
 
     def _parse(self, raw: Any) -> RolloutState:
@@ -138,7 +179,22 @@ class _RedisTransaction:
         self._pipe = pipe
 
     def current(self) -> RolloutState:
-        return self._store._parse(self._pipe.get(self._store.keys.doc))
+        raw = self._pipe.get(self._store.keys.doc)
+        if raw is None and (seen := self.replica_version()):
+            raise EmptyStoreRefused(self._store.description, seen)
+        return self._store._parse(raw)
+
+    def stored_version(self) -> int | None:
+        raw = self._pipe.get(self._store.keys.doc)
+        return None if raw is None else self._store._parse(raw).version
+
+    def replica_version(self) -> int:
+        """The highest version a replica served before finding the store empty (0: none)."""
+        raw = self._pipe.get(self._store.keys.replica_version)
+        try:
+            return max(0, int(raw)) if raw is not None else 0
+        except ValueError:
+            return 0
 
     def commit(self, state: RolloutState, record: AuditRecord) -> None:
         keys, pipe = self._store.keys, self._pipe
@@ -152,6 +208,7 @@ class _RedisTransaction:
         pipe.set(keys.doc, render_stored_state(state))
         pipe.set(keys.version, state.version)
         pipe.xadd(keys.audit, fields)
+        pipe.delete(keys.replica_version)  # a state is stored again: the empty-store guard is done
         pipe.publish(keys.changed, state.version)
         try:
             pipe.execute()

@@ -41,6 +41,27 @@ class VersionConflict(RolloutStoreError):
         )
 
 
+class EmptyStoreRefused(RolloutStoreError):
+    """The store holds no state but replicas served a version of it: Redis lost its data.
+
+    Writing a delta on top of the empty default would send every connection back to legacy at
+    once; nothing is written until someone initialises the empty store on purpose.
+    """
+
+    def __init__(self, where: str, replica_version: int) -> None:
+        self.replica_version = replica_version
+        super().__init__(
+            f"{where}: the rollout state is missing, but replicas were serving version "
+            f"{replica_version} (did Redis lose its data?); nothing was written. Restore the "
+            "state, or start again from the empty state (every connection on legacy) with "
+            "'authswitch flags initialise-empty-store --reason ...'"
+        )
+
+
+class StoreNotEmpty(RolloutStoreError):
+    """Initialising the empty store was asked for, but a state is stored; nothing was written."""
+
+
 class RolloutStore(Protocol):
     """Read, change (compare-and-set, audited) and list the history of one rollout state."""
 

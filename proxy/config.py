@@ -9,7 +9,7 @@ import re
 import typing
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -22,14 +22,14 @@ from pydantic import (
 )
 
 from connection_map.routes import Route, Strategy
-from connection_map.yaml_document import YamlDocumentError, load_yaml_mapping
 from flags.evaluation import FLAG_KEY
-from flags.redis_keys import KEY_PREFIX_PATTERN
+from foundation.config_error import ConfigError as ConfigError  # re-exported for proxy
+from foundation.redis_settings import RedisSettings
+from foundation.secret_file import read_secret_file as read_secret_file  # re-exported
+from foundation.strict_yaml import YamlDocumentError, load_yaml_mapping
 
-# The broker owns its models; ConfigError and read_secret_file are re-exported from there.
+# The broker owns its models.
 from proxy.broker.config import Broker as Broker
-from proxy.broker.config import ConfigError as ConfigError
-from proxy.broker.config import read_secret_file as read_secret_file
 
 
 class _Model(BaseModel):
@@ -53,28 +53,17 @@ class Legacy(_Model):
         return value
 
 
-class RedisFlags(_Model):
+class RedisFlags(RedisSettings):
     """Where the shared rollout state lives when ``flags.backend`` is ``redis``."""
 
-    url: Annotated[str, Field(pattern=r"^(rediss?|unix)://", max_length=2048)] = (
-        "redis://127.0.0.1:6379/0"
-    )
-    key_prefix: Annotated[str, Field(pattern=KEY_PREFIX_PATTERN)] = "authswitch"
+    config_key: ClassVar[str] = "flags.redis"
+
     resync_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
-    socket_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
     stale_error_after_seconds: Annotated[float, Field(ge=0, le=86_400)] = 60.0
-    # A file holding the Redis password (a mounted Secret), so it never sits in the config.
-    password_file: Path | None = None
     # false (default): a replica serving its last known good state stays ready while Redis is
     # unreachable, so an outage of Redis can't take every replica out of the load balancer.
     # true: /readyz answers 503 while Redis is unreachable.
     ready_requires_redis: bool = False
-
-    def password(self) -> str | None:
-        """The password from `password_file`, if one is set."""
-        if self.password_file is None:
-            return None
-        return read_secret_file(self.password_file, "flags.redis.password_file").decode()
 
 
 # -- flags.openfeature: any OpenFeature provider, named by its import path ----------------------
@@ -253,34 +242,17 @@ class Flags(_Model):
             update={
                 "file": base / self.file if self.file is not None else None,
                 "audit_file": base / self.audit_file if self.audit_file is not None else None,
-                "redis": self.redis.model_copy(
-                    update={
-                        "password_file": base / self.redis.password_file
-                        if self.redis.password_file is not None
-                        else None
-                    }
-                ),
+                "redis": self.redis.resolve_paths(base),
             }
         )
 
 
-class ConnectionMapRedis(_Model):
+class ConnectionMapRedis(RedisSettings):
     """Replicas serve the map pushed to Redis (``authswitch connections push``), not the file."""
 
-    url: Annotated[str, Field(pattern=r"^(rediss?|unix)://", max_length=2048)] = (
-        "redis://127.0.0.1:6379/0"
-    )
-    key_prefix: Annotated[str, Field(pattern=KEY_PREFIX_PATTERN)] = "authswitch"
-    resync_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
-    socket_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
-    password_file: Path | None = None
+    config_key: ClassVar[str] = "connection_map_redis"
 
-    def password(self) -> str | None:
-        """The password from `password_file`, if one is set."""
-        if self.password_file is None:
-            return None
-        key = "connection_map_redis.password_file"
-        return read_secret_file(self.password_file, key).decode()
+    resync_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
 
 
 class FlowAffinity(_Model):
@@ -417,12 +389,9 @@ class Config(_Model):
         return self.model_copy(
             update={
                 "connection_map": base / self.connection_map,
-                "connection_map_redis": self.connection_map_redis.model_copy(
-                    update={"password_file": base / self.connection_map_redis.password_file}
-                )
+                "connection_map_redis": self.connection_map_redis.resolve_paths(base)
                 if self.connection_map_redis is not None
-                and self.connection_map_redis.password_file is not None
-                else self.connection_map_redis,
+                else None,
                 "flags": self.flags.resolve_paths(base),
                 "flow_affinity": self.flow_affinity.model_copy(
                     update={

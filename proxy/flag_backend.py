@@ -15,7 +15,6 @@ from flags import (
     RolloutStore,
     RolloutStoreError,
 )
-from flags.redis_keys import connect
 from proxy.config import Config, ConfigError, Flags, OpenFeatureFlags, provider_kwargs
 
 
@@ -37,6 +36,7 @@ def provider_for(flags: Flags) -> FeatureProvider:
             socket_timeout_seconds=settings.socket_timeout_seconds,
             stale_error_after_seconds=settings.stale_error_after_seconds,
             password=settings.password(),
+            ca_file=settings.ca_file,
         )
     assert flags.file is not None  # the config requires it for the file backend
     return FileFlagProvider(flags.file, poll_interval=flags.poll_interval_seconds)
@@ -79,12 +79,7 @@ def open_rollout_store(config: Config, *, client_name: str, min_timeout: float) 
         )
     if flags.backend == "redis":
         settings = flags.redis
-        client = connect(
-            settings.url,
-            socket_timeout=max(settings.socket_timeout_seconds, min_timeout),
-            client_name=client_name,
-            password=settings.password(),
-        )
+        client = settings.client(client_name, min_socket_timeout=min_timeout)
         return RedisRolloutStore(client, RedisKeys(settings.key_prefix), url=settings.url)
     assert flags.file is not None  # the config requires it for the file backend
     return FileRolloutStore(flags.file, audit_path=flags.audit_file)

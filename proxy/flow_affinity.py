@@ -45,6 +45,7 @@ def flow_store_for(config: Config) -> FlowStore | None:
         socket_timeout_seconds=redis_settings.socket_timeout_seconds,
         lookup_timeout_seconds=settings.lookup_timeout_seconds,
         password=redis_settings.password(),
+        ca_file=redis_settings.ca_file,
     )
 
 

@@ -17,21 +17,21 @@ every live record and a miss is final: no network I/O on the callback path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import redis
 import redis.asyncio
 from prometheus_client import Counter
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
 
-from flags.redis_keys import connect, redact_url
+from foundation.redis_client import connect_async_redis, redact_url
+from foundation.redis_client import connect_redis as connect
+from foundation.redis_follower import RedisFollower
 
 logger = logging.getLogger("authswitch.flows")
 
@@ -54,8 +54,7 @@ _MEMORY_HIT, _MEMORY_MISS, _REDIS_HIT, _REDIS_MISS, _REDIS_ERROR = (
     for result in ("memory_hit", "memory_miss", "redis_hit", "redis_miss", "redis_error")
 )
 
-_POLL_SLICE_SECONDS = 0.1  # longest the listener blocks before checking its stop event
-_BACKOFF_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
+_MAX_BACKOFF_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +150,10 @@ class FlowStore:
         return {"store": "memory", "records": len(self.memory)}
 
 
-class RedisFlowStore(FlowStore):
+class RedisFlowStore(RedisFollower, FlowStore):
     """Flow records shared by every replica through Redis (``store: redis``)."""
+
+    _poll_slice_seconds = 0.1  # stop() waits for the listener on the event loop's shutdown
 
     def __init__(
         self,
@@ -164,54 +165,47 @@ class RedisFlowStore(FlowStore):
         socket_timeout_seconds: float,
         lookup_timeout_seconds: float,
         password: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
-        super().__init__(ttl_seconds=ttl_seconds, max_records=max_records)
+        FlowStore.__init__(self, ttl_seconds=ttl_seconds, max_records=max_records)
+        RedisFollower.__init__(
+            self,
+            where=f"redis {redact_url(url)} key prefix {key_prefix!r}",
+            thread_name="authswitch-flows-redis",
+            resync_seconds=None,  # records are only pushed; a GET covers what was missed
+            max_backoff_seconds=_MAX_BACKOFF_SECONDS,
+            log=logger,
+        )
         self._url = url
         self._password = password
-        self._where = f"redis {redact_url(url)} key prefix {key_prefix!r}"
+        self._ca_file = ca_file
         self._key_prefix = f"{key_prefix}:flows:"
         self.channel = f"{key_prefix}:flows:recorded"
         self._socket_timeout = socket_timeout_seconds
         self._lookup_timeout = lookup_timeout_seconds
         self._writer: redis.asyncio.Redis | None = None
         self._reader: redis.asyncio.Redis | None = None
-        self._stop = threading.Event()
-        self._listener: threading.Thread | None = None
         # Memory is complete (a miss is final) from this monotonic time on; inf while the
         # listener is not subscribed.
         self._complete_from = float("inf")
-        self._subscribed_this_attempt = False
+        self._subscribed = threading.Event()  # start() waits for the first attempt
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._writer = self._async_client(self._socket_timeout)
         self._reader = self._async_client(self._lookup_timeout)
-        self._stop = threading.Event()
-        subscribed = threading.Event()
-        self._listener = threading.Thread(
-            target=self._listen_forever,
-            args=(self._stop, subscribed),
-            name="authswitch-flows-redis",
-            daemon=True,
-        )
-        self._listener.start()
+        self._subscribed = threading.Event()
+        self._start_listener()
         # Records written while we start are then not missed; never wait long for a down Redis.
-        await asyncio.to_thread(subscribed.wait, self._socket_timeout * 2)
+        await asyncio.to_thread(self._subscribed.wait, self._socket_timeout * 2)
 
     async def stop(self) -> None:
-        self._stop.set()
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            await asyncio.to_thread(listener.join, 5.0)
+        await asyncio.to_thread(self._stop_listener)
         for client in (self._writer, self._reader):
             if client is not None:
                 await client.aclose()
         self._writer = self._reader = None
-
-    @property
-    def listener_thread(self) -> threading.Thread | None:
-        return self._listener
 
     @property
     def memory_complete(self) -> bool:
@@ -269,63 +263,46 @@ class RedisFlowStore(FlowStore):
     # -- the listener thread -----------------------------------------------------------------
 
     def _async_client(self, timeout: float) -> redis.asyncio.Redis:
-        client = redis.asyncio.Redis.from_url(
+        return connect_async_redis(
             self._url,
             socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=AsyncRetry(NoBackoff(), 0),
             client_name="authswitch-flows",
+            password=self._password,
+            ca_file=self._ca_file,
         )
-        if self._password is not None:  # from a mounted secret file; wins over the URL's
-            client.connection_pool.connection_kwargs["password"] = self._password
-        return client
 
-    def _listen_forever(self, stop: threading.Event, subscribed: threading.Event) -> None:
-        failures = 0
-        while not stop.is_set():
-            try:
-                self._listen(stop, subscribed, failures)
-                return
-            except redis.RedisError as exc:
-                if self._subscribed_this_attempt:
-                    failures = 0  # it worked for a while: a new outage, reported afresh
-                if failures == 0:
-                    logger.warning("%s: flow records not received: %s", self._where, exc)
-            except Exception:  # never let the thread die: affinity would silently degrade
-                logger.exception("%s: unexpected error in the flow listener", self._where)
-            self._complete_from = float("inf")
-            subscribed.set()  # start() stops waiting: lookups fall back to GET meanwhile
-            delay = _BACKOFF_SECONDS[min(failures, len(_BACKOFF_SECONDS) - 1)]
-            failures += 1
-            if stop.wait(delay):
-                return
-
-    def _listen(self, stop: threading.Event, subscribed: threading.Event, failures: int) -> None:
-        self._subscribed_this_attempt = False
-        client = connect(
+    def _listening_client(self) -> redis.Redis:
+        # One client per attempt: a listener that failed starts again from a fresh connection.
+        return connect(
             self._url,
             socket_timeout=self._socket_timeout,
             client_name="authswitch-flows-listener",
             password=self._password,
+            ca_file=self._ca_file,
         )
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        try:
-            pubsub.subscribe(self.channel)
-            # Records published from now on arrive; older ones may still be live for one TTL.
-            self._complete_from = time.monotonic() + self.ttl_seconds
-            self._subscribed_this_attempt = True
-            subscribed.set()
-            if failures:
-                logger.info("%s: receiving flow records again", self._where)
-            while not stop.is_set():
-                message = pubsub.get_message(timeout=_POLL_SLICE_SECONDS)
-                if message is not None and message.get("type") == "message":
-                    self._take(message["data"])
-        finally:
-            self._complete_from = float("inf")
-            with contextlib.suppress(Exception):
-                pubsub.close()
-            client.close()
+
+    def _channel(self) -> str:
+        return self.channel
+
+    def _on_subscribed(self) -> None:
+        # Records published from now on arrive; older ones may still be live for one TTL.
+        self._complete_from = time.monotonic() + self.ttl_seconds
+        self._confirm()
+        self._subscribed.set()
+
+    def _on_message(self, data: bytes | str) -> None:
+        self._take(data)
+
+    def _serving(self) -> str:
+        return "flow records not received (a miss in memory costs a GET meanwhile)"
+
+    def _listen_failed(self, exc: BaseException) -> None:
+        self._complete_from = float("inf")
+        self._subscribed.set()  # start() stops waiting: lookups fall back to GET meanwhile
+
+    def _done_listening(self, client: redis.Redis) -> None:
+        self._complete_from = float("inf")
+        client.close()
 
     def _take(self, data: bytes | str) -> None:
         text = data.decode() if isinstance(data, bytes) else data

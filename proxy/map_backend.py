@@ -8,7 +8,7 @@ import logging
 from connection_map import ConnectionMapError, ConnectionMapFile
 from connection_map.redis_follower import RedisConnectionMap
 from connection_map.redis_store import MapKeys, RedisMapStore
-from flags.redis_keys import connect, redact_url
+from foundation.redis_client import redact_url
 from proxy.config import Config, ConfigError, ConnectionMapRedis
 
 MapSource = ConnectionMapFile | RedisConnectionMap
@@ -20,14 +20,8 @@ def map_source_for(config: Config) -> MapSource:
     settings = config.connection_map_redis
     if settings is None:
         return ConnectionMapFile(config.connection_map)
-    client = connect(
-        settings.url,
-        socket_timeout=settings.socket_timeout_seconds,
-        client_name="authswitch-map",
-        password=settings.password(),
-    )
     return RedisConnectionMap(
-        client,
+        settings.client("authswitch-map"),
         MapKeys(settings.key_prefix),
         where=f"redis {redact_url(settings.url)}",
         resync_seconds=settings.resync_seconds,
@@ -62,12 +56,7 @@ def open_map_store(config: Config, *, min_timeout: float) -> RedisMapStore:
         raise ConfigError(
             "the connection map is a file here: set 'connection_map_redis' to push it to Redis"
         )
-    client = connect(
-        settings.url,
-        socket_timeout=max(settings.socket_timeout_seconds, min_timeout),
-        client_name="authswitch-connections-cli",
-        password=settings.password(),
-    )
+    client = settings.client("authswitch-connections-cli", min_socket_timeout=min_timeout)
     return RedisMapStore(
         client, MapKeys(settings.key_prefix), where=f"redis {redact_url(settings.url)}"
     )

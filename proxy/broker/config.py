@@ -1,16 +1,15 @@
 """The password broker's configuration: the `broker` key of the config file.
 
 The broker owns these models; the service's configuration (proxy/config.py) composes them
-under `broker`. ConfigError and read_secret_file live here, below the service, so that the
-broker and the users import need nothing from the rest of `proxy`; proxy/config.py re-exports
-them.
+under `broker`; the broker and the users import need nothing from the rest of `proxy`
+(ConfigError, secrets and Redis settings come from `foundation`).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -23,24 +22,10 @@ from pydantic import (
     model_validator,
 )
 
-from connection_map.yaml_document import YamlDocumentError, load_yaml_mapping
-from flags.redis_keys import KEY_PREFIX_PATTERN
-
-
-class ConfigError(Exception):
-    """The configuration can't be used; the message names the file, the key and the problem."""
-
-
-def read_secret_file(path: Path, key: str, *, min_bytes: int = 0) -> bytes:
-    """A secret from a mounted file (trailing newline removed); errors name the key, never
-    the content."""
-    try:
-        value = path.read_bytes().rstrip(b"\r\n")
-    except OSError as exc:
-        raise ConfigError(f"{key} '{path}': cannot read: {exc.strerror}") from None
-    if len(value) < min_bytes:
-        raise ConfigError(f"{key} '{path}': the secret must be at least {min_bytes} bytes")
-    return value
+from foundation.config_error import ConfigError as ConfigError  # re-exported for the broker
+from foundation.redis_settings import RedisSettings
+from foundation.secret_file import read_secret_file as read_secret_file  # re-exported
+from foundation.strict_yaml import YamlDocumentError, load_yaml_mapping
 
 
 class _Model(BaseModel):
@@ -51,15 +36,19 @@ _RATE = r"^[0-9]+ ?(/|per ) ?(second|minute|hour|day)$"
 BrokerDoor = Literal["generic", "okta", "kratos", "cognito", "auth0"]
 
 
-class BrokerRedis(_Model):
+class BrokerRedis(RedisSettings):
     """The Redis holding the broker's rate-limit counters and provisioning locks."""
 
-    url: Annotated[str, Field(pattern=r"^(rediss?|unix)://", max_length=2048)] = (
-        "redis://127.0.0.1:6379/0"
-    )
-    key_prefix: Annotated[str, Field(pattern=KEY_PREFIX_PATTERN)] = "authswitch"
-    password_file: Path | None = None
-    socket_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
+    config_key: ClassVar[str] = "broker.redis"
+
+    @model_validator(mode="after")
+    def _no_ca_file_yet(self) -> BrokerRedis:
+        # The broker builds its clients itself (and the limits library its own): until they
+        # come from RedisSettings, a CA file would be silently ignored.
+        if self.ca_file is not None:
+            raise ValueError("'ca_file' is not supported for broker.redis yet")
+        return self
+
     # false (default): while this Redis is unreachable every hook is denied but callbacks still
     # route, so /readyz stays 200 and lists it under `degraded` (a Redis outage can't empty the
     # load balancer). true: it is listed under `missing` and /readyz answers 503.
@@ -243,9 +232,7 @@ class Broker(_Model):
         return self.model_copy(
             update={
                 "secret_file": rebase(self.secret_file),
-                "redis": self.redis.model_copy(
-                    update={"password_file": rebase(self.redis.password_file)}
-                ),
+                "redis": self.redis.resolve_paths(base),
                 "verifier": verifier,
                 "provisioner": provisioner,
             }

@@ -11,12 +11,9 @@ it forwards to does. The proxy's own risks are therefore
   Assertion issuers that differ, duplicate or stray Issuer elements, an Issuer with child
   elements (readers that take the first text node stop at the child), encodings other than
   UTF-8, XML versions other than 1.0;
-* the parser itself: XXE, entity expansion, network or file access. libxml2 opens files named
-  by an external DTD or a parameter entity even with ``load_dtd=False`` and
-  ``resolve_entities=False``, so any DOCTYPE is refused by a byte scan *before* libxml2 sees the
-  document. The scan is only sound on ASCII-compatible bytes, which is why the encoding checks
-  (no NUL byte, valid UTF-8, declared encoding UTF-8) come first: UTF-16 or UTF-7 would hide
-  ``<!DOCTYPE`` from it.
+* the parser itself: XXE, entity expansion, network or file access. The document is parsed by
+  ``foundation.hardened_xml`` (UTF-8 only, any DOCTYPE refused by a byte scan before libxml2
+  sees it, no entities, no network, no huge tree), shared with the IdP metadata reader.
 
 Nothing from the payload ever reaches an exception message, and rejections are raised outside
 ``except`` blocks so no chained exception carries parser text (which quotes the input).
@@ -29,12 +26,19 @@ Recycle workers (e.g. uvicorn ``--limit-max-requests``) to bound it.
 from __future__ import annotations
 
 import binascii
-import re
 import zlib
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from lxml import etree
+
+from foundation.hardened_xml import (
+    UTF8_BOM,
+    XML_START,
+    XmlRefusal,
+    XmlRefused,
+    parse_untrusted_xml,
+)
 
 __all__ = [
     "PASSED_TO_LEGACY",
@@ -116,39 +120,21 @@ _ENCRYPTED_ASSERTION: Final = f"{{{_SAML}}}EncryptedAssertion"
 
 # WHATWG "ASCII whitespace": what a base64 line-wrapping encoder may insert.
 _ASCII_WHITESPACE: Final = b"\t\n\x0c\r "
-_UTF8_BOM: Final = b"\xef\xbb\xbf"
-_XML_START: Final = re.compile(rb"[\t\n\r ]*<")
-_XML_DECLARATION_START: Final = re.compile(rb"<\?xml[\t\n\r ]")
-# XML 1.0 production [23] XMLDecl, restricted to version 1.0.
-_XML_DECLARATION: Final = re.compile(
-    rb"""<\?xml [\t\n\r\x20]+ version [\t\n\r\x20]*=[\t\n\r\x20]* (?:"1\.0"|'1\.0')
-    (?: [\t\n\r\x20]+ encoding [\t\n\r\x20]*=[\t\n\r\x20]*
-        (?:"(?P<dq>[A-Za-z][A-Za-z0-9._-]*)"|'(?P<sq>[A-Za-z][A-Za-z0-9._-]*)') )?
-    (?: [\t\n\r\x20]+ standalone [\t\n\r\x20]*=[\t\n\r\x20]* (?:"(?:yes|no)"|'(?:yes|no)') )?
-    [\t\n\r\x20]* \?>""",
-    re.VERBOSE,
-)
-# Labels under which an all-ASCII document reads the same in every parser.
-_ASCII_SAFE_LABELS: Final = frozenset({b"us-ascii", b"iso-8859-1"})
+# IdPs label ASCII-only responses ISO-8859-1 at times; all-ASCII bytes read the same either way.
+_ASCII_LABELS: Final = frozenset({b"us-ascii", b"iso-8859-1"})
 _INFLATE_PROBE_BYTES: Final = 64
-
-# One parser for the process: lxml serialises concurrent use with a per-parser lock.
-_PARSER: Final = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    huge_tree=False,
-    load_dtd=False,
-    dtd_validation=False,
-    remove_comments=True,
-    remove_pis=True,
-    collect_ids=False,
-)
+_REJECT_REASONS: Final[dict[XmlRefusal, RejectReason]] = {
+    "not_markup": "not_xml",
+    "not_xml": "not_xml",
+    "bad_encoding": "bad_encoding",
+    "bad_declaration": "not_xml",
+    "doctype": "doctype",
+}
 
 
 def inspect_saml_response(value: str, *, max_decoded_bytes: int = 262144) -> SamlResponseFacts:
     """Return the routing facts of a base64 SAMLResponse, or raise SamlRejected."""
     data = _decode_base64(value, max_decoded_bytes)
-    _check_bytes(data)
     return _read_facts(_parse(data))
 
 
@@ -177,67 +163,31 @@ def _decode_base64(value: str, max_decoded_bytes: int) -> bytes:
     return data
 
 
-def _check_bytes(data: bytes) -> None:
-    """Refuse, before libxml2 runs, anything it could read differently or dangerously."""
-    body = data[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
-    start = _XML_START.match(body)
-    if start is None:
-        raise SamlRejected("deflated" if _inflates_to_xml(data) else "not_xml")
-    ascii_only = body.isascii()
-    if b"\x00" in body or not (ascii_only or _is_utf8(body)):
-        raise SamlRejected("bad_encoding")
-    if _XML_DECLARATION_START.match(body, start.end() - 1):
-        declaration = _XML_DECLARATION.match(body)  # Only valid at offset 0.
-        if declaration is None:
-            raise SamlRejected("not_xml", _BAD_XML_DECLARATION)
-        label = (declaration["dq"] or declaration["sq"] or b"utf-8").lower()
-        if label != b"utf-8" and not (ascii_only and label in _ASCII_SAFE_LABELS):
-            raise SamlRejected("bad_encoding")
-    if _has_doctype(body):
-        raise SamlRejected("doctype")
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def _inflates_to_xml(data: bytes) -> bool:
     inflater = zlib.decompressobj(wbits=-15)
     try:
         head = inflater.decompress(data, _INFLATE_PROBE_BYTES)
     except zlib.error:
         return False
-    head = head[len(_UTF8_BOM) :] if head.startswith(_UTF8_BOM) else head
-    return _XML_START.match(head) is not None
-
-
-def _has_doctype(body: bytes) -> bool:
-    # Searches for the rare "!" rather than the frequent "<": seven times faster on a Response.
-    # Case-insensitive on purpose: stricter than libxml2, which wants upper case.
-    bang = body.find(b"!")
-    while bang != -1:
-        if body[bang - 1 : bang] == b"<" and body[bang + 1 : bang + 8].upper() == b"DOCTYPE":
-            return True
-        bang = body.find(b"!", bang + 1)
-    return False
+    head = head[len(UTF8_BOM) :] if head.startswith(UTF8_BOM) else head
+    return XML_START.match(head) is not None
 
 
 def _parse(data: bytes) -> etree._Element:
     try:
-        root: etree._Element | None = etree.fromstring(data, _PARSER)
-    except etree.LxmlError:
-        root = None  # The parser's message quotes the input: drop it, raise below.
-    if root is None:
-        raise SamlRejected("not_xml")
-    if root.getroottree().docinfo.internalDTD is not None:
-        raise SamlRejected("doctype")  # Unreachable past _has_doctype; kept as a backstop.
-    if root.tag != _RESPONSE:
-        raise SamlRejected("not_a_response")
-    return root
+        root = parse_untrusted_xml(data, ascii_labels=_ASCII_LABELS)
+    except XmlRefused as exc:
+        refusal = exc.reason
+    else:
+        if root.tag != _RESPONSE:
+            raise SamlRejected("not_a_response")
+        return root
+    # Raised here, outside the except block, so no parser text is chained to the rejection.
+    if refusal == "not_markup" and _inflates_to_xml(data):
+        raise SamlRejected("deflated")
+    if refusal == "bad_declaration":
+        raise SamlRejected("not_xml", _BAD_XML_DECLARATION)
+    raise SamlRejected(_REJECT_REASONS[refusal])
 
 
 def _read_facts(response: etree._Element) -> SamlResponseFacts:

@@ -7,11 +7,8 @@ or the flags can't be used, or the command line is wrong.
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +47,7 @@ from flags import (
     evaluate,
     load_rollout_state,
 )
+from foundation.atomic_file import write_file_atomically
 from proxy.config import Config, ConfigError, load_config
 from proxy.flag_backend import open_rollout_store
 from proxy.map_backend import open_map_store
@@ -253,15 +251,7 @@ def export_csv(
 
 def _write_private(path: Path, text: str) -> None:
     # It may hold private keys and client secrets: 0600 from the start, replaced atomically.
-    fd, temp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    write_file_atomically(path, text.encode("utf-8"), mode=0o600)
 
 
 @connections_app.command()

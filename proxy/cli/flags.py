@@ -28,9 +28,12 @@ from connection_map import (
 from flags import (
     AuditInputError,
     AuditRecord,
+    EmptyStoreRefused,
+    RedisRolloutStore,
     RolloutState,
     RolloutStore,
     RolloutStoreError,
+    StoreNotEmpty,
     VersionConflict,
     plan_stage,
 )
@@ -50,7 +53,8 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad arguments or configuration, unknown connection, missing actor/reason
     UNAVAILABLE = 3  # the backend did not answer, or holds something invalid
     CONFLICT = 4  # the state changed since it was read or previewed: nothing was written
-    REFUSED = 5  # the change is not allowed (e.g. enabling a connection that can't move)
+    REFUSED = 5  # the change is not allowed (e.g. enabling a connection that can't move, or
+    # writing to a Redis store that lost the state replicas were serving)
 
 
 class _Failure(Exception):
@@ -288,6 +292,26 @@ def history(
         typer.echo(_table(["VERSION", "TIME", "ACTOR", "ACTION", "CHANGE", "REASON"], rows))
 
 
+@flags_app.command("initialise-empty-store")
+def initialise_empty_store(
+    config: ConfigOption,
+    reason: ReasonOption,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """After Redis lost its data: store the empty state (every connection on legacy), audited.
+
+    Changes are refused while the store is empty but replicas were serving a version; this
+    starts again from the empty state on purpose. Refused if a state is stored.
+    """
+    with _session(config, as_json) as session:
+        store = session.store
+        if not isinstance(store, RedisRolloutStore):
+            _fail(ExitCode.USAGE, "usage", "initialise-empty-store is for the redis backend only")
+        record = store.initialise_empty_store(actor=session.require_actor(actor), reason=reason)
+        session.print_record(record)
+
+
 # -- the session: config, backend, connection map ---------------------------------------------
 
 
@@ -392,13 +416,17 @@ class _Session:
     def write(
         self, version: int, state: RolloutState, actor: str | None, reason: str, action: str
     ) -> AuditRecord:
+        checked = self.require_actor(actor)
+        return self.store.write(version, state, actor=checked, reason=reason, action=action)
+
+    def require_actor(self, actor: str | None) -> str:
         if not actor:
             _fail(
                 ExitCode.USAGE,
                 "no_actor",
                 "who is making this change? pass --actor NAME or set AUTHSWITCH_ACTOR",
             )
-        return self.store.write(version, state, actor=actor, reason=reason, action=action)
+        return actor
 
     def print_record(
         self,
@@ -503,6 +531,8 @@ def _session(config_path: Path, as_json: bool) -> Iterator[_Session]:
         _exit(failure, as_json)
     except VersionConflict as exc:
         _exit(_Failure(ExitCode.CONFLICT, "conflict", str(exc)), as_json)
+    except (EmptyStoreRefused, StoreNotEmpty) as exc:
+        _exit(_Failure(ExitCode.REFUSED, "empty_store", str(exc)), as_json)
     except UnmanagedFlagBackend as exc:  # a config choice, not an outage
         _exit(_Failure(ExitCode.USAGE, "config", str(exc)), as_json)
     except RolloutStoreError as exc:

@@ -9,12 +9,12 @@ version, never a torn one. A batch that was in flight is simply not in it and is
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from foundation.atomic_file import write_file_atomically
 
 FORMAT = 1
 
@@ -91,22 +91,8 @@ class Checkpoint:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    directory = path.parent
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Replace ``path`` with ``data`` (owner-only: it names the users imported)."""
+    write_file_atomically(path, data, mode=0o600)
 
 
 def _indices(ranges: list[list[int]]) -> set[int]:

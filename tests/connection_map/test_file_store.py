@@ -16,6 +16,7 @@ from connection_map import (
     ForwardMode,
     load_connection_map,
 )
+from tests.foundation.durability import record_durability_steps
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "connections.yaml"
 
@@ -300,3 +301,17 @@ def test_a_document_the_loader_would_refuse_is_never_written(map_path: Path) -> 
     with pytest.raises(ValidationError, match="appears more than once"):
         save_connection_map(map_path, twice)
     assert map_path.read_bytes() == before
+
+
+def test_saving_the_map_makes_the_rename_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A power loss after `connections import` must not bring the old map back: the new file is
+    # fsynced before the rename and the directory after it.
+    from connection_map import ConnectionMapDocument, save_connection_map
+
+    steps = record_durability_steps(monkeypatch)
+    path = tmp_path / "connections.yaml"
+    save_connection_map(path, ConnectionMapDocument.model_validate({"connections": [entry("a")]}))
+    assert steps == ["file", "rename", "dir"]
+    assert len(load_connection_map(path)) == 1

@@ -204,3 +204,30 @@ def test_assessment_of_a_clean_metadata_import_is_only_the_missing_target(
     triage = triage_connections(document.connections)["acme"]
     assert triage.assessment is Assessment.BLOCKED
     assert [r.code for r in triage.reasons] == ["no_new_provider_target"]
+
+
+# Readings where two XML parsers can disagree, refused as the SAMLResponse reader refuses them
+# (one hardened parser for both, foundation.hardened_xml).
+@pytest.mark.parametrize(
+    ("mangle", "problem"),
+    [
+        (
+            lambda d: d.replace(b"UTF-8", b"US-ASCII", 1).replace(
+                b"?>\n", "?>\n<!-- caf\u00e9 -->\n".encode(), 1
+            ),
+            "declares an encoding other than UTF-8",
+        ),
+        (lambda d: d.replace(b'version="1.0"', b'version="1.1"', 1), "XML declaration"),
+        (lambda d: b"\n" + d, "XML declaration"),
+        (lambda d: d.replace(b"?>", b"?><!doctype md:EntityDescriptor>", 1), "DOCTYPE"),
+    ],
+    ids=["ascii-label-on-utf8-bytes", "xml-1.1", "space-before-declaration", "lowercase-doctype"],
+)
+def test_metadata_a_parser_could_read_differently_is_refused(
+    acme_metadata: bytes, mangle: object, problem: str
+) -> None:
+    assert acme_metadata.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+    with pytest.raises(MetadataError) as caught:
+        parse_idp_metadata(mangle(acme_metadata))  # type: ignore[operator]
+    assert problem in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__context__ is None

@@ -20,7 +20,7 @@ from connection_map import (
 )
 from connection_map.redis_store import parse_map_doc, parse_served_doc, render_map_doc
 from connection_map.served import CHUNK_CONNECTIONS
-from connection_map.yaml_document import load_yaml_mapping
+from foundation.strict_yaml import load_yaml_mapping
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "connections.yaml"
 CERTIFICATE = (

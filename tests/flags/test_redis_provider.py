@@ -21,7 +21,14 @@ from openfeature.flag_evaluation import Reason
 from openfeature.provider import ProviderStatus
 from prometheus_client import REGISTRY
 
-from flags import FLAG_KEY, RedisFlagProvider, RedisKeys, RedisRolloutStore, RolloutState
+from flags import (
+    FLAG_KEY,
+    EmptyStoreRefused,
+    RedisFlagProvider,
+    RedisKeys,
+    RedisRolloutStore,
+    RolloutState,
+)
 from flags.redis_keys import connect
 from tests.flags.conftest import SdkHarness
 from tests.flags.redis_support import PrivateRedis, RedisTarget, wait_until
@@ -217,9 +224,17 @@ def test_redis_restarted_empty_keeps_last_known_good_until_state_is_written_agai
     assert "is missing; keeping version 1" in provider.health().last_error
     assert client.get_provider_status() is ProviderStatus.ERROR
 
-    _store(private_redis.url, "app").write(
-        0, RolloutState(overrides={"acme": "off"}), actor="a", reason="restore", action="disable"
+    # The replica recorded the version it serves: a write on top of the empty store is refused
+    # until someone initialises it on purpose (then versions go on after the replica's).
+    store = _store(private_redis.url, "app")
+    with pytest.raises(EmptyStoreRefused, match="replicas were serving version 1"):
+        store.write(0, RolloutState(overrides={"acme": "off"}), actor="a", reason="r", action="x")
+    assert _route(client, "acme") == "new"
+    assert store.initialise_empty_store(actor="a", reason="Redis lost its data").version == 2
+    store.write(
+        2, RolloutState(overrides={"acme": "off"}), actor="a", reason="restore", action="disable"
     )
+    wait_until(lambda: provider.health().version == 3)
     wait_until(lambda: client.get_provider_status() is ProviderStatus.READY)
     assert client.get_string_details(FLAG_KEY, "x", _ctx("acme")).variant == "override_off"
 

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openfeature.evaluation_context import EvaluationContext
 from typer.testing import CliRunner, Result
 
 from connection_map import ConnectionMapDocument, read_connection_map_document
 from connection_map.redis_store import MapKeys, RedisMapStore
-from flags import load_rollout_state
+from flags import RedisFlagProvider, load_rollout_state
 from proxy.cli.flags import ExitCode
 from proxy.cli.main import app
 from tests.conftest import write_proxy_files
@@ -299,3 +300,60 @@ def test_with_the_map_in_redis_ids_are_checked_against_the_pushed_map(
     assert f"key prefix {shared_redis.prefix!r} in Redis" in acme.stderr
     assert cli.run("disable", "newco", "--reason", "kill newco").exit_code == 0
     assert [row["id"] for row in cli.json("status")["connections"]] == ["newco"]
+
+
+def _redis_cli(tmp_path: Path, target: RedisTarget) -> Cli:
+    flags = {"backend": "redis", "redis": {"url": target.url, "key_prefix": target.prefix}}
+    config = write_proxy_files(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9", flags=flags)
+    return Cli(config, "redis")
+
+
+def test_after_redis_lost_its_data_a_write_is_refused_until_the_store_is_initialised(
+    tmp_path: Path,
+    shared_redis: RedisTarget,  # noqa: F811
+) -> None:
+    cli = _redis_cli(tmp_path, shared_redis)
+    for connection in ("acme", "globex"):
+        assert cli.run("enable", connection, "--reason", "OPS-1 move").exit_code == 0
+    replica = RedisFlagProvider(shared_redis.url, key_prefix=shared_redis.prefix)
+    replica.initialize(EvaluationContext())
+    try:
+        assert replica.state.version == 2
+        client = shared_redis.client()
+        keys = list(client.scan_iter(match=f"{shared_redis.prefix}:*"))
+        assert client.delete(*keys) >= 3  # doc, version, audit: what a Redis without data has
+        replica.sync_now()  # the replica's resync finds the doc gone and keeps version 2
+
+        refused = cli.run("disable", "hooli", "--reason", "OPS-2 errors at hooli")
+        assert refused.exit_code == ExitCode.REFUSED, refused.output
+        assert "the rollout state is missing, but replicas were serving version 2" in refused.stderr
+        assert "initialise-empty-store" in refused.stderr
+        assert client.get(f"{shared_redis.prefix}:flags:doc") is None, "nothing was written"
+        assert replica.state.overrides == {"acme": "on", "globex": "on"}
+
+        init = cli.json("initialise-empty-store", "--reason", "OPS-3 Redis lost its data")
+        assert init["version"] == 3
+        assert init["record"]["action"] == "initialise_empty_store"
+        assert init["record"]["actor"] == ACTOR
+        assert init["record"]["reason"] == "OPS-3 Redis lost its data"
+        assert init["record"]["before"] == {"replica_version": 2}
+        again = cli.run("initialise-empty-store", "--reason", "twice")
+        assert again.exit_code == ExitCode.REFUSED and "not an empty store" in again.stderr
+
+        assert cli.run("disable", "hooli", "--reason", "OPS-2 errors at hooli").exit_code == 0
+        assert [r["action"] for r in cli.json("history")] == ["disable", "initialise_empty_store"]
+        replica.sync_now()
+        assert replica.state.version == 4
+        assert replica.state.overrides == {"hooli": "off"}
+    finally:
+        replica.shutdown()
+
+
+def test_a_store_that_was_never_served_is_written_without_initialising(
+    tmp_path: Path,
+    shared_redis: RedisTarget,  # noqa: F811
+) -> None:
+    # No replica ever served a version: an empty store is a new deployment, not a lost one.
+    assert (
+        _redis_cli(tmp_path, shared_redis).run("enable", "acme", "--reason", "first").exit_code == 0
+    )

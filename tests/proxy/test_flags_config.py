@@ -105,3 +105,13 @@ def test_redis_password_comes_from_the_password_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="password_file") as caught:
         config.flags.redis.password()
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_redis_ca_file_is_resolved_and_needs_tls(tmp_path: Path) -> None:
+    tls = {"backend": "redis", "redis": {"url": "rediss://redis:6380/0", "ca_file": "ca.pem"}}
+    config = load_config(_config(tmp_path, tls))
+    assert config.flags.redis.ca_file == tmp_path / "ca.pem"
+
+    plain = {"backend": "redis", "redis": {"url": "redis://redis:6379/0", "ca_file": "ca.pem"}}
+    with pytest.raises(ConfigError, match=r"key 'flags\.redis': .*'ca_file' is set but the url"):
+        load_config(_config(tmp_path, plain))

@@ -58,11 +58,18 @@ def test_readyz_follows_redis_when_configured_to(
         wait_until(lambda: readyz(server.url)[1]["checks"]["flags"]["stale"])
         down_status, down_report = readyz(server.url)
         route = httpx.get(server.url + "/oidc/hooli/callback?code=a&state=b", timeout=5)
-        private_redis.start()
+        private_redis.start()  # empty: the replica may already have recorded its version
         store = RedisRolloutStore(
             connect(private_redis.url, socket_timeout=2, client_name="t"), RedisKeys("ready")
         )
-        store.write(0, RolloutState(overrides={"hooli": "on"}), actor="t", reason="r", action="x")
+        restored = store.initialise_empty_store(actor="t", reason="Redis came back empty")
+        store.write(
+            restored.version,
+            RolloutState(overrides={"hooli": "on"}),
+            actor="t",
+            reason="r",
+            action="x",
+        )
         wait_until(lambda: readyz(server.url)[0] == 200)
     assert route.status_code == 302, "the last known state keeps routing during the outage"
     if requires_redis:

@@ -30,7 +30,7 @@ from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
-from proxy.callback import saml_response
+from foundation import hardened_xml
 from proxy.callback.saml_response import (
     RejectReason,
     SamlRejected,
@@ -670,7 +670,7 @@ def test_doctype_naming_a_local_file_never_opens_it(
     with _watched_fifo(tmp_path / "control") as opened:
         document = make((tmp_path / "control").as_uri()) + _signed_response.encode()
         with contextlib.suppress(etree.LxmlError):
-            etree.fromstring(document, saml_response._PARSER)
+            etree.fromstring(document, hardened_xml._PARSER)
         assert opened.is_set()
 
     with _watched_fifo(tmp_path / "target") as opened:
