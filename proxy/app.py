@@ -36,6 +36,9 @@ from proxy.intake import (
 from proxy.json_logging import flush_logs
 from proxy.map_backend import MapSource, map_source_for
 from proxy.new_provider import send_form_post, send_redirect, target_url
+from proxy.outcomes.answer_rules import status_class
+from proxy.outcomes.observer import AnswerCapture
+from proxy.outcomes.service import OutcomeService
 from proxy.responses import send_bytes, send_error, send_json
 from proxy.route_table import RouteMatch, RouteTable
 from proxy.saml_response import SamlRejected, inspect_saml_response
@@ -88,6 +91,11 @@ class AuthSwitch:
             if config.broker.enabled
             else None
         )
+        self._outcomes = (
+            OutcomeService(config, lambda: self.connection_map.current)
+            if config.outcomes.enabled
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -131,6 +139,8 @@ class AuthSwitch:
         if self._flows is not None:
             await self._flows.start()
         self._map_watch = asyncio.create_task(self._watch_connection_map())
+        if self._outcomes is not None:
+            await self._outcomes.start()
         self._started = True
         log.info(
             "started",
@@ -145,6 +155,8 @@ class AuthSwitch:
             await self._broker.shutdown()
         if self._flows is not None:
             await self._flows.stop()
+        if self._outcomes is not None:
+            await self._outcomes.stop()
         self.flag_provider.shutdown()
         self._started = False
         # uvicorn re-raises SIGTERM after this, which ends the process without atexit.
@@ -179,6 +191,9 @@ class AuthSwitch:
         path: str = scope["path"]
         if self._broker is not None and path.startswith(self._broker.prefix):
             await self._broker(scope, receive, send)
+            return
+        if self._outcomes is not None and path.startswith(self._outcomes.webhooks.prefix):
+            await self._outcomes.webhooks(scope, receive, send)
             return
         if path.startswith(self._ops_prefix):
             await self._ops(path[len(self._ops_prefix) :], scope, send)
@@ -246,16 +261,19 @@ class AuthSwitch:
         )
         decided = time.perf_counter()
         metrics.DECISION_SECONDS.observe(decided - received)
+        answer = AnswerCapture(send)  # the status and Location the outcome is read from
         if decision.destination == "new" and decision.connection is not None:
             status, outcome, reason = await self._to_new_provider(
-                scope, send, decision, decision.connection, body, fields, request_id
+                scope, answer, decision, decision.connection, body, fields, request_id
             )
         else:
-            status, outcome = await self._to_legacy(scope, send, body, request_id)
+            status, outcome = await self._to_legacy(scope, answer, body, request_id)
             reason = decision.reason
         destination = "new" if outcome.startswith("new_") else "legacy"
         metrics.FORWARD_SECONDS.labels(destination).observe(time.perf_counter() - decided)
         connection_id = decision.connection.id if decision.connection is not None else None
+        if self._outcomes is not None:
+            self._outcomes.observe(connection_id, route.path, outcome, answer)
         self._account(
             scope,
             request_id,
@@ -409,7 +427,7 @@ class AuthSwitch:
     ) -> None:
         elapsed = time.perf_counter() - started
         label = self._connection_label(connection_id)
-        metrics.CALLBACKS.labels(label, destination, reason, outcome).inc()
+        metrics.CALLBACKS.labels(label, destination, reason, outcome, status_class(status)).inc()
         metrics.CALLBACK_SECONDS.labels(destination).observe(elapsed)
         access_log.info(
             "callback",

@@ -27,6 +27,7 @@ from connection_map.served_routes import PATH_PARAM
 from connection_map.yaml_document import YamlDocumentError, load_yaml_mapping
 from flags.evaluation import FLAG_KEY
 from flags.redis_keys import KEY_PREFIX_PATTERN
+from proxy.outcomes.settings import OutcomesSettings
 
 
 class ConfigError(Exception):
@@ -632,6 +633,7 @@ class Config(_Model):
     flow_affinity: FlowAffinity = FlowAffinity()
     ops_prefix: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_.-]+$")] = "/_authswitch"
     broker: Broker = Broker()
+    outcomes: OutcomesSettings = OutcomesSettings()
 
     @model_validator(mode="after")
     def _oidc_state_needs_flow_affinity(self) -> Config:
@@ -671,6 +673,7 @@ class Config(_Model):
                     }
                 ),
                 "broker": self.broker.resolve_paths(base),
+                "outcomes": self.outcomes.resolve_paths(base),
             }
         )
 

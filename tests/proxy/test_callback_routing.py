@@ -182,7 +182,9 @@ def test_unknown_connection_goes_to_legacy_and_is_counted(
 ) -> None:
     proxy_env.set_flags(stage_percent=100)
     stranger = DemoIdP("https://idp.stranger.example/metadata", idps["acme"].keys)
-    counter = metrics.CALLBACKS.labels("unknown", "legacy", "unknown_connection", "legacy_proxied")
+    counter = metrics.CALLBACKS.labels(
+        "unknown", "legacy", "unknown_connection", "legacy_proxied", "2xx"
+    )
     before = counter._value.get()
 
     response = post(proxy_env, "/login/callback", saml_body(stranger))
