@@ -13,6 +13,7 @@ from proxy.broker_cli import broker_app
 from proxy.config import Config, ConfigError, load_config
 from proxy.connections_cli import connections_app
 from proxy.flags_cli import flags_app
+from proxy.outcomes.cli import rollout_app
 from proxy.users_cli import users_app
 
 app = typer.Typer(
@@ -80,6 +81,7 @@ app.add_typer(flags_app, name="flags")
 app.add_typer(connections_app, name="connections")
 app.add_typer(broker_app, name="broker")
 app.add_typer(users_app, name="users")
+app.add_typer(rollout_app, name="rollout")
 
 
 def main() -> None:
