@@ -44,9 +44,44 @@ class EventIntake:
             stored = await self.call(self.store.add, observations)
             assert isinstance(stored, list)
             counted = stored
+        return self._account(source, results, counted)
+
+    async def ingest_delivery(
+        self,
+        source: str,
+        replay_key: str,
+        replay_ttl: int,
+        results: Sequence[tuple[Observation | None, EventResult]],
+    ) -> dict[str, int] | None:
+        """A webhook delivery in one trip to the store: refuse a replay (None), count, mark
+        the source alive."""
+        now = self.clock()
+        observations = [item for item, _ in results if item is not None]
+
+        def store() -> list[Observation] | None:
+            if not self.store.first_seen(replay_key, replay_ttl, now):
+                return None
+            counted = self.store.add(observations) if observations else []
+            self.store.mark_source_alive(source, now)
+            return counted
+
+        counted = await self.call(store)
+        if counted is None:
+            return None
+        assert isinstance(counted, list)
+        metrics.OUTCOME_SOURCE_SEEN.labels(source).set(now)
+        return self._account(source, results, counted)
+
+    def _account(
+        self,
+        source: str,
+        results: Sequence[tuple[Observation | None, EventResult]],
+        counted: list[Observation],
+    ) -> dict[str, int]:
+        observations = sum(1 for item, _ in results if item is not None)
         tally: Counter[str] = Counter(result for _, result in results if result != "counted")
         tally["counted"] = len(counted)
-        tally["duplicate"] = len(observations) - len(counted)
+        tally["duplicate"] = observations - len(counted)
         for result, number in tally.items():
             if number:
                 metrics.OUTCOME_EVENTS.labels(source, result).inc(number)

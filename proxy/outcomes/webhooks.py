@@ -115,22 +115,19 @@ class OutcomeWebhooks:
                 tolerance_seconds=door.tolerance_seconds,
                 units_per_second=door.units_per_second,
             )
-            replay_ttl = int(door.tolerance_seconds * 2) + 1
-            fresh = await self._intake.call(
-                self._intake.store.first_seen,
-                f"{door.source}:{delivery.digest}",
-                replay_ttl,
-                now,
-            )
-            if not fresh:
-                await self._refuse(send, door, 409, "replay")
-                return
             results = self._parse(door.source, body, now)
             if results is None:
                 await self._refuse(send, door, 400, "malformed")
                 return
-            tally = await self._intake.ingest(door.source, results)
-            await self._intake.source_alive(door.source)
+            tally = await self._intake.ingest_delivery(
+                door.source,
+                f"{door.source}:{delivery.digest}",
+                int(door.tolerance_seconds * 2) + 1,
+                results,
+            )
+            if tally is None:
+                await self._refuse(send, door, 409, "replay")
+                return
         except SignatureRefused as exc:
             await self._refuse(send, door, 401, exc.problem)
             return
