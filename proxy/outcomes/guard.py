@@ -19,6 +19,7 @@ from datetime import datetime
 
 from connection_map import ConnectionMap
 from flags import AuditRecord, RolloutState, RolloutStore, RolloutStoreError, VersionConflict
+from flags.bucketing import bucket
 from flags.evaluation import evaluate
 from proxy import metrics
 from proxy.outcomes.counts import OutcomeStore, OutcomesUnavailable, Source, Tally
@@ -40,8 +41,13 @@ class GuardDecision:
     acted: bool  # the override was written (enforce) - False in observe mode
 
 
-def routing_changed(record: AuditRecord, connection: str) -> bool:
-    """Whether this audited change can have moved ``connection`` between the providers."""
+def routing_changed(record: AuditRecord, connection: str, state: RolloutState) -> bool:
+    """Whether this audited change can have moved ``connection`` between the providers.
+
+    ``state`` is the current rollout state. Records are read newest first, so when the
+    connection has an override or is a canary now, a stage change older than that can't have
+    moved it (the override or canary entry is itself the newer change).
+    """
     before, after = record.before, record.after
     if connection in (before.get("overrides") or {}) or connection in (
         after.get("overrides") or {}
@@ -49,16 +55,23 @@ def routing_changed(record: AuditRecord, connection: str) -> bool:
         return True
     was_canary = connection in (before.get("canary") or [])
     is_canary = connection in (after.get("canary") or [])
-    if was_canary != is_canary or "kill_all" in before or "kill_all" in after:
+    if was_canary != is_canary or "kill_all" in after or "salt" in after:
         return True
-    # A stage (or salt) change may have moved it: its window restarts (conservative).
-    return "stage_percent" in before or "salt" in before
+    if "stage_percent" not in after:
+        return False
+    if connection in state.overrides or connection in state.canary:
+        return False
+    place = bucket(state.salt, connection)
+    old, new = float(before["stage_percent"]), float(after["stage_percent"])
+    return (place < round(old * 100)) != (place < round(new * 100))
 
 
-def flip_time(history: Sequence[AuditRecord], connection: str) -> datetime | None:
+def flip_time(
+    history: Sequence[AuditRecord], connection: str, state: RolloutState
+) -> datetime | None:
     """When the newest change that could have routed ``connection`` where it is now was made."""
     for record in history:  # newest first
-        if routing_changed(record, connection):
+        if routing_changed(record, connection, state):
             return datetime.fromisoformat(record.time.replace("Z", "+00:00"))
     return None
 
@@ -116,7 +129,7 @@ class RolloutGuard:
         decisions: list[GuardDecision] = []
         try:
             judged = [
-                self._judge(connection.id, history, now)
+                self._judge(connection.id, state, history, now)
                 for connection in self._current_map()
                 if connection.migratable and evaluate(state, connection.id).route == "new"
             ]
@@ -135,18 +148,18 @@ class RolloutGuard:
         return decisions
 
     def judge_connection(
-        self, connection: str, history: Sequence[AuditRecord]
+        self, connection: str, state: RolloutState, history: Sequence[AuditRecord]
     ) -> tuple[Judgement, datetime | None]:
         """The verdict for one connection now (the CLI's view; no lease, no action)."""
-        _, judgement, flipped = self._judge(connection, history, self._clock())
+        _, judgement, flipped = self._judge(connection, state, history, self._clock())
         return judgement, flipped
 
     def _judge(
-        self, connection: str, history: Sequence[AuditRecord], now: float
+        self, connection: str, state: RolloutState, history: Sequence[AuditRecord], now: float
     ) -> tuple[str, Judgement, datetime | None]:
         policy = self._policy
         now_minute = int(now // 60)
-        flipped = flip_time(history, connection)
+        flipped = flip_time(history, connection, state)
         since = now_minute - int(policy.window_hours * 60)
         if flipped is not None:
             since = max(since, int(flipped.timestamp() // 60))

@@ -125,6 +125,22 @@ class GuardSettings(_Model):
     new_side_source: Literal["auto", "events", "proxy"] = "auto"
 
 
+class PromotionSettings(_Model):
+    """`rollout plan`: the stage steps and how long each must soak before the next."""
+
+    steps: Annotated[
+        tuple[Annotated[float, Field(gt=0, le=100)], ...], Field(min_length=1, max_length=20)
+    ] = (5.0, 25.0, 50.0, 100.0)
+    soak_minutes: Annotated[float, Field(ge=0, le=30 * 1440)] = 60.0
+
+    @field_validator("steps")
+    @classmethod
+    def _ascending(cls, steps: tuple[float, ...]) -> tuple[float, ...]:
+        if list(steps) != sorted(set(steps)):
+            raise ValueError("steps must be distinct and ascending, e.g. [5, 25, 50, 100]")
+        return steps
+
+
 class OutcomesRedis(_Model):
     url: Annotated[str, Field(pattern=r"^(rediss?|unix)://", max_length=2048)] = (
         "redis://127.0.0.1:6379/0"
@@ -154,6 +170,7 @@ class OutcomesSettings(_Model):
     workos: WorkosEvents = WorkosEvents()
     generic: GenericWebhook = GenericWebhook()
     guard: GuardSettings = GuardSettings()
+    promotion: PromotionSettings = PromotionSettings()
 
     @property
     def provider_events(self) -> bool:

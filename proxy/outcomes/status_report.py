@@ -94,7 +94,7 @@ def rollout_status(
         if route == "new" and not connection.migratable:
             route, reason = "legacy", f"not migratable ({connection.assessment.value})"
         window = outcomes.tally(connection.id, until - window_minutes, until)
-        judgement, flipped = guard.judge_connection(connection.id, history)
+        judgement, flipped = guard.judge_connection(connection.id, state, history)
         rows.append(
             ConnectionStatus(
                 connection.id,

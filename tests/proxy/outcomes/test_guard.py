@@ -243,3 +243,29 @@ def test_one_guard_acts_at_a_time(redis_rollout: tuple[RedisRolloutStore, RedisT
     guards[0]._lease.release()  # the holder stops (or dies and the lease expires)
     assert len(guards[1].round()) == 1
     assert guards[0].round() == []
+
+
+def test_only_changes_that_can_move_a_connection_restart_its_evidence() -> None:
+    from flags import AuditRecord
+    from flags.bucketing import bucket
+    from proxy.outcomes.guard import routing_changed
+
+    state = RolloutState(stage_percent=100, overrides={"pinned": "on"})
+    low = next(f"c{n}" for n in range(1000) if bucket(state.salt, f"c{n}") < 500)
+    high = next(f"c{n}" for n in range(1000) if bucket(state.salt, f"c{n}") >= 2500)
+
+    def record(before: dict[str, object], after: dict[str, object]) -> AuditRecord:
+        return AuditRecord(
+            version=2, time="2026-01-01T00:00:00.000Z", actor="sre", action="stage",
+            reason="r", before=before, after=after,
+        )  # fmt: skip
+
+    to_five = record({"stage_percent": 0.0}, {"stage_percent": 5.0})
+    assert routing_changed(to_five, low, state)  # moved in at 5 %
+    assert not routing_changed(to_five, high, state)  # stays out
+    assert not routing_changed(to_five, "pinned", state)  # its override decides
+    assert routing_changed(
+        record({"overrides": {"pinned": None}}, {"overrides": {"pinned": "on"}}), "pinned", state
+    )
+    assert routing_changed(record({"kill_all": False}, {"kill_all": True}), high, state)
+    assert not routing_changed(record({"canary": []}, {"canary": [low]}), high, state)
