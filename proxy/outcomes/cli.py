@@ -108,7 +108,7 @@ def status(
     ] = None,
 ) -> None:
     """Per connection: route and why, callbacks/min and success rate per side, guard verdict."""
-    from proxy.outcomes.guard import HISTORY_LIMIT, new_side_source
+    from proxy.outcomes.guard import HISTORY_LIMIT, legacy_side_source, new_side_source
     from proxy.outcomes.status_report import rollout_status
 
     with _context(config, as_json) as ctx:
@@ -119,6 +119,7 @@ def status(
             ctx.outcomes,
             ctx.guard,
             new_source=new_side_source(ctx.settings.outcomes),
+            legacy_source=legacy_side_source(ctx.settings.outcomes),
             window_minutes=window,
             now=time.time(),
             only=connection,

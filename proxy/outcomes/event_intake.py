@@ -49,7 +49,7 @@ class EventIntake:
     async def ingest_delivery(
         self,
         source: str,
-        replay_key: str,
+        replay_key: str | None,
         replay_ttl: int,
         results: Sequence[tuple[Observation | None, EventResult]],
     ) -> dict[str, int] | None:
@@ -59,7 +59,7 @@ class EventIntake:
         observations = [item for item, _ in results if item is not None]
 
         def store() -> list[Observation] | None:
-            if not self.store.first_seen(replay_key, replay_ttl, now):
+            if replay_key is not None and not self.store.first_seen(replay_key, replay_ttl, now):
                 return None
             counted = self.store.add(observations) if observations else []
             self.store.mark_source_alive(source, now)

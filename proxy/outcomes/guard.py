@@ -76,6 +76,12 @@ def flip_time(
     return None
 
 
+def legacy_side_source(settings: OutcomesSettings) -> Source:
+    """Legacy is judged on its own log stream (Auth0) when there is one: it saw every login,
+    from before authswitch too; else on the answers authswitch proxied to it."""
+    return "events" if settings.auth0.enabled else "proxy"
+
+
 def new_side_source(settings: OutcomesSettings) -> Source:
     choice = settings.guard.new_side_source
     if choice == "auto":
@@ -105,6 +111,7 @@ class RolloutGuard:
         self._lease = lease
         self._clock = clock
         self._source = new_side_source(settings)
+        self._legacy_source = legacy_side_source(settings)
         self._silence_sources = tuple(silence_sources)
         self.last_decisions: dict[str, GuardDecision] = {}
 
@@ -169,7 +176,7 @@ class RolloutGuard:
             connection, now_minute - int(policy.baseline_days * 1440), until
         )
         succeeded, failed = new.judged("new", self._source)
-        base_succeeded, base_failed = baseline.judged("legacy", "proxy")
+        base_succeeded, base_failed = baseline.judged("legacy", self._legacy_source)
         forwarded = new.get("new", "proxy", "forwarded")
         judgement = judge(
             succeeded, failed, base_succeeded, base_failed, policy, forwarded=forwarded

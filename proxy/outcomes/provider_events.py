@@ -154,3 +154,40 @@ def generic_observation(
     return Observation(connection, side, "events", item.outcome, minute, f"generic:{item.id}"), (
         "counted"
     )
+
+
+class Auth0LogData(_Lenient):
+    date: datetime
+    type: Annotated[StrictStr, Field(max_length=32)]
+    connection: PlainId | None = None
+
+
+class Auth0LogRecord(_Lenient):
+    """One record of an Auth0 log stream (custom webhook): ``{"log_id", "data": {...}}``."""
+
+    log_id: PlainId
+    data: Auth0LogData
+
+
+def auth0_observation(
+    record: Auth0LogRecord,
+    connections: ProviderConnections,
+    *,
+    outcomes: dict[str, Outcome],
+    names: dict[str, str],
+    now: float,
+    retention_seconds: float,
+) -> tuple[Observation | None, EventResult]:
+    """The legacy-side observation of a login log record, or why there is none."""
+    outcome = outcomes.get(record.data.type)
+    minute = _minute(record.data.date, now, retention_seconds)
+    if outcome is None or minute is None:
+        return None, "ignored"
+    name = record.data.connection
+    connection = names.get(name, name) if name is not None else None
+    if connection is None or not connections.known(connection):
+        return None, "unmapped"
+    observation = Observation(
+        connection, "legacy", "events", outcome, minute, f"auth0:{record.log_id}"
+    )
+    return observation, "counted"

@@ -93,6 +93,25 @@ class GenericWebhook(_Model):
         return self
 
 
+class Auth0LogStream(_Model):
+    """POST <outcomes.path_prefix>/auth0: an Auth0 log stream (custom webhook) - the legacy
+    side's logins, per connection, including from before a connection's flip."""
+
+    enabled: bool = False
+    # The stream's "Authorization Token": the exact Authorization header value it sends.
+    token_file: Path | None = None
+    success_types: tuple[Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")], ...] = ("s",)
+    failure_types: tuple[Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")], ...] = ("f",)
+    # Auth0 connection name -> authswitch connection id; a name not listed is taken as the id.
+    connections: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Auth0LogStream:
+        if self.enabled and self.token_file is None:
+            raise ValueError("'token_file' is required when the Auth0 log stream is enabled")
+        return self
+
+
 class GuardSettings(_Model):
     """The rollout guard: kills (override `off`) a connection failing at the new provider."""
 
@@ -169,6 +188,7 @@ class OutcomesSettings(_Model):
     proxy: ProxyObservation = ProxyObservation()
     workos: WorkosEvents = WorkosEvents()
     generic: GenericWebhook = GenericWebhook()
+    auth0: Auth0LogStream = Auth0LogStream()
     guard: GuardSettings = GuardSettings()
     promotion: PromotionSettings = PromotionSettings()
 
@@ -189,9 +209,12 @@ class OutcomesSettings(_Model):
             }
         )
         generic = self.generic.model_copy(update={"secret_file": rebase(self.generic.secret_file)})
+        auth0 = self.auth0.model_copy(update={"token_file": rebase(self.auth0.token_file)})
         redis = (
             self.redis.model_copy(update={"password_file": rebase(self.redis.password_file)})
             if self.redis is not None
             else None
         )
-        return self.model_copy(update={"workos": workos, "generic": generic, "redis": redis})
+        return self.model_copy(
+            update={"workos": workos, "generic": generic, "auth0": auth0, "redis": redis}
+        )

@@ -9,6 +9,7 @@ Logs and answers carry reason codes only, never the signature, secret or body.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -21,14 +22,16 @@ from proxy import metrics
 from proxy.asgi_types import Receive, Scope, Send
 from proxy.config import read_secret_file
 from proxy.intake import CallbackRejected, ClientDisconnected, read_body
-from proxy.outcomes.counts import Observation, OutcomesUnavailable
+from proxy.outcomes.counts import Observation, Outcome, OutcomesUnavailable
 from proxy.outcomes.event_intake import EventIntake
 from proxy.outcomes.provider_events import (
+    Auth0LogRecord,
     EventResult,
     GenericBatch,
     GenericOutcome,
     ProviderConnections,
     WorkosEvent,
+    auth0_observation,
     generic_observation,
     workos_observation,
 )
@@ -50,6 +53,9 @@ class _Door:
     secret: bytes
     tolerance_seconds: float
     units_per_second: int
+    # "hmac": t=..., v1=... over timestamp and body; "token": the header is the secret (Auth0
+    # log streams sign nothing; their record ids keep a redelivery counted once).
+    scheme: str = "hmac"
 
 
 class OutcomeWebhooks:
@@ -82,6 +88,15 @@ class OutcomeWebhooks:
             self._doors["generic"] = _Door(
                 "generic", GENERIC_SIGNATURE_HEADER, secret, generic.tolerance_seconds, 1
             )
+        auth0 = settings.auth0
+        if auth0.enabled and auth0.token_file is not None:
+            token = read_secret_file(auth0.token_file, "outcomes.auth0.token_file", min_bytes=16)
+            self._doors["auth0"] = _Door("auth0", b"authorization", token, 0, 1, "token")
+            self._auth0_outcomes: dict[str, Outcome] = {
+                **{name: "failed" for name in auth0.failure_types},
+                **{name: "succeeded" for name in auth0.success_types},
+            }
+            self._auth0_names = dict(auth0.connections)
 
     @property
     def enabled(self) -> bool:
@@ -107,23 +122,13 @@ class OutcomeWebhooks:
         header = _header(scope, door.header)
         now = self._intake.clock()
         try:
-            delivery = verify(
-                header,
-                body,
-                door.secret,
-                now=now,
-                tolerance_seconds=door.tolerance_seconds,
-                units_per_second=door.units_per_second,
-            )
+            replay_key = self._authenticate(door, header, body, now)
             results = self._parse(door.source, body, now)
             if results is None:
                 await self._refuse(send, door, 400, "malformed")
                 return
             tally = await self._intake.ingest_delivery(
-                door.source,
-                f"{door.source}:{delivery.digest}",
-                int(door.tolerance_seconds * 2) + 1,
-                results,
+                door.source, replay_key, int(door.tolerance_seconds * 2) + 1, results
             )
             if tally is None:
                 await self._refuse(send, door, 409, "replay")
@@ -138,10 +143,39 @@ class OutcomeWebhooks:
         metrics.OUTCOME_WEBHOOK_REQUESTS.labels(door.source, "accepted").inc()
         await send_json(send, 200, {"status": "ok", **tally})
 
+    @staticmethod
+    def _authenticate(door: _Door, header: bytes | None, body: bytes, now: float) -> str | None:
+        """The replay key of a verified delivery (None for token doors); else refused."""
+        if door.scheme == "token":
+            if header is None or not hmac.compare_digest(header, door.secret):
+                raise SignatureRefused("bad_signature")
+            return None
+        delivery = verify(
+            header,
+            body,
+            door.secret,
+            now=now,
+            tolerance_seconds=door.tolerance_seconds,
+            units_per_second=door.units_per_second,
+        )
+        return f"{door.source}:{delivery.digest}"
+
     def _parse(
         self, source: str, body: bytes, now: float
     ) -> list[tuple[Observation | None, EventResult]] | None:
         try:
+            if source == "auth0":
+                return [
+                    auth0_observation(
+                        record,
+                        self._connections,
+                        outcomes=self._auth0_outcomes,
+                        names=self._auth0_names,
+                        now=now,
+                        retention_seconds=self._retention,
+                    )
+                    for record in _auth0_records(body)
+                ]
             if source == "workos":
                 event = WorkosEvent.model_validate_json(body)
                 return [
@@ -171,6 +205,20 @@ def _generic_items(body: bytes) -> list[GenericOutcome]:
     if isinstance(document, dict) and "events" in document:
         return list(GenericBatch.model_validate(document).events)
     return [GenericOutcome.model_validate(document)]
+
+
+def _auth0_records(body: bytes) -> list[Auth0LogRecord]:
+    """A JSON array, JSON lines or one JSON object (the stream's "content format")."""
+    text = body.strip()
+    if text.startswith(b"["):
+        items = json.loads(text)
+        if not isinstance(items, list) or len(items) > 10_000:
+            raise ValueError("not a log array")
+        return [Auth0LogRecord.model_validate(item) for item in items]
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 10_000:
+        raise ValueError("too many log lines")
+    return [Auth0LogRecord.model_validate_json(line) for line in lines]
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

@@ -17,6 +17,7 @@ CONNECTIONS = {
     "fabrikam": "conn_01FABRIKAM",
 }
 GENERIC_SECRET = b"generic-SEEKRIT-outcome-secret"
+AUTH0_TOKEN = b"Bearer auth0-SEEKRIT-stream-token"
 
 
 def callback_path(connection: str) -> str:
@@ -54,6 +55,7 @@ def write_outcome_files(
     (directory / "webhook-secret").write_bytes(WEBHOOK_SECRET + b"\n")
     (directory / "api-key").write_text(API_KEY + "\n")
     (directory / "generic-secret").write_bytes(GENERIC_SECRET)
+    (directory / "auth0-token").write_bytes(AUTH0_TOKEN)
     document = {
         "legacy": {"url": legacy_url},
         "connection_map": "connections.yaml",

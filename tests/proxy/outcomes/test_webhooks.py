@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,12 @@ from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.outcomes.signatures import signature_header
-from tests.proxy.outcomes.outcome_env import CONNECTIONS, GENERIC_SECRET, write_outcome_files
+from tests.proxy.outcomes.outcome_env import (
+    AUTH0_TOKEN,
+    CONNECTIONS,
+    GENERIC_SECRET,
+    write_outcome_files,
+)
 from tests.proxy.outcomes.workos_fake import WEBHOOK_SECRET, send_webhook, sso_event
 
 WORKOS = "/_authswitch/outcomes/workos"
@@ -27,6 +33,11 @@ def proxy(tmp_path: Path, providers: dict[str, LoopbackServer]) -> Iterator[tupl
     outcomes = {
         "workos": {"enabled": True, "webhook_secret_file": "webhook-secret"},
         "generic": {"enabled": True, "secret_file": "generic-secret"},
+        "auth0": {
+            "enabled": True,
+            "token_file": "auth0-token",
+            "connections": {"Fabrikam-SAML": "fabrikam"},
+        },
         "guard": {"mode": "off"},
     }
     config = write_outcome_files(
@@ -149,3 +160,55 @@ def test_generic_webhook_counts_outcomes_by_either_connection_id(
     )
     assert bad.status_code == 400
     assert _new_side(app, "fabrikam") == (1, 1)
+
+
+def _auth0_record(log_id: str, kind: str, connection: str) -> dict[str, Any]:
+    """A log record as an Auth0 log stream (custom webhook) delivers it."""
+    return {
+        "log_id": log_id,
+        "data": {
+            "date": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "type": kind,
+            "description": "Login",
+            "connection": connection,
+            "connection_id": "con_2cd3Fnl8IeHnh0Oi",
+            "client_id": "AaiyAPdpYdesoKnqjj8HJqRn4T5titww",
+            "ip": "192.0.2.1",
+            "user_id": "samlp|acme|alice",
+            "user_name": "alice@example.com",
+        },
+    }
+
+
+def test_auth0_log_stream_counts_the_legacy_side(proxy: tuple[str, AuthSwitch]) -> None:
+    url, app = proxy
+    records = [
+        _auth0_record("900001", "s", "contoso"),
+        _auth0_record("900002", "f", "contoso"),
+        _auth0_record("900003", "s", "Fabrikam-SAML"),
+        _auth0_record("900004", "sapi", "contoso"),  # not a login
+        _auth0_record("900005", "s", "unknown-connection"),
+    ]
+    headers = {"authorization": AUTH0_TOKEN.decode(), "content-type": "application/json"}
+    first = httpx.post(url + "/_authswitch/outcomes/auth0", json=records, headers=headers)
+    assert first.json() == {
+        "status": "ok",
+        "ignored": 1,
+        "unmapped": 1,
+        "counted": 3,
+        "duplicate": 0,
+    }
+    # Redelivered, as JSON lines this time: nothing counted twice.
+    lines = "\n".join(json.dumps(r) for r in records[:2])
+    again = httpx.post(url + "/_authswitch/outcomes/auth0", content=lines, headers=headers)
+    assert again.json()["duplicate"] == 2 and again.json()["counted"] == 0
+    wrong = httpx.post(
+        url + "/_authswitch/outcomes/auth0", json=records, headers={"authorization": "Bearer x"}
+    )
+    assert wrong.status_code == 401
+
+    minute = int(time.time() // 60)
+    assert app._outcomes is not None
+    store = app._outcomes.store
+    assert store.tally("contoso", minute - 5, minute + 2).judged("legacy", "events") == (1, 1)
+    assert store.tally("fabrikam", minute - 5, minute + 2).judged("legacy", "events") == (1, 0)
