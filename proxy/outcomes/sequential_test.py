@@ -1,8 +1,10 @@
 """The guard's test: Wald's sequential probability ratio test against the connection's baseline.
 
-H0: the new side fails at the baseline rate p0 (an upper confidence bound of the connection's own
-legacy failure rate, floored); H1: it fails at p1 = max(p0 * relative, p0 + absolute). After
-f failures and s successes the log likelihood ratio is
+H0: the new side fails at the baseline rate p0 (the 95 % upper confidence bound of the
+connection's own legacy failure rate, floored: a noisy baseline errs towards not killing); H1: it
+fails at p1 = max(p * relative, p + absolute, p0 + 0.05), p the baseline's point estimate (so a
+small, uncertain baseline does not push the alternative out of reach). After f failures and s
+successes the log likelihood ratio is
 
     LLR = f * ln(p1 / p0) + s * ln((1 - p1) / (1 - p0))
 
@@ -21,7 +23,8 @@ from typing import Literal
 from proxy.outcomes.settings import GuardSettings
 
 Verdict = Literal["healthy", "unproven", "failing", "silent"]
-_Z = 1.959964  # 97.5 % one-sided
+_Z = 1.644854  # 95 % one-sided
+MIN_GAP = 0.05  # p1 is at least this far above p0
 
 
 def wilson_upper(failed: int, total: int, z: float = _Z) -> float:
@@ -44,9 +47,15 @@ def baseline_failure_rate(failed: int, total: int, policy: GuardSettings) -> flo
     return min(max(rate, policy.min_baseline_failure_rate), 0.5)
 
 
-def failing_rate(baseline: float, policy: GuardSettings) -> float:
-    """p1: the failure rate the test is built to detect."""
-    return min(0.99, max(baseline * policy.relative_increase, baseline + policy.absolute_increase))
+def failing_rate(failed: int, total: int, baseline: float, policy: GuardSettings) -> float:
+    """p1: the failure rate the test is built to detect, from the baseline's point estimate."""
+    if total < policy.min_baseline_samples:
+        point = policy.default_baseline_failure_rate
+    else:
+        point = failed / total
+    point = max(point, policy.min_baseline_failure_rate)
+    rate = max(point * policy.relative_increase, point + policy.absolute_increase)
+    return min(0.99, max(rate, baseline + MIN_GAP))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +107,9 @@ def judge(
     forwarded: int = 0,
 ) -> Judgement:
     """The SPRT verdict for one connection's counts."""
-    p0 = baseline_failure_rate(baseline_failed, baseline_succeeded + baseline_failed, policy)
-    p1 = failing_rate(p0, policy)
+    baseline_total = baseline_succeeded + baseline_failed
+    p0 = baseline_failure_rate(baseline_failed, baseline_total, policy)
+    p1 = failing_rate(baseline_failed, baseline_total, p0, policy)
     llr = new_failed * math.log(p1 / p0) + new_succeeded * math.log((1 - p1) / (1 - p0))
     threshold = math.log(1 / policy.false_kill_rate)
     verdict: Verdict

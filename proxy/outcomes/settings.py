@@ -122,7 +122,8 @@ class GuardSettings(_Model):
     # 1/false_kill_rate (Ville's inequality bounds the chance a healthy connection ever gets
     # there, however often the guard looks).
     false_kill_rate: Annotated[float, Field(gt=0, lt=0.5)] = 0.002
-    # "Failing" means a failure rate of max(baseline * relative_increase, baseline + this).
+    # "Failing" means a failure rate of max(baseline * relative_increase, baseline + this),
+    # the baseline's point estimate (and at least 0.05 above the baseline's upper bound).
     absolute_increase: Annotated[float, Field(gt=0, lt=1)] = 0.15
     relative_increase: Annotated[float, Field(gt=1, le=100)] = 4.0
     min_new_samples: Annotated[int, Field(ge=1, le=100_000)] = 3
