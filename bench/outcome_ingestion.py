@@ -157,7 +157,9 @@ def callback_latency(base: str, count: int) -> tuple[float, float]:
     return statistics.median(samples), samples[int(len(samples) * 0.9)]
 
 
-def _write_files(directory: Path, redis_url: str, prefix: str, port: int) -> Path:
+def _write_files(
+    directory: Path, redis_url: str, prefix: str, port: int, *, outcomes: bool = True
+) -> Path:
     connections = [
         {
             "id": cid,
@@ -186,7 +188,7 @@ def _write_files(directory: Path, redis_url: str, prefix: str, port: int) -> Pat
         "logging": {"level": "warning"},
         "metrics": {"port": None},
         "outcomes": {
-            "enabled": True,
+            "enabled": outcomes,
             "store": "redis",
             "redis": {"url": redis_url, "key_prefix": prefix},
             "workos": {"enabled": True, "webhook_secret_file": "webhook-secret"},
@@ -197,6 +199,30 @@ def _write_files(directory: Path, redis_url: str, prefix: str, port: int) -> Pat
     path = directory / "authswitch.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def _latency_without_outcomes(
+    scratch: Path, args: argparse.Namespace, prefix: str
+) -> tuple[float, float]:
+    """The same proxy with `outcomes.enabled: false`: the reference for (3)."""
+    directory = scratch / "reference"
+    directory.mkdir()
+    port = free_port()
+    config = _write_files(directory, args.redis_url, prefix, port, outcomes=False)
+    server = PinnedServer(
+        "reference",
+        [sys.executable, "-m", "proxy", "serve", "--config", str(config)],
+        cpu=0,
+        port=port,
+        log_dir=directory,
+    )
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        callback_latency(base, 200)
+        return callback_latency(base, args.callbacks)
+    finally:
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         rate = store_rate(client, prefix, args.events)
         print(f"store: {rate:,.0f} events/s into Redis (goal >= {GOAL_EVENTS_PER_SECOND:,})")
         with tempfile.TemporaryDirectory() as scratch:
+            without = _latency_without_outcomes(Path(scratch), args, prefix)
             port = free_port()
             config = _write_files(Path(scratch), args.redis_url, prefix, port)
             server = PinnedServer(
@@ -259,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                 flood.join(timeout=10)
             finally:
                 server.stop()
+        print(f"callback latency without outcomes: p50 {without[0]:.2f} ms p90 {without[1]:.2f} ms")
         print(
             f"callback latency (redirect mode): idle p50 {idle[0]:.2f} ms p90 {idle[1]:.2f} ms; "
             f"with {args.background_rate:g} webhook events/s running p50 {busy[0]:.2f} ms "
