@@ -52,6 +52,9 @@ def _check_secrets_and_broker(settings: Config) -> None:
     """Read every secret file and build the broker once, so a bad file stops `serve` with
     exit 2 here instead of a traceback in each worker."""
     from proxy.broker.service import PasswordBroker
+    from proxy.outcomes.service import check_outcome_secrets
+
+    check_outcome_secrets(settings)
 
     if settings.flags.backend == "redis":
         settings.flags.redis.password()

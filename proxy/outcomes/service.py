@@ -193,3 +193,27 @@ class OutcomeService:
             await round_
         except Exception:  # a bug must not end the guard's loop; it is logged with its trace
             log.exception("guard round failed")
+
+
+def check_outcome_secrets(config: Config) -> None:
+    """Read every secret file the outcome sources name (ConfigError naming the key if one
+    can't be read), so `serve` stops with one clear message instead of a worker's traceback."""
+    settings = config.outcomes
+    if not settings.enabled:
+        return
+    files = {
+        "outcomes.workos.webhook_secret_file": settings.workos.webhook_secret_file
+        if settings.workos.enabled
+        else None,
+        "outcomes.workos.api_key_file": settings.workos.api_key_file
+        if settings.workos.enabled and settings.workos.poll
+        else None,
+        "outcomes.generic.secret_file": settings.generic.secret_file
+        if settings.generic.enabled
+        else None,
+        "outcomes.auth0.token_file": settings.auth0.token_file if settings.auth0.enabled else None,
+        "outcomes.redis.password_file": settings.redis.password_file if settings.redis else None,
+    }
+    for key, path in files.items():
+        if path is not None:
+            read_secret_file(path, key)
