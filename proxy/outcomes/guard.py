@@ -31,6 +31,7 @@ log = logging.getLogger("authswitch.guard")
 
 ACTOR = "guard"
 HISTORY_LIMIT = 500
+BASELINE_REFRESH_MINUTES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,9 @@ class RolloutGuard:
         self._legacy_source = legacy_side_source(settings)
         self._silence_sources = tuple(silence_sources)
         self.last_decisions: dict[str, GuardDecision] = {}
+        # connection -> (minute read, (succeeded, failed)): days of legacy counts move slowly,
+        # and reading them is the round's biggest cost (one hash per hour and connection).
+        self._baselines: dict[str, tuple[int, tuple[int, int]]] = {}
 
     @property
     def mode(self) -> str:
@@ -172,11 +176,8 @@ class RolloutGuard:
             since = max(since, int(flipped.timestamp() // 60))
         until = now_minute + 1
         new = self._outcomes.tally(connection, since, until)
-        baseline = self._outcomes.tally(
-            connection, now_minute - int(policy.baseline_days * 1440), until
-        )
+        base_succeeded, base_failed = self._baseline(connection, now_minute)
         succeeded, failed = new.judged("new", self._source)
-        base_succeeded, base_failed = baseline.judged("legacy", self._legacy_source)
         forwarded = new.get("new", "proxy", "forwarded")
         judgement = judge(
             succeeded, failed, base_succeeded, base_failed, policy, forwarded=forwarded
@@ -184,6 +185,16 @@ class RolloutGuard:
         if judgement.verdict != "failing" and self._silent(connection, since, now):
             judgement = replace(judgement, verdict="silent")
         return connection, judgement, flipped
+
+    def _baseline(self, connection: str, now_minute: int) -> tuple[int, int]:
+        cached = self._baselines.get(connection)
+        if cached is not None and now_minute - cached[0] < BASELINE_REFRESH_MINUTES:
+            return cached[1]
+        start = now_minute - int(self._policy.baseline_days * 1440)
+        tally = self._outcomes.tally(connection, start, now_minute + 1)
+        counts = tally.judged("legacy", self._legacy_source)
+        self._baselines[connection] = (now_minute, counts)
+        return counts
 
     def _silent(self, connection: str, since_minute: int, now: float) -> bool:
         """N forwarded and no success reported in the silence window, the source alive."""

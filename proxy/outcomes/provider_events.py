@@ -9,9 +9,17 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from connection_map import ConnectionMap
 from proxy.outcomes.counts import MAX_EVENT_ID_LENGTH, Observation, Outcome, Side
@@ -57,9 +65,26 @@ class WorkosEvent(_Lenient):
 
 
 class WorkosEventList(_Lenient):
-    """``GET /events``: ``{"object": "list", "data": [...], "list_metadata": {...}}``."""
+    """``GET /events``: ``{"object": "list", "data": [...], "list_metadata": {...}}``.
 
-    data: list[WorkosEvent]
+    Items stay raw here: one odd event must not stop the poller (`events()` skips it)."""
+
+    data: list[dict[str, Any]]
+
+    def events(self) -> list[WorkosEvent | None]:
+        """Each item as an event, or None where it isn't one."""
+        parsed: list[WorkosEvent | None] = []
+        for item in self.data:
+            try:
+                parsed.append(WorkosEvent.model_validate(item))
+            except ValidationError:
+                parsed.append(None)
+        return parsed
+
+    def last_id(self) -> str | None:
+        """The cursor after this page: the last item's id."""
+        last = self.data[-1].get("id") if self.data else None
+        return last if isinstance(last, str) and 0 < len(last) <= MAX_EVENT_ID_LENGTH else None
 
 
 class GenericOutcome(BaseModel):

@@ -147,12 +147,15 @@ class WorkosPoller:
                 workos_observation(
                     event, self._connections, now=now, retention_seconds=self._retention
                 )
-                for event in page.data
+                if event is not None
+                else (None, "ignored")
+                for event in page.events()
             ]
             await self._intake.ingest(SOURCE, results)
             read += len(page.data)
-            if page.data:
-                cursor = page.data[-1].id
+            last = page.last_id()
+            if last is not None:
+                cursor = last
                 await self._intake.call(self._cursor.save, cursor)
             if len(page.data) < PAGE_LIMIT:
                 break

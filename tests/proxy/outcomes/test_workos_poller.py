@@ -125,3 +125,24 @@ def test_the_api_key_is_sent_as_bearer_and_never_logged(
         asyncio.run(_poll(service))
     assert API_KEY not in str(failure.value) and "SEEKRIT" not in str(failure.value)
     assert API_KEY not in caplog.text
+
+
+def test_an_odd_event_does_not_stop_the_poller(
+    tmp_path: Path,
+    events_api: tuple[FakeEventsApi, str],
+    shared_redis: RedisTarget,  # noqa: F811
+) -> None:
+    api, url = events_api
+    contoso = CONNECTIONS["contoso"]
+    odd = {"object": "event", "id": "event_odd", "event": "authentication.sso_failed"}
+    api.events = [
+        sso_event("event_01", contoso, succeeded=True),
+        odd,  # no created_at, no data: not an event the poller can count
+        sso_event("event_02", contoso, succeeded=False),
+    ]
+    service = _service(tmp_path, url, shared_redis)
+    assert asyncio.run(_poll(service)) == 3
+    assert _counts(service.store, "contoso") == (1, 1)
+    api.events.append(sso_event("event_03", contoso, succeeded=False))
+    assert asyncio.run(_poll(_service(tmp_path / "again", url, shared_redis))) == 1
+    assert api.requests[-1]["after"] == ["event_02"]
