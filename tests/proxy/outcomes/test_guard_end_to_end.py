@@ -1,8 +1,10 @@
-"""End to end: two replicas, WorkOS webhooks, a connection that starts failing at the new
-provider is turned off by the guard; the next callback lands at legacy, the others keep moving.
+"""End to end: two replicas, WorkOS webhooks and Events API, a connection that starts failing
+at the new provider is turned off by the guard; the next callback lands at legacy, the others
+keep moving.
 
 Real parts: two in-process AuthSwitch apps served by uvicorn on loopback, the machine's Redis
-(flags, outcome counts, the guard's lease), signed WorkOS-shaped webhooks over HTTP.
+(flags, outcome counts, the guard's and the poller's leases), signed WorkOS-shaped webhooks over
+HTTP, and a WorkOS-shaped Events API on loopback that the replicas poll.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from tests.flags.redis_support import (
     wait_until,
 )
 from tests.proxy.outcomes.outcome_env import CONNECTIONS, callback_path, write_outcome_files
-from tests.proxy.outcomes.workos_fake import API_KEY, WEBHOOK_SECRET, send_webhook, sso_event
+from tests.proxy.outcomes.workos_fake import (
+    API_KEY,
+    WEBHOOK_SECRET,
+    FakeEventsApi,
+    send_webhook,
+    sso_event,
+)
 
 _ids = itertools.count(1)
 
@@ -49,17 +57,32 @@ def _report(url: str, connection: str, *, succeeded: bool) -> None:
 
 
 @pytest.fixture
+def events_api() -> Iterator[tuple[FakeEventsApi, str]]:
+    api = FakeEventsApi()
+    with LoopbackServer(api, name="workos") as server:
+        yield api, server.url
+
+
+@pytest.fixture
 def replicas(
     tmp_path: Path,
     providers: dict[str, LoopbackServer],
     shared_redis: RedisTarget,  # noqa: F811
+    events_api: tuple[FakeEventsApi, str],
 ) -> Iterator[tuple[list[str], RedisRolloutStore]]:
     flags = {
         "backend": "redis",
         "redis": {"url": shared_redis.url, "key_prefix": shared_redis.prefix},
     }
     outcomes = {
-        "workos": {"enabled": True, "webhook_secret_file": "webhook-secret"},
+        "workos": {
+            "enabled": True,
+            "webhook_secret_file": "webhook-secret",
+            "poll": True,
+            "api_url": events_api[1],
+            "api_key_file": "api-key",
+            "poll_seconds": 0.1,
+        },
         "guard": {"mode": "enforce", "interval_seconds": 0.1, "lease_seconds": 2},
     }
     store = RedisRolloutStore(
@@ -92,8 +115,10 @@ def replicas(
 
 def test_guard_turns_off_a_connection_failing_at_the_new_provider(
     replicas: tuple[list[str], RedisRolloutStore],
+    events_api: tuple[FakeEventsApi, str],
 ) -> None:
     urls, store = replicas
+    api = events_api[0]
     for url in urls:
         wait_until(lambda url=url: _route_of(url, "northwind") == "new", deadline=10)
         assert _route_of(url, "contoso") == "new"
@@ -103,10 +128,15 @@ def test_guard_turns_off_a_connection_failing_at_the_new_provider(
         _report(urls[number % 2], "contoso", succeeded=True)
     assert store.read().overrides == {"northwind": "on", "contoso": "on"}
 
-    # northwind starts failing at the new provider.
-    for number in range(6):
+    # northwind starts failing at the new provider: three failures reach authswitch as
+    # webhooks, three more only through the Events API (webhook deliveries lost).
+    for number in range(3):
         _report(urls[number % 2], "northwind", succeeded=False)
         _report(urls[number % 2], "contoso", succeeded=True)
+    api.events += [
+        sso_event(f"event_{next(_ids):026d}", CONNECTIONS["northwind"], succeeded=False)
+        for _ in range(3)
+    ]
 
     wait_until(lambda: store.read().overrides.get("northwind") == "off", deadline=10)
     for url in urls:  # the next callback lands at legacy on every replica
@@ -119,8 +149,9 @@ def test_guard_turns_off_a_connection_failing_at_the_new_provider(
     assert (record.actor, record.action) == ("guard", "disable")
     assert record.after == {"overrides": {"northwind": "off"}}
     assert "failing" in record.reason
-    # Killed by the fifth or sixth failure (9 or 10 new-side logins in all), with the numbers.
-    assert re.search(r"new side (5 failed of 9|6 failed of 10); legacy baseline", record.reason)
+    # Killed by the fifth or sixth failure, with the numbers.
+    assert re.search(r"new side [56] failed of (9|10); legacy baseline", record.reason)
+    assert {"authentication.sso_failed"} <= set(api.requests[-1]["events"])
     assert "SPRT log LR" in record.reason
     written = json.dumps(record.model_dump())
     assert API_KEY not in written and WEBHOOK_SECRET.decode() not in written
