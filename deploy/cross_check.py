@@ -67,6 +67,7 @@ METRICS: dict[str, str] = {
     "authswitch_outcome_source_last_seen_timestamp_seconds": "exported",  # gauge
     "authswitch_guard_verdicts_total": "exported",
     "authswitch_guard_kills_total": "exported",
+    "authswitch_guard_conclusive": "exported",  # gauge; 1 while failing or silent
     "authswitch_guard_rounds_skipped_total": "exported",
     "authswitch_guard_leader": "exported",  # gauge
     "up": "prometheus",

@@ -125,8 +125,16 @@ GUARD_VERDICTS = Counter(
 )
 GUARD_KILLS = Counter(
     "authswitch_guard_kills_total",
-    "Connections the guard turned off (mode enforce) or would have (mode observe).",
+    "Connections the guard turned off (mode enforce), or found failing or silent (mode observe, "
+    "once per verdict).",
     ["connection", "mode"],
+)
+GUARD_CONCLUSIVE = Gauge(
+    "authswitch_guard_conclusive",
+    "1 while the guard's verdict on a connection on the new provider is failing or silent "
+    "(in mode observe: until someone acts), 0 otherwise.",
+    ["connection", "mode"],
+    multiprocess_mode="livemax",
 )
 GUARD_SKIPPED = Counter(
     "authswitch_guard_rounds_skipped_total",

@@ -103,6 +103,7 @@ class RolloutGuard:
         *,
         clock: Callable[[], float] = time.time,
         silence_sources: Sequence[str] = (),
+        label: Callable[[str | None], str] | None = None,
     ) -> None:
         self._settings = settings
         self._policy: GuardSettings = settings.guard
@@ -115,6 +116,7 @@ class RolloutGuard:
         self._legacy_source = legacy_side_source(settings)
         self._silence_sources = tuple(silence_sources)
         self.last_decisions: dict[str, GuardDecision] = {}
+        self._label = label or (lambda connection: connection or "unknown")
         # connection -> (minute read, (succeeded, failed)): days of legacy counts move slowly,
         # and reading them is the round's biggest cost (one hash per hour and connection).
         self._baselines: dict[str, tuple[int, tuple[int, int]]] = {}
@@ -128,6 +130,7 @@ class RolloutGuard:
         holding = self._lease.hold()
         metrics.GUARD_LEADER.set(1 if holding else 0)
         if not holding or self._policy.mode == "off":
+            self._forget()  # another replica judges now: its gauges count, not these
             return []
         try:
             state = self._rollout.read()
@@ -148,15 +151,32 @@ class RolloutGuard:
             metrics.GUARD_SKIPPED.labels("outcomes_unreadable").inc()
             log.warning("guard round skipped: outcomes unreadable: %s", exc)
             return []
+        mode = self._policy.mode
         for connection, judgement, flipped in judged:
-            metrics.GUARD_VERDICTS.labels(connection, judgement.verdict, self._policy.mode).inc()
+            label = self._label(connection)
+            metrics.GUARD_VERDICTS.labels(label, judgement.verdict, mode).inc()
+            conclusive = judgement.verdict in ("failing", "silent")
+            metrics.GUARD_CONCLUSIVE.labels(label, mode).set(1 if conclusive else 0)
+            previous = self.last_decisions.get(connection)
+            repeated = previous is not None and previous.judgement.verdict == judgement.verdict
             acted = False
-            if judgement.verdict in ("failing", "silent"):
+            # enforce: try every round until written; observe: report once per verdict.
+            if conclusive and (mode == "enforce" or not repeated):
                 acted = self._conclude(connection, judgement)
             decision = GuardDecision(connection, judgement, flipped, acted)
             self.last_decisions[connection] = decision
             decisions.append(decision)
+        judged_now = {connection for connection, _, _ in judged}
+        for gone in [c for c in self.last_decisions if c not in judged_now]:
+            # Off the new provider now (turned off, staged out): nothing to judge any more.
+            metrics.GUARD_CONCLUSIVE.labels(self._label(gone), mode).set(0)
+            del self.last_decisions[gone]
         return decisions
+
+    def _forget(self) -> None:
+        for connection in self.last_decisions:
+            metrics.GUARD_CONCLUSIVE.labels(self._label(connection), self._policy.mode).set(0)
+        self.last_decisions.clear()
 
     def judge_connection(
         self, connection: str, state: RolloutState, history: Sequence[AuditRecord]
@@ -219,7 +239,7 @@ class RolloutGuard:
     def _conclude(self, connection: str, judgement: Judgement) -> bool:
         """Report, and in enforce mode write override ``off``; True if written."""
         mode = self._policy.mode
-        metrics.GUARD_KILLS.labels(connection, mode).inc()
+        metrics.GUARD_KILLS.labels(self._label(connection), mode).inc()
         fields = {"connection": connection, "mode": mode, **judgement.as_dict()}
         if mode != "enforce":
             log.warning("guard would turn the connection off", extra={"fields": fields})

@@ -124,6 +124,7 @@ class OutcomeService:
                     self._lease(prefix, "guard"),
                     clock=clock,
                     silence_sources=sources,
+                    label=label,
                 )
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -144,6 +144,11 @@ def test_observe_mode_changes_nothing(tmp_path: Path) -> None:
     assert rollout.read().version == 1 and rollout.read().overrides["acme"] == "on"
     assert len(rollout.history(10)) == 1
     assert metrics.GUARD_KILLS.labels("acme", "observe")._value.get() == before + 1
+    assert metrics.GUARD_CONCLUSIVE.labels("acme", "observe")._value.get() == 1
+    guard.round()  # still failing: reported once, the gauge stays up
+    assert metrics.GUARD_KILLS.labels("acme", "observe")._value.get() == before + 1
+    assert metrics.GUARD_CONCLUSIVE.labels("acme", "observe")._value.get() == 1
+    assert rollout.read().version == 1
 
 
 def test_enforce_with_outcomes_unavailable_changes_nothing(
