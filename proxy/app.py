@@ -273,7 +273,9 @@ class AuthSwitch:
         metrics.FORWARD_SECONDS.labels(destination).observe(time.perf_counter() - decided)
         connection_id = decision.connection.id if decision.connection is not None else None
         if self._outcomes is not None:
-            self._outcomes.observe(connection_id, route.path, outcome, answer)
+            self._outcomes.observe(
+                connection_id, destination, route.path, outcome, answer.status, answer.location
+            )
         self._account(
             scope,
             request_id,

@@ -75,21 +75,32 @@ class ProxyObserver:
         self._enabled = settings.enabled
 
     def observe(
-        self, connection: str | None, route: str, outcome_code: str, answer: AnswerCapture
+        self,
+        connection: str | None,
+        destination: str,
+        route: str,
+        outcome_code: str,
+        status: int | None,
+        location: bytes | None,
     ) -> None:
-        """Record one callback's outcome (no I/O: a deque append)."""
+        """Record one callback's outcome (no I/O: a deque append).
+
+        ``destination`` (``new``/``legacy``), ``outcome_code`` (the callbacks metric's outcome),
+        the answer's ``status`` and ``Location`` as the client got them.
+        """
         if connection is None or not self._enabled:
             return
         side: str | None
         if (side := _PROXIED.get(outcome_code)) is not None:
-            status = answer.status if answer.status is not None else 0
-            outcome = self._rules.classify(route, status, answer.location)
+            outcome = self._rules.classify(route, status or 0, location)
         elif (side := _FORWARDED.get(outcome_code)) is not None:
             outcome = "forwarded"
         elif (side := _UPSTREAM_FAILED.get(outcome_code)) is not None:
             outcome = "failed"
+        elif outcome_code == "upstream_truncated" and destination in ("new", "legacy"):
+            side, outcome = destination, "failed"  # the answer broke off mid-way
         else:
-            return
+            return  # rejected, client gone, cancelled: no login outcome to speak of
         if len(self._buffer) >= self._limit:
             self._buffer.popleft()
             metrics.OUTCOME_OBSERVATIONS_DROPPED.inc()

@@ -21,7 +21,7 @@ from proxy.outcomes.counts import MemoryOutcomeStore, OutcomeStore, OutcomesUnav
 from proxy.outcomes.event_intake import EventIntake
 from proxy.outcomes.guard import RolloutGuard
 from proxy.outcomes.lease import Lease, ProcessLease, RedisLease
-from proxy.outcomes.observer import AnswerCapture, ProxyObserver
+from proxy.outcomes.observer import ProxyObserver
 from proxy.outcomes.redis_counts import RedisOutcomeStore
 from proxy.outcomes.webhooks import OutcomeWebhooks
 from proxy.outcomes.workos_poller import (
@@ -140,10 +140,16 @@ class OutcomeService:
         return FileCursor(path) if path is not None else MemoryCursor()
 
     def observe(
-        self, connection: str | None, route: str, outcome_code: str, answer: AnswerCapture
+        self,
+        connection: str | None,
+        destination: str,
+        route: str,
+        outcome_code: str,
+        status: int | None,
+        location: bytes | None,
     ) -> None:
         """One callback's outcome: a deque append, nothing else on the callback path."""
-        self.observer.observe(connection, route, outcome_code, answer)
+        self.observer.observe(connection, destination, route, outcome_code, status, location)
 
     async def _call(self, function: Callable[[], T]) -> T:
         if self._in_thread:

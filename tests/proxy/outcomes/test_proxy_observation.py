@@ -113,3 +113,39 @@ def test_legacy_fall_through_is_counted_on_the_legacy_side(
         ("legacy", "proxy", "succeeded"): 3,
         ("new", "proxy", "forwarded"): 1,
     }
+
+
+def test_every_way_a_callback_ends_maps_to_one_side_or_none() -> None:
+    import asyncio
+
+    from proxy.outcomes.counts import MemoryOutcomeStore
+    from proxy.outcomes.observer import ProxyObserver
+    from proxy.outcomes.settings import ProxyObservation
+
+    store = MemoryOutcomeStore(retention_minutes=60, max_buckets=100, max_event_ids=100)
+    observer = ProxyObserver(
+        store, ProxyObservation(), in_thread=False, label=str, clock=lambda: 600.0
+    )
+    ends = [
+        ("legacy", "legacy_proxied", 200, None),
+        ("legacy", "legacy_proxied", 302, b"/login?error=access_denied"),
+        ("legacy", "legacy_unavailable", 502, None),
+        ("new", "new_proxied", 303, b"https://app.example/home"),
+        ("new", "new_upstream_error", 502, None),
+        ("new", "upstream_truncated", 200, None),
+        ("new", "new_redirect", 307, b"https://new.example/acs"),
+        ("rejected", "rejected", 400, None),
+        ("new", "cancelled", 503, None),
+        ("none", "client_disconnected", 499, None),
+    ]
+    for destination, code, status, location in ends:
+        observer.observe("acme", destination, "/cb", code, status, location)
+    observer.observe(None, "legacy", "/cb", "legacy_proxied", 200, None)  # unknown connection
+    asyncio.run(observer.flush())
+    assert store.tally("acme", 0, 20).counts == {
+        ("legacy", "proxy", "succeeded"): 1,
+        ("legacy", "proxy", "failed"): 2,
+        ("new", "proxy", "succeeded"): 1,
+        ("new", "proxy", "failed"): 2,
+        ("new", "proxy", "forwarded"): 4,
+    }
