@@ -60,6 +60,17 @@ METRICS: dict[str, str] = {
     "authswitch_broker_hook_duration_seconds_sum": "exported",
     "authswitch_flow_lookups_total": "exported",  # flow affinity, by where the answer came from
     "authswitch_flow_records_total": "exported",  # flows recorded, by provider and store
+    "authswitch_login_outcomes_total": "exported",  # per connection, side, source, outcome
+    "authswitch_outcome_observations_dropped_total": "exported",
+    "authswitch_outcome_store_errors_total": "exported",
+    "authswitch_outcome_events_total": "exported",
+    "authswitch_outcome_webhook_requests_total": "exported",
+    "authswitch_outcome_source_last_seen_timestamp_seconds": "exported",  # gauge
+    "authswitch_guard_verdicts_total": "exported",
+    "authswitch_guard_kills_total": "exported",
+    "authswitch_guard_conclusive": "exported",  # gauge; 1 while failing or silent
+    "authswitch_guard_rounds_skipped_total": "exported",
+    "authswitch_guard_leader": "exported",  # gauge
     "up": "prometheus",
     "ALERTS": "prometheus",
 }

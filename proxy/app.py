@@ -34,6 +34,7 @@ from proxy.map_backend import MapSource, follow_connection_map, map_source_for
 from proxy.ops import metrics
 from proxy.ops.json_logging import flush_logs
 from proxy.ops.readiness import readiness_report
+from proxy.outcomes.service import OutcomeService
 
 log = logging.getLogger("authswitch")
 _instances = itertools.count(1)
@@ -65,6 +66,11 @@ class AuthSwitch:
             max_headers=config.limits.upstream_max_headers,
         )
         self._legacy = LegacyFallThrough(config.legacy, config.forwarding, self._forwarder)
+        self._outcomes = (
+            OutcomeService(config, lambda: self.connection_map.current)
+            if config.outcomes.enabled
+            else None
+        )
         self._callback = CallbackPipeline(
             config,
             connections=lambda: self.connection_map.current,
@@ -72,6 +78,7 @@ class AuthSwitch:
             flows=self._flows,
             forwarder=self._forwarder,
             legacy=self._legacy,
+            outcomes=self._outcomes,
         )
         self._ops_prefix = config.ops_prefix + "/"
         self._map_watch: asyncio.Task[None] | None = None
@@ -127,6 +134,8 @@ class AuthSwitch:
         if self._flows is not None:
             await self._flows.start()
         self._map_watch = asyncio.create_task(follow_connection_map(self.connection_map))
+        if self._outcomes is not None:
+            await self._outcomes.start()
         self._started = True
         log.info(
             "started",
@@ -141,6 +150,8 @@ class AuthSwitch:
             await self._broker.shutdown()
         if self._flows is not None:
             await self._flows.stop()
+        if self._outcomes is not None:
+            await self._outcomes.stop()
         self.flag_provider.shutdown()
         self._started = False
         # uvicorn re-raises SIGTERM after this, which ends the process without atexit.
@@ -156,6 +167,9 @@ class AuthSwitch:
             return
         if self._broker is not None and path.startswith(self._broker.prefix):
             await self._broker(scope, receive, send)
+            return
+        if self._outcomes is not None and path.startswith(self._outcomes.webhooks.prefix):
+            await self._outcomes.webhooks(scope, receive, send)
             return
         if path.startswith(self._ops_prefix):
             await self._ops(path[len(self._ops_prefix) :], scope, send)

@@ -30,6 +30,7 @@ from foundation.strict_yaml import YamlDocumentError, load_yaml_mapping
 
 # The broker owns its models.
 from proxy.broker.config import Broker as Broker
+from proxy.outcomes.settings import OutcomesSettings
 
 
 class _Model(BaseModel):
@@ -365,6 +366,7 @@ class Config(_Model):
     flow_affinity: FlowAffinity = FlowAffinity()
     ops_prefix: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_.-]+$")] = "/_authswitch"
     broker: Broker = Broker()
+    outcomes: OutcomesSettings = OutcomesSettings()
 
     @model_validator(mode="after")
     def _oidc_state_needs_flow_affinity(self) -> Config:
@@ -401,6 +403,7 @@ class Config(_Model):
                     }
                 ),
                 "broker": self.broker.resolve_paths(base),
+                "outcomes": self.outcomes.resolve_paths(base),
             }
         )
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from proxy.http.asgi_types import Scope
 from proxy.ops import metrics
+from proxy.outcomes.answer_rules import status_class
 
 if TYPE_CHECKING:
     from proxy.callback.context import Callback
@@ -37,7 +38,11 @@ class CallbackAccounting:
         elapsed = finished - callback.started
         destination = callback.destination
         metrics.CALLBACKS.labels(
-            self._connection_label(connection_id), destination, callback.reason, callback.outcome
+            self._connection_label(connection_id),
+            destination,
+            callback.reason,
+            callback.outcome,
+            status_class(callback.status),
         ).inc()
         metrics.CALLBACK_SECONDS.labels(destination).observe(elapsed)
         scope = callback.scope

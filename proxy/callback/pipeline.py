@@ -22,6 +22,7 @@ from proxy.flow_store import FlowStore
 from proxy.http.asgi_types import Message, Receive, Scope, Send
 from proxy.http.forwarder import HttpForwarder, ResponseTruncated
 from proxy.http.responses import send_error
+from proxy.outcomes.service import OutcomeService
 
 _CANCELLED = (
     "authswitch stopped before this callback was answered; it may have reached the upstream"
@@ -29,17 +30,24 @@ _CANCELLED = (
 
 
 class AnswerWatch:
-    """Wraps `send` to remember the status of an answer already started."""
+    """Wraps `send` to remember the answer's status and, for a redirect, its Location: what
+    accounting and the login outcome are read from."""
 
-    __slots__ = ("_send", "status")
+    __slots__ = ("_send", "location", "status")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.status: int | None = None
+        self.location: bytes | None = None
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            self.status = message["status"]
+            status = self.status = message["status"]
+            if 300 <= status < 400:
+                for name, value in message.get("headers", ()):
+                    if name.lower() == b"location":
+                        self.location = value
+                        break
         await self._send(message)
 
 
@@ -55,6 +63,7 @@ class CallbackPipeline:
         flows: FlowStore | None,
         forwarder: HttpForwarder,
         legacy: LegacyFallThrough,
+        outcomes: OutcomeService | None = None,
     ) -> None:
         self._limits = config.limits
         self._body_seconds = config.timeouts.body_seconds
@@ -65,6 +74,7 @@ class CallbackPipeline:
         self._legacy = legacy
         self._new_provider = NewProviderForward(config.forwarding, forwarder, legacy)
         self._accounting = CallbackAccounting(config.metrics.max_connection_labels)
+        self._outcomes = outcomes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, match: RouteMatch) -> None:
         """Route one callback. However it ends (cancelled by shutdown, upstream broke off
@@ -86,7 +96,7 @@ class CallbackPipeline:
         except Exception:
             self._unfinished(callback, answer, "internal_error")
             raise
-        self._accounting.account(callback)
+        self._account(callback, answer)
 
     async def _route(self, callback: Callback, receive: Receive, send: Send) -> None:
         try:
@@ -112,7 +122,20 @@ class CallbackPipeline:
     def _unfinished(self, callback: Callback, answer: AnswerWatch, outcome: str) -> None:
         callback.status = answer.status if answer.status is not None else 500
         callback.outcome = outcome
+        self._account(callback, answer)
+
+    def _account(self, callback: Callback, answer: AnswerWatch) -> None:
         self._accounting.account(callback)
+        if self._outcomes is not None and callback.destination in ("new", "legacy"):
+            connection = callback.connection
+            self._outcomes.observe(
+                connection.id if connection is not None else None,
+                callback.destination,
+                callback.match.route.path,
+                callback.outcome,
+                answer.status,
+                answer.location,
+            )
 
     @staticmethod
     async def _refuse(callback: Callback, send: Send, exc: CallbackRejected | SamlRejected) -> None:

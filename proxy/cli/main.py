@@ -12,6 +12,7 @@ from flags import FlagFileError, load_rollout_state
 from proxy.cli.broker import broker_app
 from proxy.cli.connections import connections_app
 from proxy.cli.flags import flags_app
+from proxy.cli.rollout import rollout_app
 from proxy.cli.users import users_app
 from proxy.config import Config, ConfigError, load_config
 
@@ -51,6 +52,9 @@ def _check_secrets_and_broker(settings: Config) -> None:
     """Read every secret file and build the broker once, so a bad file stops `serve` with
     exit 2 here instead of a traceback in each worker."""
     from proxy.broker.service import PasswordBroker
+    from proxy.outcomes.service import check_outcome_secrets
+
+    check_outcome_secrets(settings)
 
     if settings.flags.backend == "redis":
         settings.flags.redis.password()
@@ -79,6 +83,7 @@ app.add_typer(flags_app, name="flags")
 app.add_typer(connections_app, name="connections")
 app.add_typer(broker_app, name="broker")
 app.add_typer(users_app, name="users")
+app.add_typer(rollout_app, name="rollout")
 
 
 def main() -> None:

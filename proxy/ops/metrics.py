@@ -15,6 +15,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -25,8 +26,9 @@ OTHER = "other"
 
 CALLBACKS = Counter(
     "authswitch_callbacks_total",
-    "Callbacks handled, by connection, destination, decision reason and outcome.",
-    ["connection", "destination", "reason", "outcome"],
+    "Callbacks handled, by connection, destination, decision reason, outcome and the answer's "
+    "status class (2xx..5xx, none).",
+    ["connection", "destination", "reason", "outcome", "status_class"],
 )
 CALLBACK_SECONDS = Histogram(
     "authswitch_callback_duration_seconds",
@@ -87,3 +89,68 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+# -- login outcomes and the rollout guard (proxy/outcomes/) ------------------------------------
+
+LOGIN_OUTCOMES = Counter(
+    "authswitch_login_outcomes_total",
+    "Login outcomes counted per connection and side (legacy/new), by source (proxy: the answer "
+    "authswitch proxied; events: the provider's own report) and outcome (succeeded, failed, "
+    "forwarded: handed to the new provider, result unseen).",
+    ["connection", "side", "source", "outcome"],
+)
+OUTCOME_OBSERVATIONS_DROPPED = Counter(
+    "authswitch_outcome_observations_dropped_total",
+    "Proxy observations dropped because the outcome store was unreachable and the buffer full.",
+)
+OUTCOME_STORE_ERRORS = Counter(
+    "authswitch_outcome_store_errors_total",
+    "Outcome store operations that failed, by operation.",
+    ["operation"],
+)
+OUTCOME_EVENTS = Counter(
+    "authswitch_outcome_events_total",
+    "Provider events received, by source and result (counted, duplicate, unmapped, ignored).",
+    ["source", "result"],
+)
+OUTCOME_WEBHOOK_REQUESTS = Counter(
+    "authswitch_outcome_webhook_requests_total",
+    "Outcome webhook deliveries, by source and result (accepted, bad_signature, stale, replay, "
+    "malformed, unavailable).",
+    ["source", "result"],
+)
+OUTCOME_SOURCE_SEEN = Gauge(
+    "authswitch_outcome_source_last_seen_timestamp_seconds",
+    "When an outcome source last answered (a successful poll or a verified webhook).",
+    ["source"],
+    multiprocess_mode="max",
+)
+GUARD_VERDICTS = Counter(
+    "authswitch_guard_verdicts_total",
+    "Guard verdicts per connection (healthy, unproven, failing, silent) and mode.",
+    ["connection", "verdict", "mode"],
+)
+GUARD_KILLS = Counter(
+    "authswitch_guard_kills_total",
+    "Connections the guard turned off (mode enforce), or found failing or silent (mode observe, "
+    "once per verdict).",
+    ["connection", "mode"],
+)
+GUARD_CONCLUSIVE = Gauge(
+    "authswitch_guard_conclusive",
+    "1 while the guard's verdict on a connection on the new provider is failing or silent "
+    "(in mode observe: until someone acts), 0 otherwise.",
+    ["connection", "mode"],
+    multiprocess_mode="livemax",
+)
+GUARD_SKIPPED = Counter(
+    "authswitch_guard_rounds_skipped_total",
+    "Guard rounds that did nothing because outcomes or the flag store could not be read.",
+    ["reason"],
+)
+GUARD_LEADER = Gauge(
+    "authswitch_guard_leader",
+    "1 while this process holds the guard's lease.",
+    multiprocess_mode="max",
+)

@@ -192,7 +192,9 @@ def test_unknown_connection_goes_to_legacy_and_is_counted(
 ) -> None:
     proxy_env.set_flags(stage_percent=100)
     stranger = DemoIdP("https://idp.stranger.example/metadata", idps["acme"].keys)
-    counter = metrics.CALLBACKS.labels("unknown", "legacy", "unknown_connection", "legacy_proxied")
+    counter = metrics.CALLBACKS.labels(
+        "unknown", "legacy", "unknown_connection", "legacy_proxied", "2xx"
+    )
     before = counter._value.get()
 
     response = post(proxy_env, "/login/callback", saml_body(stranger))
@@ -278,7 +280,7 @@ def test_unsolicited_response_for_a_connection_without_idp_initiated_login_stays
     connections_file.write_text(yaml.safe_dump(document))
     write_rollout_state(directory / "flags.yaml", RolloutState(overrides={"acme": "on"}))
     counter = metrics.CALLBACKS.labels(
-        "acme", "legacy", "idp_initiated_not_allowed", "legacy_proxied"
+        "acme", "legacy", "idp_initiated_not_allowed", "legacy_proxied", "2xx"
     )
     before_count = counter._value.get()
     before_legacy = len(providers["legacy"].app.state.received)  # type: ignore[union-attr]
