@@ -6,12 +6,9 @@ reason, before -> after). Exit codes are part of the interface (see ``ExitCode``
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -37,20 +34,15 @@ from flags import (
 from flags.route_report import ConnectionFacts, ConnectionRoute, ids_not_in, route_report
 from flags.stage_plan import StagePlan, token_version
 from flags.validation_messages import describe_validation_error
+from proxy.cli.exit_codes import ExitCode
+from proxy.cli.options import ActorOption, ConfigOption, JsonOption
+from proxy.cli.output import fail, print_json, render_table
 from proxy.config import Config, ConfigError, load_config
 from proxy.flag_backend import UnmanagedFlagBackend, open_rollout_store
 from proxy.map_backend import open_map_store
 
 _WRITE_ATTEMPTS = 3
 _CLI_MIN_SOCKET_TIMEOUT = 2.0
-
-
-class ExitCode(IntEnum):
-    OK = 0
-    USAGE = 2  # bad arguments or configuration, unknown connection, missing actor/reason
-    UNAVAILABLE = 3  # the backend did not answer, or holds something invalid
-    CONFLICT = 4  # the state changed since it was read or previewed: nothing was written
-    REFUSED = 5  # the change is not allowed (e.g. enabling a connection that can't move)
 
 
 class _Failure(Exception):
@@ -68,18 +60,7 @@ flags_app = typer.Typer(
 canary_app = typer.Typer(help="Add or remove canary connections.", no_args_is_help=True)
 flags_app.add_typer(canary_app, name="canary")
 
-ConfigOption = Annotated[
-    Path,
-    typer.Option(
-        "--config", "-c", envvar="AUTHSWITCH_CONFIG", help="The authswitch config (YAML)."
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="JSON on stdout, for scripts.")]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")]
-ActorOption = Annotated[
-    str | None,
-    typer.Option("--actor", envvar="AUTHSWITCH_ACTOR", help="Who; kept in the audit trail."),
-]
 ForceOption = Annotated[
     bool, typer.Option("--force", help="Write even if the connection map doesn't allow it.")
 ]
@@ -99,7 +80,7 @@ def status(config: ConfigOption, as_json: JsonOption = False) -> None:
         rows = route_report(state, facts)
         unknown = ids_not_in(state, [f.id for f in facts])
         if as_json:
-            _print_json(
+            print_json(
                 {
                     "backend": session.store.description,
                     "state": state.model_dump(mode="json"),
@@ -114,7 +95,7 @@ def status(config: ConfigOption, as_json: JsonOption = False) -> None:
         if latest:
             typer.echo(f"last change: {_describe_record(latest[0])}")
         typer.echo("")
-        typer.echo(_table(_STATUS_COLUMNS, [_status_row(row) for row in rows]))
+        typer.echo(render_table(_STATUS_COLUMNS, [_status_row(row) for row in rows]))
         moved = sum(row.route == "new" for row in rows)
         typer.echo(f"\n{moved} of {len(rows)} connections go to the new provider.")
         if unknown:
@@ -282,10 +263,10 @@ def history(
     with _session(config, as_json) as session:
         records = session.store.history(limit)
         if as_json:
-            _print_json([record.model_dump(mode="json") for record in records])
+            print_json([record.model_dump(mode="json") for record in records])
             return
         rows = [[str(r.version), r.time, r.actor, r.action, r.summary(), r.reason] for r in records]
-        typer.echo(_table(["VERSION", "TIME", "ACTOR", "ACTION", "CHANGE", "REASON"], rows))
+        typer.echo(render_table(["VERSION", "TIME", "ACTOR", "ACTION", "CHANGE", "REASON"], rows))
 
 
 # -- the session: config, backend, connection map ---------------------------------------------
@@ -319,7 +300,7 @@ class _Session:
             _fail(ExitCode.USAGE, "connection_map", str(exc))
         except RedisError as exc:
             _fail(
-                ExitCode.UNAVAILABLE,
+                ExitCode.BACKEND_UNAVAILABLE,
                 "connection_map_unavailable",
                 f"{store.where}: {type(exc).__name__}: {exc}",
             )
@@ -410,7 +391,7 @@ class _Session:
     ) -> None:
         effect = self._effect(connection, state)
         if self.as_json:
-            _print_json(
+            print_json(
                 {
                     "changed": True,
                     "version": record.version,
@@ -427,7 +408,7 @@ class _Session:
     def print_unchanged(self, state: RolloutState, connection: str | None) -> None:
         effect = self._effect(connection, state)
         if self.as_json:
-            _print_json(
+            print_json(
                 {
                     "changed": False,
                     "version": state.version,
@@ -441,7 +422,7 @@ class _Session:
 
     def print_plan(self, plan: StagePlan) -> None:
         if self.as_json:
-            _print_json(
+            print_json(
                 {
                     "version": plan.version,
                     "current_percent": plan.current_percent,
@@ -506,7 +487,7 @@ def _session(config_path: Path, as_json: bool) -> Iterator[_Session]:
     except UnmanagedFlagBackend as exc:  # a config choice, not an outage
         _exit(_Failure(ExitCode.USAGE, "config", str(exc)), as_json)
     except RolloutStoreError as exc:
-        _exit(_Failure(ExitCode.UNAVAILABLE, "backend", str(exc)), as_json)
+        _exit(_Failure(ExitCode.BACKEND_UNAVAILABLE, "backend", str(exc)), as_json)
     except AuditInputError as exc:
         _exit(_Failure(ExitCode.USAGE, "usage", str(exc)), as_json)
 
@@ -627,21 +608,8 @@ def _describe_record(record: AuditRecord) -> str:
     )
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in [header, *rows]
-    ]
-    return "\n".join(lines)
-
-
 def _ids(ids: Sequence[str]) -> str:
     return ", ".join(ids) if ids else "-"
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def _fail(code: ExitCode, error: str, message: str) -> NoReturn:
@@ -649,9 +617,4 @@ def _fail(code: ExitCode, error: str, message: str) -> NoReturn:
 
 
 def _exit(failure: _Failure, as_json: bool) -> NoReturn:
-    if as_json:
-        _print_json(
-            {"error": failure.error, "message": failure.message, "exit_code": int(failure.code)}
-        )
-    print(f"authswitch flags: {failure.message}", file=sys.stderr)
-    raise typer.Exit(int(failure.code))
+    fail(failure.message, failure.code, error=failure.error, as_json=as_json)
