@@ -23,7 +23,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 import redis
 import redis.asyncio
@@ -31,11 +30,11 @@ from prometheus_client import Counter
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 
+from flags import Destination
 from flags.redis_keys import connect, redact_url
 
 logger = logging.getLogger("authswitch.flows")
 
-Destination = Literal["new", "legacy"]
 
 FLOW_LOOKUPS = Counter(
     "authswitch_flow_lookups_total",

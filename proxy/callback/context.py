@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from connection_map import ServedConnection
+from flags import Destination
 from proxy.callback.decide import Decision
 from proxy.callback.identify import Identification
 from proxy.callback.intake import CallbackFields
@@ -39,7 +40,7 @@ class Callback:
     # the result, for accounting
     status: int = 0
     outcome: str = ""
-    destination: Literal["new", "legacy", "rejected"] = "legacy"
+    destination: Destination | Literal["rejected"] = "legacy"
     reason: str = ""
 
     def goes_to_new_provider(self) -> bool:
