@@ -27,9 +27,10 @@ from proxy.broker.hook_auth import HookAuthenticator
 from proxy.broker.provisioning import IdempotentProvisioning, Provisioner, ProvisioningFailed
 from proxy.broker.rate_limits import RateLimits
 from proxy.broker.verifier import LegacyUnavailable, Profile, Verifier
-from proxy.callback.intake import CallbackRejected, ClientDisconnected, read_body
 from proxy.config import Broker as BrokerConfig
 from proxy.http.asgi_types import RawHeaders, Receive, Scope, Send
+from proxy.http.request_body import ClientDisconnected, read_body
+from proxy.http.request_body import RequestRejected as CallbackRejected
 from proxy.http.responses import send_json
 
 _REDIS_CHECK_SECONDS = 1.0

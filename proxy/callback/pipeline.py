@@ -12,13 +12,14 @@ from proxy.callback.decide import RouteDecider, decide
 from proxy.callback.fall_through import LegacyFallThrough
 from proxy.callback.forward import NewProviderForward
 from proxy.callback.identify import identify
-from proxy.callback.intake import CallbackRejected, ClientDisconnected, take_in
+from proxy.callback.intake import take_in
 from proxy.callback.routes import RouteMatch
 from proxy.callback.saml_response import SamlRejected
 from proxy.config import Config
 from proxy.flow_store import FlowStore
 from proxy.http.asgi_types import Receive, Scope, Send
 from proxy.http.forwarder import HttpForwarder
+from proxy.http.request_body import ClientDisconnected, RequestRejected
 from proxy.http.responses import send_error
 
 
@@ -51,7 +52,7 @@ class CallbackPipeline:
             await take_in(callback, receive, self._limits, self._body_seconds)
         except ClientDisconnected:
             return
-        except (CallbackRejected, SamlRejected) as exc:
+        except (RequestRejected, SamlRejected) as exc:
             await self._refuse(callback, send, exc)
             self._accounting.account(callback)
             return
@@ -64,9 +65,9 @@ class CallbackPipeline:
         self._accounting.account(callback)
 
     @staticmethod
-    async def _refuse(callback: Callback, send: Send, exc: CallbackRejected | SamlRejected) -> None:
+    async def _refuse(callback: Callback, send: Send, exc: RequestRejected | SamlRejected) -> None:
         """Answer a callback authswitch will not route with its reason code."""
-        if isinstance(exc, CallbackRejected):
+        if isinstance(exc, RequestRejected):
             status, reason = exc.status, exc.reason
         else:
             status, reason = 400, f"saml_{exc.reason}"
