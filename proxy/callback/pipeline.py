@@ -11,7 +11,7 @@ from proxy.callback.context import Callback, new_request_id
 from proxy.callback.decide import RouteDecider, decide
 from proxy.callback.fall_through import LegacyFallThrough
 from proxy.callback.forward import NewProviderForward
-from proxy.callback.identify import identify
+from proxy.callback.identify import identify, recall_flow
 from proxy.callback.intake import take_in
 from proxy.callback.routes import RouteMatch
 from proxy.callback.saml_response import SamlRejected
@@ -56,7 +56,9 @@ class CallbackPipeline:
             await self._refuse(callback, send, exc)
             self._accounting.account(callback)
             return
-        await identify(callback, self._connections(), self._flows)
+        if self._flows is not None:
+            await recall_flow(callback, self._flows)
+        identify(callback, self._connections())
         decide(callback, self._decider, self._bounce)
         if callback.goes_to_new_provider():
             await self._new_provider.forward(callback, send)
