@@ -39,6 +39,9 @@ class CheckEntry:
         return self.flagged_on is True and not both
 
 
+CHECK_COLUMNS = ("CONNECTION", "PROTOCOL", "TRIAGE", "STORED", "FLAG", "REASONS")
+
+
 @dataclass(frozen=True, slots=True)
 class CheckReport:
     entries: tuple[CheckEntry, ...]
@@ -81,31 +84,22 @@ class CheckReport:
             "exit_code": self.exit_code,
         }
 
-    def render_table(self) -> str:
-        header = ("CONNECTION", "PROTOCOL", "TRIAGE", "STORED", "FLAG", "REASONS")
-        rows = [
+    def table_rows(self) -> list[tuple[str, str, str, str, str, str]]:
+        """One row per connection under CHECK_COLUMNS; each triage reason on a line of its own."""
+        return [
             (
                 e.connection_id,
                 e.protocol,
                 e.computed.value,
                 e.stored.value + (" (drift)" if e.drift else ""),
                 {True: "on", False: "off", None: "-"}[e.flagged_on],
-                e.triage.messages or ("-",),
+                "\n".join(e.triage.messages or ("-",)),
             )
             for e in self.entries
         ]
-        widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header[:5])]
-        lines = [
-            "  ".join(h.ljust(w) for h, w in zip(header[:5], widths, strict=False)) + "  REASONS"
-        ]
-        indent = " " * (sum(widths) + 2 * len(widths))
-        for *cells, reasons in rows:
-            lead = "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False))
-            lines.append(f"{lead}  {reasons[0]}")
-            lines.extend(indent + more for more in reasons[1:])
-        lines.append("")
-        lines.append(_summary_line(self.summary()))
-        return "\n".join(lines) + "\n"
+
+    def summary_line(self) -> str:
+        return _summary_line(self.summary())
 
 
 def _summary_line(summary: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 from flags.audit import AuditInputError, AuditRecord
 from flags.bucketing import bucket
-from flags.evaluation import FLAG_KEY, CompiledRollout, Route, RouteDecision, evaluate
+from flags.evaluation import FLAG_KEY, CompiledRollout, Destination, RouteDecision, evaluate
 from flags.file_format import FlagFileError
 from flags.file_provider import FileFlagProvider
 from flags.file_rollout_store import FileRolloutStore, default_audit_path
@@ -28,6 +28,7 @@ __all__ = [
     "AuditInputError",
     "AuditRecord",
     "CompiledRollout",
+    "Destination",
     "EmptyStoreRefused",
     "FileFlagProvider",
     "FileRolloutStore",
@@ -40,7 +41,6 @@ __all__ = [
     "RolloutState",
     "RolloutStore",
     "RolloutStoreError",
-    "Route",
     "RouteDecision",
     "StagePlan",
     "StoreNotEmpty",

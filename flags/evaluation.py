@@ -11,16 +11,17 @@ from flags.bucketing import BUCKETS, bucket
 from flags.state import RolloutState
 
 FLAG_KEY: str = "authswitch.route"
-"""The one OpenFeature string flag; targeting key = connection id, values are ``Route``."""
+"""The one OpenFeature string flag; targeting key = connection id, values are a ``Destination``."""
 
-Route = Literal["new", "legacy"]
+Destination = Literal["new", "legacy"]
+"""Where a callback goes: the new provider or legacy. The one definition; the proxy uses it too."""
 
 
 @dataclass(frozen=True, slots=True)
 class RouteDecision:
     """Where a connection goes and which rule decided it."""
 
-    route: Route
+    route: Destination
     reason: str  # "kill_all" | "override_off" | "override_on" | "canary" | "stage_in" | "stage_out"
 
 

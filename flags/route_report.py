@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flags.bucketing import bucket
-from flags.evaluation import CompiledRollout, Route
+from flags.evaluation import CompiledRollout, Destination
 from flags.state import RolloutState
 
 TRANSPARENT = "transparent"
@@ -51,9 +51,9 @@ class ConnectionRoute:
     bucket: int
     enters_at_percent: float
     """The lowest stage at which the percentage alone sends it to the new provider."""
-    flag_route: Route
+    flag_route: Destination
     flag_reason: str
-    route: Route
+    route: Destination
     """Where its callbacks go: the flag's answer unless the connection can't move."""
     reason: str
 

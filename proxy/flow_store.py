@@ -23,19 +23,18 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import redis
 import redis.asyncio
 from prometheus_client import Counter
 
+from flags import Destination
 from foundation.redis_client import connect_async_redis, redact_url
 from foundation.redis_client import connect_redis as connect
 from foundation.redis_follower import RedisFollower
 
 logger = logging.getLogger("authswitch.flows")
 
-Destination = Literal["new", "legacy"]
 
 FLOW_LOOKUPS = Counter(
     "authswitch_flow_lookups_total",

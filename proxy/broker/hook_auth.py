@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from proxy.broker.hook_http import RawHeaders
+from proxy.http.asgi_types import RawHeaders
 
 
 class HookRefused(Exception):

@@ -25,19 +25,13 @@ from proxy.broker.config import Broker as BrokerConfig
 from proxy.broker.credential import Credential, hash_identifier
 from proxy.broker.front_doors import FRONT_DOORS, BadHookRequest, FrontDoor, HookRequest
 from proxy.broker.hook_auth import HookAuthenticator, HookRefused, Signed
-from proxy.broker.hook_http import (
-    BodyRefused,
-    ClientDisconnected,
-    RawHeaders,
-    Receive,
-    Scope,
-    Send,
-    read_body,
-    send_json,
-)
 from proxy.broker.provisioning import IdempotentProvisioning, Provisioner, ProvisioningFailed
 from proxy.broker.rate_limits import RateLimits
 from proxy.broker.verifier import LegacyUnavailable, Profile, Verifier
+from proxy.http.asgi_types import RawHeaders, Receive, Scope, Send
+from proxy.http.headers import content_length
+from proxy.http.request_body import ClientDisconnected, RequestRejected, read_body
+from proxy.http.responses import send_json
 
 _REDIS_CHECK_SECONDS = 1.0
 
@@ -202,9 +196,12 @@ class PasswordBroker:
         headers: RawHeaders = scope["headers"]
         try:
             body = await read_body(
-                receive, headers, self.config.max_body_bytes, min(self._body_seconds, budget)
+                receive,
+                content_length(headers),
+                self.config.max_body_bytes,
+                min(self._body_seconds, budget),
             )
-        except BodyRefused as exc:
+        except RequestRejected as exc:
             return _Answer(exc.status, {"error": exc.reason}, metrics.REJECTED)
         try:
             signed = self._auth.check(headers, body)

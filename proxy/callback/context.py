@@ -8,6 +8,7 @@ from typing import Literal
 
 from connection_map import ServedConnection
 from connection_map.routes import Identification
+from flags import Destination
 from proxy.callback.decide import Decision
 from proxy.callback.intake import CallbackFields
 from proxy.callback.routes import RouteMatch
@@ -40,7 +41,7 @@ class Callback:
     status: int = 0
     outcome: str = ""
     # "none" until decided: a callback that ends before (client gone, cancelled) went nowhere.
-    destination: Literal["new", "legacy", "rejected", "none"] = "none"
+    destination: Destination | Literal["rejected", "none"] = "none"
     reason: str = ""
 
     def goes_to_new_provider(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
@@ -13,14 +13,13 @@ from openfeature.flag_evaluation import FlagEvaluationDetails
 
 from connection_map import ServedConnection
 from connection_map.routes import Identification, Outcome
-from flags import FLAG_KEY
+from flags import FLAG_KEY, Destination
 from proxy.config import BounceBack, OpenFeatureFlag
 from proxy.flow_store import FlowRecord
 
 if TYPE_CHECKING:
     from proxy.callback.context import Callback
 
-Destination = Literal["new", "legacy"]
 
 # A variant from another flag system becomes a reason (logs, a metrics label) only if it looks
 # like a code; anything else is reported as the value's generic reason.

@@ -13,12 +13,12 @@ from urllib.parse import quote, urlsplit
 
 from proxy.callback.account import account_pass_through
 from proxy.callback.context import new_request_id
-from proxy.callback.intake import ClientDisconnected
 from proxy.config import Forwarding, Legacy
 from proxy.http.asgi_types import Message, Receive, Scope, Send
 from proxy.http.forwarded_headers import request_headers
 from proxy.http.forwarder import HttpForwarder, UpstreamFailed, UpstreamUnavailable
 from proxy.http.headers import client_host, has_body, header_value
+from proxy.http.request_body import ClientDisconnected
 from proxy.http.responses import send_error
 
 if TYPE_CHECKING:

@@ -17,19 +17,24 @@ if TYPE_CHECKING:
     from proxy.callback.context import Callback
 
 
-async def identify(callback: Callback, connections: ConnectionMap, flows: FlowStore | None) -> None:
-    """Find the callback's recorded flow (if flows are kept) and the connection it belongs to."""
+async def recall_flow(callback: Callback, flows: FlowStore) -> None:
+    """The recorded start of the callback's flow, if any: SAML names it by InResponseTo, OIDC
+    by state. Only with flow affinity on (it is what `oidc_state` and affinity go by)."""
     fields = callback.fields
     assert fields is not None  # intake ran
-    route = callback.match.route
-    if flows is not None:
-        # SAML names its flow by InResponseTo, OIDC by state.
-        flow_id = callback.in_response_to if route.protocol == "saml" else fields.get("state")
-        if flow_id:
-            callback.flow = await flows.lookup(flow_id)
+    protocol = callback.match.route.protocol
+    flow_id = callback.in_response_to if protocol == "saml" else fields.get("state")
+    if flow_id:
+        callback.flow = await flows.lookup(flow_id)
+
+
+def identify(callback: Callback, connections: ConnectionMap) -> None:
+    """Which connection the callback belongs to, or why none (in `callback.identification`)."""
+    fields = callback.fields
+    assert fields is not None  # intake ran
     flow = callback.flow
     callback.identification = identify_connection(
-        route,
+        callback.match.route,
         callback.match.params,
         fields.query,
         callback.scope["path"],

@@ -6,7 +6,6 @@ callback body is read raw, capped, and parsed here; the raw bytes are what gets 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ from proxy.callback.saml_response import PASSED_TO_LEGACY, SamlRejected, inspect
 from proxy.config import Limits
 from proxy.http.asgi_types import Receive
 from proxy.http.headers import content_length, header_value
+from proxy.http.request_body import RequestRejected, read_body
 
 if TYPE_CHECKING:
     from proxy.callback.context import Callback
@@ -26,15 +26,6 @@ SINGLE_VALUED = frozenset({"SAMLResponse", "RelayState", "code", "state"})
 FORM_CONTENT_TYPE = b"application/x-www-form-urlencoded"
 
 
-class CallbackRejected(Exception):
-    """A callback authswitch refuses to route; answered with `status` and a reason code."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-
-
 class NotRead(Exception):
     """A callback authswitch does not read but may pass on: legacy gets it unchanged."""
 
@@ -43,16 +34,12 @@ class NotRead(Exception):
         self.reason = reason
 
 
-class ClientDisconnected(Exception):
-    """The client went away before its request body was complete."""
-
-
 async def take_in(
     callback: Callback, receive: Receive, limits: Limits, body_seconds: float
 ) -> None:
     """Read the callback's body, parse its fields and read its SAML facts into `callback`.
 
-    Raises CallbackRejected or SamlRejected for what authswitch refuses to route, NotRead for
+    Raises RequestRejected or SamlRejected for what authswitch refuses to route, NotRead for
     what it passes to legacy unread, and ClientDisconnected when the client went away first.
     """
     scope = callback.scope
@@ -87,39 +74,6 @@ async def take_in(
     raise NotRead(f"saml_{reason}")  # outside the except block: no chained parser text
 
 
-async def read_body(
-    receive: Receive, declared_length: int | None, limit: int, deadline_seconds: float
-) -> bytes:
-    """Read the whole request body, refusing more than `limit` bytes (413)."""
-    if declared_length is not None and declared_length > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(deadline_seconds):
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnected
-                chunk = message.get("body", b"")
-                if chunk:
-                    size += len(chunk)
-                    if size > limit:
-                        raise _too_large(limit)
-                    chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-    except TimeoutError:
-        raise CallbackRejected(
-            408, "body_timeout", f"request body not received within {deadline_seconds:g} s"
-        ) from None
-    return b"".join(chunks)
-
-
-def _too_large(limit: int) -> CallbackRejected:
-    return CallbackRejected(413, "body_too_large", f"callback body exceeds the {limit}-byte limit")
-
-
 @dataclass(frozen=True, slots=True)
 class CallbackFields:
     """The routing-relevant fields of a callback, from its query string and form body."""
@@ -152,7 +106,7 @@ def parse_fields(
     query = _single_valued(query_pairs, "query string", single_valued)
     form = _single_valued(form_pairs, "form body", single_valued)
     for name in single_valued.intersection(query).intersection(form):
-        raise CallbackRejected(
+        raise RequestRejected(
             400, "duplicate_field", f"'{name}' appears in both the query string and the body"
         )
     return CallbackFields(query, form, tuple(form_pairs))
@@ -192,7 +146,7 @@ def _parse_pairs(raw: bytes, max_fields: int, where: str) -> list[tuple[str, str
     if not raw:
         return []
     if raw.count(b"&") >= max_fields:
-        raise CallbackRejected(400, "too_many_fields", f"{where} has more than {max_fields} fields")
+        raise RequestRejected(400, "too_many_fields", f"{where} has more than {max_fields} fields")
     if not raw.isascii():
         raise _bad_encoding(where)
     pairs = []
@@ -214,8 +168,8 @@ def _unquote_plus(value: bytes) -> str:
     return value.decode("utf-8")
 
 
-def _bad_encoding(where: str) -> CallbackRejected:
-    return CallbackRejected(400, "bad_encoding", f"{where} is not valid url-encoded UTF-8")
+def _bad_encoding(where: str) -> RequestRejected:
+    return RequestRejected(400, "bad_encoding", f"{where} is not valid url-encoded UTF-8")
 
 
 def _single_valued(
@@ -224,7 +178,7 @@ def _single_valued(
     fields: dict[str, str] = {}
     for name, value in pairs:
         if name in fields and name in single_valued:
-            raise CallbackRejected(
+            raise RequestRejected(
                 400, "duplicate_field", f"'{name}' appears more than once in the {where}"
             )
         fields.setdefault(name, value)

@@ -13,14 +13,15 @@ from proxy.callback.context import Callback, new_request_id
 from proxy.callback.decide import RouteDecider, decide
 from proxy.callback.fall_through import LegacyFallThrough
 from proxy.callback.forward import NewProviderForward
-from proxy.callback.identify import identify
-from proxy.callback.intake import CallbackRejected, ClientDisconnected, NotRead, take_in
+from proxy.callback.identify import identify, recall_flow
+from proxy.callback.intake import NotRead, take_in
 from proxy.callback.routes import RouteMatch
 from proxy.callback.saml_response import SamlRejected
 from proxy.config import Config
 from proxy.flow_store import FlowStore
 from proxy.http.asgi_types import Message, Receive, Scope, Send
 from proxy.http.forwarder import HttpForwarder, ResponseTruncated
+from proxy.http.request_body import ClientDisconnected, RequestRejected
 from proxy.http.responses import send_error
 from proxy.outcomes.service import OutcomeService
 
@@ -105,14 +106,16 @@ class CallbackPipeline:
             callback.status, callback.outcome = 499, "client_disconnected"
             callback.reason = "client_disconnected"
             return
-        except (CallbackRejected, SamlRejected) as exc:
+        except (RequestRejected, SamlRejected) as exc:
             await self._refuse(callback, send, exc)
             return
         except NotRead as exc:
             callback.reason = exc.reason
             await self._legacy.fall_through(callback, send)
             return
-        await identify(callback, self._connections(), self._flows)
+        if self._flows is not None:
+            await recall_flow(callback, self._flows)
+        identify(callback, self._connections())
         decide(callback, self._decider, self._bounce)
         if callback.goes_to_new_provider():
             await self._new_provider.forward(callback, send)
@@ -138,9 +141,9 @@ class CallbackPipeline:
             )
 
     @staticmethod
-    async def _refuse(callback: Callback, send: Send, exc: CallbackRejected | SamlRejected) -> None:
+    async def _refuse(callback: Callback, send: Send, exc: RequestRejected | SamlRejected) -> None:
         """Answer a callback authswitch will not route with its reason code."""
-        if isinstance(exc, CallbackRejected):
+        if isinstance(exc, RequestRejected):
             status, reason = exc.status, exc.reason
         else:
             status, reason = 400, f"saml_{exc.reason}"

@@ -5,7 +5,6 @@ or from a file and never printed. Exit codes are part of the interface (see ``Ex
 from __future__ import annotations
 
 import asyncio
-from enum import IntEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,17 +13,12 @@ import typer
 from proxy.broker.credential import Credential, Password
 from proxy.broker.provisioning import Provisioner, ProvisioningFailed, provision
 from proxy.broker.verifier import LegacyUnavailable, Profile, Verifier
+from proxy.cli.exit_codes import ExitCode
+from proxy.cli.options import ConfigOption
+from proxy.cli.output import fail
 from proxy.config import ConfigError, load_config, read_secret_file
 
 _DEADLINE_SECONDS = 30.0  # each step; the verifier's and provisioner's own timeouts come first
-
-
-class ExitCode(IntEnum):
-    OK = 0  # verified (and provisioned or already present)
-    DENIED = 1  # wrong password or unknown user
-    USAGE = 2  # bad arguments or configuration
-    LEGACY_UNAVAILABLE = 3  # legacy could not answer (down, slow, erroring, misconfigured)
-    PROVISIONING_FAILED = 4  # verified, but the new provider did not take the user
 
 
 broker_app = typer.Typer(
@@ -36,7 +30,7 @@ broker_app = typer.Typer(
 
 @broker_app.command("test")
 def test_login(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Path to the YAML config.")],
+    config: ConfigOption,
     identifier: Annotated[str, typer.Option(help="The user's login (email or username).")],
     password_file: Annotated[
         Path | None,
@@ -65,8 +59,7 @@ def test_login(
         verifier = verifier_for(settings)
         provisioner = provisioner_for(settings) if provision else None
     except ConfigError as exc:
-        typer.echo(f"authswitch: {exc}", err=True)
-        raise typer.Exit(ExitCode.USAGE) from None
+        fail(str(exc), ExitCode.USAGE)
     credential = Credential(identifier, Password(password))
     raise typer.Exit(asyncio.run(_run(verifier, provisioner, credential)))
 
@@ -94,7 +87,7 @@ async def _verify(verifier: Verifier, credential: Credential) -> Profile | ExitC
         await verifier.close()
     if profile is None:
         typer.echo("verify: denied (wrong password or unknown user)")
-        return ExitCode.DENIED
+        return ExitCode.FAILED
     typer.echo(f"verify: verified ({_describe(profile.completed(credential.identifier))})")
     return profile
 

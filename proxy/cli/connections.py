@@ -1,14 +1,14 @@
 """`authswitch connections ...`: import, export and triage the connection map.
 
-Exit status: 0 done; 1 the input was refused (nothing written) or `check` found a connection
-that the flag sends to the new provider although it is not transparent; 2 the config, the map
-or the flags can't be used, or the command line is wrong.
+Exit codes (see ``ExitCode``): FAILED the input was refused (nothing written) or `check` found
+a connection that the flag sends to the new provider although it is not transparent; USAGE the
+config, the map or the flags can't be used, or the command line is wrong; BACKEND_UNAVAILABLE
+Redis did not answer.
 """
 
 from __future__ import annotations
 
 import getpass
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ from connection_map import (
     triage_connections,
     with_assessments,
 )
+from connection_map.check_report import CHECK_COLUMNS
 from connection_map.metadata_fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SECONDS
 from connection_map.redis_store import PushRefused
 from connection_map.triage import DEFAULT_NAME_ID_FORMATS
@@ -48,6 +49,9 @@ from flags import (
     load_rollout_state,
 )
 from foundation.atomic_file import write_file_atomically
+from proxy.cli.exit_codes import ExitCode
+from proxy.cli.options import ActorOption, ConfigOption, JsonOption
+from proxy.cli.output import fail, print_json, render_table
 from proxy.config import Config, ConfigError, load_config
 from proxy.flag_backend import open_rollout_store
 from proxy.map_backend import open_map_store
@@ -60,9 +64,6 @@ export_app = typer.Typer(help="Export the map.", no_args_is_help=True)
 connections_app.add_typer(import_app, name="import")
 connections_app.add_typer(export_app, name="export")
 
-ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="authswitch config: finds the map, routes, flags.")
-]
 NameIdOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -82,11 +83,6 @@ class _Setup:
     triage: TriageSettings
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"authswitch: {message}", err=True)
-    return typer.Exit(code)
-
-
 def _setup(config_path: Path, name_id_formats: Sequence[str] | None) -> _Setup:
     try:
         config = load_config(config_path)
@@ -95,7 +91,7 @@ def _setup(config_path: Path, name_id_formats: Sequence[str] | None) -> _Setup:
         else:  # the first import creates it
             document = ConnectionMapDocument()
     except (ConfigError, ConnectionMapError) as exc:
-        raise _fail(str(exc), 2) from None
+        fail(str(exc), ExitCode.USAGE)
     routes = config.routes  # the very routes the proxy serves, one model for both
     formats = frozenset(name_id_formats) if name_id_formats else DEFAULT_NAME_ID_FORMATS
     return _Setup(config, document, TriageSettings(routes=routes, name_id_formats=formats))
@@ -131,13 +127,13 @@ def import_csv(
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         problem = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise _fail(f"{file}: cannot read: {problem}", 1) from None
+        fail(f"{file}: cannot read: {problem}", ExitCode.FAILED)
     try:
         result = import_connections_csv(
             setup.document, text, source=str(file), id_column=id_column, protocol=protocol
         )
     except ImportRefused as exc:
-        raise _fail(str(exc), 1) from None
+        fail(str(exc), ExitCode.FAILED)
     _write_imported(setup, result.document, result.imported)
 
 
@@ -176,9 +172,9 @@ def import_metadata(
             metadata_url=source if is_url else None,
         )
     except MetadataError as exc:
-        raise _fail(f"metadata {_shown(source, is_url)} {exc}", 1) from None
+        fail(f"metadata {_shown(source, is_url)} {exc}", ExitCode.FAILED)
     except (MetadataFetchError, ImportRefused) as exc:
-        raise _fail(str(exc), 1) from None
+        fail(str(exc), ExitCode.FAILED)
     typer.echo(
         f"{metadata.entity_id}: {len(metadata.signing_certificates)} signing certificate(s), "
         f"{len(metadata.sso_services)} SSO URL(s), NameID formats: "
@@ -227,9 +223,9 @@ def export_csv(
                 ConnectionMapDocument(), text, source=str(secrets_from), id_column=id_column
             ).secrets
         except (OSError, UnicodeDecodeError):
-            raise _fail(f"{secrets_from}: cannot read", 1) from None
+            fail(f"{secrets_from}: cannot read", ExitCode.FAILED)
         except ImportRefused as exc:
-            raise _fail(str(exc), 1) from None
+            fail(str(exc), ExitCode.FAILED)
     result = export_connections_csv(
         setup.document.connections, protocol=protocol, secrets=secrets, id_column=id_column
     )
@@ -257,26 +253,29 @@ def _write_private(path: Path, text: str) -> None:
 @connections_app.command()
 def check(
     config: ConfigOption,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    as_json: JsonOption = False,
     name_id_format: NameIdOption = None,
 ) -> None:
     """Triage every connection; exit 1 if one the flag sends to the new provider can't move."""
     setup = _setup(config, name_id_format)
     if not setup.config.connection_map.exists():
-        raise _fail(f"connection map '{setup.config.connection_map}': no such file", 2)
+        fail(f"connection map '{setup.config.connection_map}': no such file", ExitCode.USAGE)
     try:
         state = _rollout_state(setup.config)
-    except (FlagFileError, RolloutStoreError) as exc:
-        raise _fail(str(exc), 2) from None
+    except FlagFileError as exc:
+        fail(str(exc), ExitCode.USAGE)
+    except RolloutStoreError as exc:
+        fail(str(exc), ExitCode.BACKEND_UNAVAILABLE)
     report = check_connections(
         setup.document.connections,
         setup.triage,
         enabled=lambda cid: evaluate(state, cid).route == "new",
     )
     if as_json:
-        typer.echo(json.dumps(report.to_json(), indent=2))
+        print_json(report.to_json())
     else:
-        typer.echo(report.render_table(), nl=False)
+        typer.echo(render_table(CHECK_COLUMNS, report.table_rows()))
+        typer.echo(f"\n{report.summary_line()}")
     raise typer.Exit(report.exit_code)
 
 
@@ -296,9 +295,7 @@ def push(
         Path | None,
         typer.Option("--from", help="The map file to push (default: the config's connection_map)."),
     ] = None,
-    actor: Annotated[
-        str | None, typer.Option(envvar="AUTHSWITCH_ACTOR", help="Who (default: the OS user).")
-    ] = None,
+    actor: ActorOption = None,
     expect_version: Annotated[
         int | None,
         typer.Option(help="Refuse unless this version is live (default: the one live now)."),
@@ -309,13 +306,13 @@ def push(
         settings = load_config(config)
         store = open_map_store(settings, min_timeout=5.0)
     except ConfigError as exc:
-        raise _fail(str(exc), 2) from None
+        fail(str(exc), ExitCode.USAGE)
     source = from_file if from_file is not None else settings.connection_map
     try:
         document = read_connection_map_document(source)
         ConnectionMap.build(document)  # what the replicas will do with it
     except ConnectionMapError as exc:
-        raise _fail(f"{exc}; nothing pushed", 1) from None
+        fail(f"{exc}; nothing pushed", ExitCode.FAILED)
     try:
         live = store.version()
         expected = live if expect_version is None else expect_version
@@ -326,9 +323,12 @@ def push(
             reason=reason,
         )
     except PushRefused as exc:
-        raise _fail(str(exc), 1) from None
+        fail(str(exc), ExitCode.FAILED)
     except redis.RedisError as exc:
-        raise _fail(f"{store.where}: {type(exc).__name__}: {exc}; nothing pushed", 2) from None
+        fail(
+            f"{store.where}: {type(exc).__name__}: {exc}; nothing pushed",
+            ExitCode.BACKEND_UNAVAILABLE,
+        )
     typer.echo(
         f"pushed version {result.version} ({result.connections} connections, "
         f"{result.doc_bytes} bytes compressed, sha256 {result.sha256[:12]}) to {store.where}"

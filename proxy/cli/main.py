@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +10,10 @@ from connection_map import ConnectionMapError, load_connection_map
 from flags import FlagFileError, load_rollout_state
 from proxy.cli.broker import broker_app
 from proxy.cli.connections import connections_app
+from proxy.cli.exit_codes import ExitCode
 from proxy.cli.flags import flags_app
+from proxy.cli.options import ConfigOption
+from proxy.cli.output import fail
 from proxy.cli.rollout import rollout_app
 from proxy.cli.users import users_app
 from proxy.config import Config, ConfigError, load_config
@@ -25,7 +27,7 @@ app = typer.Typer(
 
 @app.command()
 def serve(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Path to the YAML config.")],
+    config: ConfigOption,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
     graceful_seconds: Annotated[
         int,
@@ -43,8 +45,7 @@ def serve(
             load_rollout_state(settings.flags.file)
         _check_secrets_and_broker(settings)
     except (ConfigError, ConnectionMapError, FlagFileError) as exc:
-        typer.echo(f"authswitch: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc), ExitCode.USAGE)
     run_server(str(config), settings, workers=workers, graceful_seconds=graceful_seconds)
 
 

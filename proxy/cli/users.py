@@ -17,6 +17,8 @@ from typing import Annotated
 
 import typer
 
+from proxy.cli.options import CONFIG_ENV
+
 users_app = typer.Typer(
     help="Bulk-import password users into the new provider.", no_args_is_help=True
 )
@@ -33,7 +35,12 @@ def import_users(
     file: Annotated[Path, typer.Argument(help="NDJSON, one user per line (see README).")],
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="authswitch config: broker.provisioner is the target."),
+        typer.Option(
+            "--config",
+            "-c",
+            envvar=CONFIG_ENV,
+            help="authswitch config: broker.provisioner is the target.",
+        ),
     ] = None,
     on_existing: Annotated[
         OnExistingMode, typer.Option(help="A user already at the target: skip, stop, or update.")

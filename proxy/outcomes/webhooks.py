@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from connection_map import ConnectionMap
-from proxy.callback.intake import CallbackRejected, ClientDisconnected, read_body
 from proxy.config import read_secret_file
 from proxy.http.asgi_types import Receive, Scope, Send
+from proxy.http.request_body import ClientDisconnected, RequestRejected, read_body
 from proxy.http.responses import send_json
 from proxy.ops import metrics
 from proxy.outcomes.counts import Observation, Outcome, OutcomesUnavailable
@@ -116,7 +116,7 @@ class OutcomeWebhooks:
             )
         except ClientDisconnected:
             return
-        except CallbackRejected as exc:
+        except RequestRejected as exc:
             await self._refuse(send, door, exc.status, exc.reason)
             return
         header = _header(scope, door.header)

@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 from connection_map import Connection, check_connections
+from connection_map.check_report import CHECK_COLUMNS
+from proxy.cli.output import render_table
 
 NP = {"url": "https://np.example/acs"}
 
@@ -85,7 +87,8 @@ def test_the_table_has_a_line_per_reason_and_a_summary() -> None:
             "umbrella", new_provider=None, hold={"assessment": "blocked", "reason": "legal"}
         ),
     ]
-    table = check_connections(entries, enabled=lambda cid: cid == "globex").render_table()
+    report = check_connections(entries, enabled=lambda cid: cid == "globex")
+    table = render_table(CHECK_COLUMNS, report.table_rows()) + "\n\n" + report.summary_line()
     lines = table.splitlines()
     assert lines[0].split() == ["CONNECTION", "PROTOCOL", "TRIAGE", "STORED", "FLAG", "REASONS"]
     assert lines[1].split()[:5] == ["acme", "saml", "transparent", "transparent", "off"]

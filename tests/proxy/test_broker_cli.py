@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
-from proxy.cli.broker import ExitCode
+from proxy.cli.exit_codes import ExitCode
 from proxy.cli.main import app
 from proxy.demo.loopback_server import LoopbackServer
 from tests.conftest import free_port, write_proxy_files
@@ -109,7 +109,7 @@ def test_wrong_password_or_unknown_user_is_denied_and_nothing_provisioned(
         config, identifier, "--password-file", _password_file(tmp_path, WRONG), "--provision"
     )
 
-    assert result.exit_code == ExitCode.DENIED
+    assert result.exit_code == ExitCode.FAILED
     assert result.output.splitlines() == ["verify: denied (wrong password or unknown user)"]
     assert scim.users() == []
 

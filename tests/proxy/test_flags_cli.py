@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 from connection_map import ConnectionMapDocument, read_connection_map_document
 from connection_map.redis_store import MapKeys, RedisMapStore
 from flags import RedisFlagProvider, load_rollout_state
-from proxy.cli.flags import ExitCode
+from proxy.cli.exit_codes import ExitCode
 from proxy.cli.main import app
 from tests.conftest import write_proxy_files
 from tests.flags.redis_support import (
@@ -251,7 +251,7 @@ def test_redis_down_exits_3_quickly_and_never_prints_the_password(tmp_path: Path
 
     for args in (("status",), ("kill", "--all", "--reason", "r"), ("history",)):
         result = cli.run(*args)
-        assert result.exit_code == ExitCode.UNAVAILABLE, result.output
+        assert result.exit_code == ExitCode.BACKEND_UNAVAILABLE, result.output
         assert "Connection refused" in result.stderr
         assert "hunter2" not in result.output
 

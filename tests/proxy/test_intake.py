@@ -8,15 +8,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from proxy.callback.intake import (
-    SINGLE_VALUED,
-    CallbackFields,
-    CallbackRejected,
-    ClientDisconnected,
-    parse_fields,
-    read_body,
-)
+from proxy.callback.intake import SINGLE_VALUED, CallbackFields, parse_fields
 from proxy.http.asgi_types import Message, Receive
+from proxy.http.request_body import ClientDisconnected, RequestRejected, read_body
 
 FORM = b"application/x-www-form-urlencoded"
 LIMIT = 1024
@@ -52,8 +46,8 @@ def read(
     return asyncio.run(read_body(receive, declared, limit, deadline))
 
 
-def rejected(call: Callable[[], object]) -> CallbackRejected:
-    with pytest.raises(CallbackRejected) as caught:
+def rejected(call: Callable[[], object]) -> RequestRejected:
+    with pytest.raises(RequestRejected) as caught:
         call()
     return caught.value
 
@@ -289,7 +283,7 @@ def test_field_parsing_agrees_with_parse_qsl_on_random_input() -> None:
             expected = None
         try:
             got = _parse_pairs(raw, 10_000, "body")
-        except CallbackRejected as exc:
+        except RequestRejected as exc:
             assert exc.reason == "bad_encoding"
             got = None
         assert got == expected, raw

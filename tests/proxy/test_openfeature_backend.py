@@ -27,7 +27,7 @@ from connection_map import Connection
 from connection_map.routes import Identification, Outcome
 from proxy.app import AuthSwitch
 from proxy.callback.decide import RouteDecider
-from proxy.cli.flags import ExitCode
+from proxy.cli.exit_codes import ExitCode
 from proxy.cli.main import app as cli_app
 from proxy.config import ConfigError, OpenFeatureFlag, Strategy, load_config
 from proxy.demo.idp import DemoIdP

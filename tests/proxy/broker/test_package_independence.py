@@ -1,5 +1,6 @@
 """The broker and the users import are packages of their own: they import nothing from the
-rest of `proxy` (the service imports them, never the other way round)."""
+rest of `proxy` but the HTTP plumbing below both (the service imports them, never the other way
+round)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import pytest
 import proxy
 
 _PROXY = Path(proxy.__file__).parent
-# Each package and what it may import from `proxy`: itself, and the users import the broker.
+# Each package and what it may import from `proxy`: itself and the shared HTTP plumbing, and
+# the users import the broker.
 _ALLOWED = {
-    "broker": ("proxy.broker",),
-    "users_import": ("proxy.users_import", "proxy.broker"),
+    "broker": ("proxy.broker", "proxy.http"),
+    "users_import": ("proxy.users_import", "proxy.broker", "proxy.http"),
 }
 
 
