@@ -309,7 +309,7 @@ class ServerLimits(_Model):
     header_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
     max_headers: Annotated[int, Field(ge=8, le=1000)] = 100
-    max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 2048
 
 
 class Timeouts(_Model):

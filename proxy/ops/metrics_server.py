@@ -8,12 +8,14 @@ head within a deadline, and past a cap is closed at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 
 from proxy.ops.metrics import exposition
 
 MAX_HEAD_BYTES = 8192
+log = logging.getLogger("authswitch")
 
 
 class MetricsServer:
@@ -69,6 +71,9 @@ class MetricsServer:
             writer.close()
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             writer.transport.abort()  # a slow, oversized or vanished scraper
+        except Exception as exc:  # the scrape fails, the port keeps serving
+            log.error("metrics exposition failed: %s", type(exc).__name__)
+            writer.transport.abort()
         finally:
             self._open -= 1
 

@@ -1,8 +1,9 @@
 """Running the app under uvicorn: one process or N workers, JSON logs, no access log.
 
 Client connections go through `GuardedHttpProtocol` (request head limits and deadline, a
-connection cap). With several workers the supervisor stops the shared listening socket the
-moment it is told to stop, before the workers drain: see `_StopListeningFirst`.
+connection cap). On SIGTERM the listening socket stops taking new connections, its accept
+queue is emptied by the still-running workers, and only then do the workers drain: see
+`_StopListeningFirst` and `_DrainingServer`.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 from proxy.config import Config, load_config
 from proxy.ops.http_protocol import GuardedHttpProtocol
 from proxy.ops.json_logging import configure_logging
+from proxy.ops.listener_drain import quiesce, quiesce_async
 from proxy.ops.metrics import MULTIPROC_ENV
 from proxy.ops.metrics_server import MetricsServer
 
 CONFIG_ENV = "AUTHSWITCH_CONFIG"
+# At most this long for running workers to accept what the kernel queued before stopping.
+_QUEUE_DRAIN_SECONDS = 2.0
 
 
 def create_app_from_env() -> object:
@@ -56,9 +60,7 @@ def serve(config_path: str, config: Config, *, workers: int, graceful_seconds: i
         graceful_seconds=graceful_seconds,
     )
     if workers == 1:
-        # One process owns the only descriptor of its socket: closing its server on SIGTERM
-        # stops the kernel accepting at once.
-        server = uvicorn.Server(server_config)
+        server = _DrainingServer(server_config)
         server.run()
         if not server.started:
             sys.exit(STARTUP_FAILURE)
@@ -104,10 +106,22 @@ class _StopListeningFirst(Multiprocess):
     """
 
     def terminate_all(self) -> None:
+        # The workers, not yet told, accept what the kernel already queued.
+        quiesce([listener.fileno() for listener in self.sockets], _QUEUE_DRAIN_SECONDS)
         for listener in self.sockets:
             with contextlib.suppress(OSError):  # already not listening
                 listener.shutdown(socket.SHUT_RDWR)
         super().terminate_all()
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's single-process server; its listener is the only descriptor of the socket,
+    so closing it stops the kernel accepting, once the accept queue has been emptied."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        listeners = [sock.fileno() for server in self.servers for sock in server.sockets]
+        await quiesce_async(listeners, _QUEUE_DRAIN_SECONDS)
+        await super().shutdown(sockets)
 
 
 def _use_multiprocess_metrics() -> None:

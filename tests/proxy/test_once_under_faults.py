@@ -199,6 +199,7 @@ def test_upstream_answer_with_too_many_or_too_large_headers_gets_a_502_saying_so
         assert response.status_code == 502
         assert response.json()["error"] == reason
         assert limit in response.json()["message"]
+        assert "big=" not in response.text, "the upstream's header bytes are never echoed"
         assert "did not answer in time" not in response.text
 
 

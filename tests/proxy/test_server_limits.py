@@ -97,16 +97,23 @@ def _callback_works(url: str) -> bool:
 
 
 def test_oversized_header_gets_431_and_never_reaches_legacy(
-    serve: Any, providers: dict[str, LoopbackServer]
+    serve: Any, providers: dict[str, LoopbackServer], captured_logs: pytest.LogCaptureFixture
 ) -> None:
     server = serve()
     before = len(providers["legacy"].app.state.received)  # type: ignore[union-attr]
+    cookie = b"cookie: sid=secret-cookie-value; pad=" + b"a" * 40_000
     with server.connect() as sock:
-        sock.sendall(b"GET /account HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 40_000 + b"\r\n\r\n")
+        sock.sendall(b"GET /account?code=leaky-code HTTP/1.1\r\nhost: x\r\n" + cookie + b"\r\n\r\n")
         answer = _answer(sock)
     assert _status(answer) == 431
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "header_too_large"
     assert len(providers["legacy"].app.state.received) == before  # type: ignore[union-attr]
+    assert b"secret-cookie-value" not in answer and b"leaky" not in answer
+    refusals = [
+        r for r in captured_logs.records if r.getMessage() == "request refused before routing"
+    ]
+    assert [r.fields["reason"] for r in refusals] == ["header_too_large"]
+    assert not any("secret-cookie-value" in str(r.__dict__) for r in captured_logs.records)
 
 
 def test_endless_header_line_is_refused_before_it_is_all_sent(serve: Any) -> None:
