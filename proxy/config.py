@@ -24,6 +24,7 @@ from pydantic import (
 from connection_map.routes import Route, Strategy
 from flags.evaluation import FLAG_KEY
 from foundation.config_error import ConfigError as ConfigError  # re-exported for proxy
+from foundation.config_error import invalid_config
 from foundation.redis_settings import RedisSettings
 from foundation.secret_file import read_secret_file as read_secret_file  # re-exported
 from foundation.strict_yaml import YamlDocumentError, load_yaml_mapping
@@ -427,9 +428,5 @@ def parse_config(raw: Any, *, source: Path) -> Config:
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        problems = [
-            f"key '{'.'.join(str(p) for p in err['loc']) or '(top level)'}': {err['msg']}"
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
-        raise ConfigError(f"config '{source}': " + "; ".join(problems)) from None
+        raise invalid_config(source, exc) from None
     return config.resolve_paths(source.parent)

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from foundation.config_error import ConfigError as ConfigError  # re-exported for the broker
+from foundation.config_error import invalid_config
 from foundation.redis_settings import RedisSettings
 from foundation.secret_file import read_secret_file as read_secret_file  # re-exported
 from foundation.strict_yaml import YamlDocumentError, load_yaml_mapping
@@ -253,9 +254,5 @@ def load_broker_config(path: str | os.PathLike[str]) -> Broker:
     try:
         broker = Broker.model_validate(section)
     except ValidationError as exc:
-        problems = [
-            f"key '{'.'.join(str(p) for p in ('broker', *err['loc']))}': {err['msg']}"
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
-        raise ConfigError(f"config '{file}': " + "; ".join(problems)) from None
+        raise invalid_config(file, exc, under=("broker",)) from None
     return broker.resolve_paths(file.parent)

@@ -24,7 +24,7 @@ from flags.stage_plan import StagePlan, token_version
 from flags.validation_messages import describe_validation_error
 from proxy.cli.exit_codes import ExitCode
 from proxy.cli.flags_session import flags_session, same_state, stop
-from proxy.cli.options import ActorOption, ConfigOption, JsonOption
+from proxy.cli.options import ActorOption, ApplyOption, ApplyReasonOption, ConfigOption, JsonOption
 from proxy.cli.output import print_json, render_table
 
 flags_app = typer.Typer(
@@ -198,12 +198,8 @@ def stage(
     preview: Annotated[
         bool, typer.Option("--preview", help="Show which connections would change route.")
     ] = False,
-    apply: Annotated[
-        str | None, typer.Option("--apply", help="Apply the preview that printed TOKEN.")
-    ] = None,
-    reason: Annotated[
-        str | None, typer.Option("--reason", help="Why (required with --apply).")
-    ] = None,
+    apply: ApplyOption = None,
+    reason: ApplyReasonOption = None,
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:

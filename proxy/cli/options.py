@@ -25,3 +25,12 @@ ActorOption = Annotated[
     str | None,
     typer.Option("--actor", envvar=ACTOR_ENV, help="Who; kept in the audit trail."),
 ]
+
+# Preview/apply, for every change that is previewed before it is applied (flags stage, rollout
+# plan): the apply must quote the token the preview printed.
+ApplyOption = Annotated[
+    str | None, typer.Option("--apply", help="Apply the preview that printed TOKEN.")
+]
+ApplyReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="Why (required with --apply).")
+]

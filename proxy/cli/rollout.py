@@ -6,8 +6,6 @@ Exit codes as `authswitch flags`: 0 ok, 2 usage or configuration, 3 a backend un
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +17,9 @@ import typer
 
 from connection_map import ConnectionMap, ConnectionMapError, load_connection_map
 from flags import AuditInputError, RolloutStore, RolloutStoreError, VersionConflict
+from proxy.cli.exit_codes import ExitCode
+from proxy.cli.options import ActorOption, ApplyOption, ApplyReasonOption, ConfigOption, JsonOption
+from proxy.cli.output import fail, print_json, render_table
 from proxy.config import Config, ConfigError, load_config
 from proxy.flag_backend import UnmanagedFlagBackend, open_rollout_store
 from proxy.outcomes.counts import OutcomesUnavailable
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     from proxy.outcomes.guard import RolloutGuard
     from proxy.outcomes.status_report import ConnectionStatus
 
-OK, USAGE, UNAVAILABLE, CONFLICT, REFUSED = 0, 2, 3, 4, 5
+USAGE, UNAVAILABLE = ExitCode.USAGE, ExitCode.BACKEND_UNAVAILABLE
+CONFLICT, REFUSED = ExitCode.CONFLICT, ExitCode.REFUSED
 
 rollout_app = typer.Typer(
     help="The rollout's instruments: login outcomes per connection and side, the guard's "
@@ -36,15 +38,10 @@ rollout_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-ConfigOption = Annotated[
-    Path,
-    typer.Option("--config", "-c", envvar="AUTHSWITCH_CONFIG", help="The authswitch config."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="JSON on stdout, for scripts.")]
 
 
 class _Failure(Exception):
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: ExitCode, message: str) -> None:
         super().__init__(message)
         self.code, self.message = code, message
 
@@ -129,7 +126,7 @@ def status(
     mode = ctx.settings.outcomes.guard.mode
     if as_json:
         document = {"window_minutes": window, "guard_mode": mode}
-        _print_json({**document, "connections": [row.as_dict() for row in rows]})
+        print_json({**document, "connections": [row.as_dict() for row in rows]})
         return
     typer.echo(_status_table(rows, window, mode))
 
@@ -140,16 +137,9 @@ def plan(
     preview: Annotated[
         bool, typer.Option("--preview", help="Check the gates and show the next step's plan.")
     ] = False,
-    apply: Annotated[
-        str | None, typer.Option("--apply", help="Apply the preview that printed TOKEN.")
-    ] = None,
-    reason: Annotated[
-        str | None, typer.Option("--reason", help="Why (required with --apply).")
-    ] = None,
-    actor: Annotated[
-        str | None,
-        typer.Option("--actor", envvar="AUTHSWITCH_ACTOR", help="Who; kept in the audit trail."),
-    ] = None,
+    apply: ApplyOption = None,
+    reason: ApplyReasonOption = None,
+    actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Advance the stage to the next step, only while every moved connection is healthy."""
@@ -201,7 +191,7 @@ def plan(
         "to_new": promotion.plan.to_new,
     }
     if as_json:
-        _print_json(result)
+        print_json(result)
     else:
         typer.echo(f"applied version {record.version}: {record.summary()}")
 
@@ -231,7 +221,7 @@ def evidence(
             now=time.time(),
         )
     if as_json:
-        _print_json(document)
+        print_json(document)
         return
     typer.echo(_evidence_text(document))
 
@@ -286,12 +276,12 @@ def _status_table(rows: list[ConnectionStatus], window: int, mode: str) -> str:
         ]
         for row in rows
     ]
-    return "\n".join([f"last {window} min; guard mode {mode}", _table(_STATUS_HEADER, lines)])
+    return "\n".join([f"last {window} min; guard mode {mode}", render_table(_STATUS_HEADER, lines)])
 
 
 def _print_promotion(document: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        _print_json(document)
+        print_json(document)
         return
     step = document["next_percent"]
     lines = [f"stage {document['current_percent']:g} % -> {'-' if step is None else f'{step:g} %'}"]
@@ -335,20 +325,5 @@ def _evidence_text(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in [header, *rows]
-    )
-
-
-def _print_json(value: object) -> None:
-    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
-
-
 def _exit(failure: _Failure, as_json: bool) -> NoReturn:
-    if as_json:
-        _print_json({"error": failure.message, "exit_code": failure.code})
-    print(f"authswitch rollout: {failure.message}", file=sys.stderr)
-    raise typer.Exit(failure.code)
+    fail(failure.message, failure.code, as_json=as_json)
