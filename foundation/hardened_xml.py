@@ -19,6 +19,7 @@ and they are raised outside ``except`` blocks so no chained exception carries pa
 from __future__ import annotations
 
 import re
+import threading
 from typing import Final, Literal
 
 from lxml import etree
@@ -48,17 +49,25 @@ _XML_DECLARATION: Final = re.compile(
 ASCII_LABELS: Final = frozenset({b"us-ascii"})
 """Encoding labels, besides UTF-8, accepted on a document whose bytes are all ASCII."""
 
-# One parser for the process: lxml serialises concurrent use with a per-parser lock.
-_PARSER: Final = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    huge_tree=False,
-    load_dtd=False,
-    dtd_validation=False,
-    remove_comments=True,
-    remove_pis=True,
-    collect_ids=False,
-)
+_PARSERS = threading.local()
+
+
+def _parser() -> etree.XMLParser:
+    """This thread's parser: a parser keeps interning names in the dictionary of the thread that
+    made it, so a thread that is replaced to free its dictionary must parse with its own."""
+    parser: etree.XMLParser | None = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            huge_tree=False,
+            load_dtd=False,
+            dtd_validation=False,
+            remove_comments=True,
+            remove_pis=True,
+            collect_ids=False,
+        )
+    return parser
 
 
 class XmlRefused(ValueError):
@@ -81,7 +90,7 @@ def parse_untrusted_xml(
     """
     check_xml_bytes(data, ascii_labels=ascii_labels)
     try:
-        root: etree._Element | None = etree.fromstring(data, _PARSER)
+        root: etree._Element | None = etree.fromstring(data, _parser())
     except etree.LxmlError:
         root = None  # The parser's message quotes the input: drop it, raise below.
     if root is None:

@@ -18,9 +18,9 @@ it forwards to does. The proxy's own risks are therefore
 Nothing from the payload ever reaches an exception message, and rejections are raised outside
 ``except`` blocks so no chained exception carries parser text (which quotes the input).
 
-Residual risk: lxml interns element, attribute and namespace names in a per-thread dictionary
-that is never freed, so a stream of responses full of unique names grows the process slowly.
-Recycle workers (e.g. uvicorn ``--limit-max-requests``) to bound it.
+Memory: lxml interns element, attribute and namespace names in a per-thread dictionary that is
+never freed, so responses are read on a thread that is replaced every 1 MiB of documents
+(foundation/xml_thread.py): a stream of responses full of unique names can't grow the process.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from foundation.hardened_xml import (
     XmlRefused,
     parse_untrusted_xml,
 )
+from foundation.xml_thread import RecyclingReader
 
 __all__ = [
     "PASSED_TO_LEGACY",
@@ -135,7 +136,16 @@ _REJECT_REASONS: Final[dict[XmlRefusal, RejectReason]] = {
 def inspect_saml_response(value: str, *, max_decoded_bytes: int = 262144) -> SamlResponseFacts:
     """Return the routing facts of a base64 SAMLResponse, or raise SamlRejected."""
     data = _decode_base64(value, max_decoded_bytes)
+    return _READER(data)
+
+
+def _facts_of(data: bytes) -> SamlResponseFacts:
     return _read_facts(_parse(data))
+
+
+# Parsed on a thread that is replaced every 1 MiB of documents: libxml2 never forgets a name
+# it has interned, and a client can send any number of unique ones (see foundation/xml_thread).
+_READER: Final = RecyclingReader(_facts_of, len, name="saml-reader")
 
 
 def _decode_base64(value: str, max_decoded_bytes: int) -> bytes:

@@ -670,7 +670,7 @@ def test_doctype_naming_a_local_file_never_opens_it(
     with _watched_fifo(tmp_path / "control") as opened:
         document = make((tmp_path / "control").as_uri()) + _signed_response.encode()
         with contextlib.suppress(etree.LxmlError):
-            etree.fromstring(document, hardened_xml._PARSER)
+            etree.fromstring(document, hardened_xml._parser())
         assert opened.is_set()
 
     with _watched_fifo(tmp_path / "target") as opened:
