@@ -3,10 +3,10 @@
 from flags.audit import AuditInputError, AuditRecord
 from flags.bucketing import bucket
 from flags.evaluation import FLAG_KEY, CompiledRollout, Destination, RouteDecision, evaluate
-from flags.file_format import FlagFileError
-from flags.file_provider import FileFlagProvider
-from flags.file_rollout_store import FileRolloutStore, default_audit_path
-from flags.file_store import load_rollout_state, write_rollout_state
+from flags.file.format import FlagFileError
+from flags.file.provider import FileFlagProvider
+from flags.file.rollout_store import FileRolloutStore, default_audit_path
+from flags.file.store import load_rollout_state, write_rollout_state
 from flags.redis_keys import RedisKeys, redact_url
 from flags.redis_provider import RedisFlagProvider
 from flags.redis_rollout_store import RedisRolloutStore

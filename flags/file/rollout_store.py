@@ -20,8 +20,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from flags.audit import AuditRecord
-from flags.file_format import FlagFileError
-from flags.file_store import load_rollout_state, write_rollout_state
+from flags.file.format import FlagFileError
+from flags.file.store import load_rollout_state, write_rollout_state
 from flags.rollout_store import (
     StoredStateInvalid,
     StoreTransaction,

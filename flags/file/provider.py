@@ -14,8 +14,8 @@ from openfeature.exception import ErrorCode
 from openfeature.provider import Metadata
 
 from flags.evaluation import FLAG_KEY, CompiledRollout
-from flags.file_format import FlagFileError, parse_rollout_state
-from flags.file_store import FileSignature, file_signature, read_flag_file
+from flags.file.format import FlagFileError, parse_rollout_state
+from flags.file.store import FileSignature, file_signature, read_flag_file
 from flags.metrics import publish_health
 from flags.route_provider import FlagSourceHealth, RouteFlagProvider
 from flags.state import RolloutState

@@ -1,11 +1,11 @@
-"""Reading and atomically writing the rollout state file (format: see ``flags.file_format``)."""
+"""Reading and atomically writing the rollout state file (format: see ``flags.file.format``)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
-from flags.file_format import (
+from flags.file.format import (
     MAX_FILE_BYTES,
     FlagFileError,
     parse_rollout_state,
