@@ -23,6 +23,28 @@ _FORWARDED = frozenset(
     {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded"}
 )
 _CREDENTIALS = frozenset({b"cookie", b"authorization"})
+# What a proxy or CDN in front sets to tell the upstream who the client is and which URL it
+# asked for. Without a trusted load balancer authswitch is that front, and a client could forge
+# them: the upstream's rate limits, audit logs and allowlists would believe it.
+_CLIENT_CLAIMS = frozenset(
+    {
+        b"x-real-ip",
+        b"true-client-ip",
+        b"x-client-ip",
+        b"x-cluster-client-ip",
+        b"cf-connecting-ip",
+        b"fastly-client-ip",
+        b"x-forwarded-port",
+        b"x-forwarded-prefix",
+        b"x-forwarded-scheme",
+        b"x-forwarded-ssl",
+        b"x-forwarded-server",
+        b"x-original-url",
+        b"x-rewrite-url",
+        b"x-original-host",
+        b"x-host",
+    }
+)
 # A client's `Connection:` may name only its own hop's headers. These are end to end: the
 # message's framing and target, and the forwarding headers authswitch sets or a trusted load
 # balancer set before it. Naming one in `Connection` must not strip it (RFC 9110 7.6.1 lets a
@@ -62,7 +84,9 @@ def request_headers(
 
     `upstream_host` replaces Host (None keeps the client's). X-Forwarded-For/Proto/Host are
     set from what authswitch saw; with `trust_forwarded` an incoming X-Forwarded-For chain is
-    extended and an incoming Proto/Host kept, as behind a trusted load balancer.
+    extended and an incoming Proto/Host kept, as behind a trusted load balancer. Without it,
+    the other headers a front proxy sets about the client (X-Real-IP, True-Client-IP,
+    X-Original-URL, ...) are dropped: only a trusted front may claim them.
     """
     listed = _connection_tokens(headers)
     out: RawHeaders = []
@@ -79,6 +103,8 @@ def request_headers(
         if name == b"host":
             if upstream_host is None:
                 out.append((name, value))
+            continue
+        if not trust_forwarded and name in _CLIENT_CLAIMS:
             continue
         if drop_credentials and name in _CREDENTIALS:
             continue

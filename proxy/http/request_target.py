@@ -1,9 +1,10 @@
-"""Request targets authswitch refuses before routing: what it can't match and forward alike.
+r"""Request targets authswitch refuses before routing: what it can't match and forward alike.
 
 Routes match the decoded path; legacy receives the raw one under `legacy.url`'s path prefix. A
-dot segment (`/../admin`, `/%2e%2e/admin`, an encoded slash around one) would match as one path
-and, once the upstream normalises it, reach another (outside the prefix, or a callback route
-that authswitch did not see as one). Browsers remove dot segments before sending, so only
+dot segment (`/../admin`, `/%2e%2e/admin`, an encoded slash around one, `/..;/admin` as Tomcat
+reads it, `\..\` as Windows servers do) would match as one path and, once the upstream
+normalises it, reach another (outside the prefix, or a callback route that authswitch did not
+see as one). Browsers remove dot segments before sending, so only
 hand-made requests carry them: they are refused, never normalised into something else.
 An asterisk-form target (`OPTIONS *`) names no resource that a reverse proxy could forward.
 """
@@ -25,8 +26,11 @@ def target_problem(path: str) -> str | None:
     """Why this decoded request path is refused (a reason code), or None to route it."""
     if not path.startswith("/"):
         return NOT_A_PATH
-    if "/." in path:  # cheap test first: almost every path has no dot segment at all
-        for segment in path.split("/"):
-            if segment in (".", ".."):
+    # Cheap tests first: almost every path has no dot segment at all. Servers differ on what
+    # else makes one: Tomcat and Jetty drop `;parameters` from a segment before normalising
+    # (`/..;/admin`), Windows servers take a backslash for a slash (`/x\..\admin`).
+    if "." in path and ("/." in path or "\\." in path):
+        for segment in path.replace("\\", "/").split("/"):
+            if segment.partition(";")[0] in (".", ".."):
                 return DOT_SEGMENTS
     return None

@@ -55,7 +55,8 @@ def verify(
         name, _, value = item.strip().partition("=")
         parts.setdefault(name, []).append(value)
     stamps = parts.get("t", [])
-    if len(stamps) != 1 or not stamps[0].isdigit() or len(stamps[0]) > 16:
+    # ASCII digits only: str.isdigit() also takes '²' and other digits int() refuses.
+    if len(stamps) != 1 or not (stamps[0].isascii() and stamps[0].isdigit()) or len(stamps[0]) > 16:
         raise SignatureRefused("bad_signature")
     timestamp = int(stamps[0])
     if abs(now - timestamp / units_per_second) > tolerance_seconds:

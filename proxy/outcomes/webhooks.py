@@ -184,7 +184,7 @@ class OutcomeWebhooks:
                     )
                 ]
             items = _generic_items(body)
-        except (ValidationError, ValueError):
+        except (ValidationError, ValueError, RecursionError):  # deep nesting: malformed, not 500
             return None
         return [
             generic_observation(item, self._connections, now=now, retention_seconds=self._retention)

@@ -221,3 +221,29 @@ def test_extra_names_to_drop_are_dropped() -> None:
     out = forward(incoming, drop=frozenset({b"content-length"}))
     assert values(out, b"content-length") == []
     assert (b"accept", b"*/*") in out
+
+
+CLIENT_CLAIMS = [
+    (b"x-real-ip", b"6.6.6.6"),
+    (b"true-client-ip", b"9.9.9.9"),
+    (b"x-client-ip", b"8.8.8.8"),
+    (b"x-forwarded-port", b"8443"),
+    (b"x-forwarded-prefix", b"/evil"),
+    (b"x-original-url", b"/admin"),
+    (b"x-rewrite-url", b"/admin"),
+]
+
+
+def test_without_a_trusted_front_a_client_cannot_claim_its_address_or_url() -> None:
+    """X-Real-IP and its kin feed the upstream's rate limits, audit logs and allowlists: with
+    no trusted load balancer in front, only authswitch's own X-Forwarded-* speak for the client."""
+    out = forward([(b"host", b"login.legacy.example"), *CLIENT_CLAIMS, (b"accept", b"*/*")])
+    assert not set(names(out)) & {name for name, _ in CLIENT_CLAIMS}
+    assert values(out, b"x-forwarded-for") == [b"203.0.113.7"]
+    assert (b"accept", b"*/*") in out
+
+
+def test_behind_a_trusted_front_its_client_headers_pass() -> None:
+    out = forward([(b"host", b"login.legacy.example"), *CLIENT_CLAIMS], trust_forwarded=True)
+    for header in CLIENT_CLAIMS:
+        assert header in out

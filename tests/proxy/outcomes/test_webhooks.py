@@ -212,3 +212,34 @@ def test_auth0_log_stream_counts_the_legacy_side(proxy: tuple[str, AuthSwitch]) 
     store = app._outcomes.store
     assert store.tally("contoso", minute - 5, minute + 2).judged("legacy", "events") == (1, 1)
     assert store.tally("fabrikam", minute - 5, minute + 2).judged("legacy", "events") == (1, 0)
+
+
+def test_hostile_signature_headers_and_deep_json_get_a_4xx_not_a_500(
+    proxy: tuple[str, AuthSwitch],
+) -> None:
+    """A superscript digit in the timestamp (int() refuses what str.isdigit() takes), and a
+    validly signed but deeply nested body, are refusals like any other malformed delivery."""
+    url, _ = proxy
+    superscript = httpx.post(
+        url + GENERIC,
+        content=b"{}",
+        headers={"x-authswitch-signature": "t=\u00b2, v1=00".encode("latin-1")},
+        timeout=5,
+    )
+    workos = httpx.post(
+        url + WORKOS,
+        content=b"{}",
+        headers={"workos-signature": "t=\u00b9\u00b2, v1=00".encode("latin-1")},
+        timeout=5,
+    )
+    body = b"[" * 50_000 + b"]" * 50_000
+    header = signature_header(GENERIC_SECRET, int(time.time()), body)
+    deep = httpx.post(
+        url + GENERIC,
+        content=body,
+        headers={"content-type": "application/json", "x-authswitch-signature": header},
+        timeout=5,
+    )
+    assert superscript.status_code == 401
+    assert workos.status_code == 401
+    assert (deep.status_code, deep.json()) == (400, {"error": "malformed"})
