@@ -160,9 +160,11 @@ class RolloutGuard:
             previous = self.last_decisions.get(connection)
             repeated = previous is not None and previous.judgement.verdict == judgement.verdict
             acted = False
-            # enforce: try every round until written; observe: report once per verdict.
-            if conclusive and (mode == "enforce" or not repeated):
-                acted = self._conclude(connection, judgement)
+            # enforce: try every round until written; observe (or evidence the guard won't act
+            # on): report once per verdict.
+            acts = mode == "enforce" and self._may_act_on(judgement)
+            if conclusive and (acts or not repeated):
+                acted = self._conclude(connection, judgement, acts=acts)
             decision = GuardDecision(connection, judgement, flipped, acted)
             self.last_decisions[connection] = decision
             decisions.append(decision)
@@ -236,12 +238,26 @@ class RolloutGuard:
         healthy = any(at is not None and at >= now - policy.silence_minutes * 60 for at in alive)
         return healthy
 
-    def _conclude(self, connection: str, judgement: Judgement) -> bool:
-        """Report, and in enforce mode write override ``off``; True if written."""
+    def _may_act_on(self, judgement: Judgement) -> bool:
+        """Whether the evidence is the provider's own, authenticated word.
+
+        The proxy's counts (answers it proxied, callbacks it forwarded) come from whoever sends
+        callbacks, and anyone can: forged callbacks that the new provider refuses would read
+        as failures, forged forwarded ones as silence. The guard turns a connection off on
+        them only when told to (`guard.act_on_proxy_counts`); it reports them either way.
+        """
+        if self._policy.act_on_proxy_counts:
+            return True
+        return judgement.verdict == "failing" and self._source == "events"
+
+    def _conclude(self, connection: str, judgement: Judgement, *, acts: bool) -> bool:
+        """Report, and when the guard acts write override ``off``; True if written."""
         mode = self._policy.mode
         metrics.GUARD_KILLS.labels(self._label(connection), mode).inc()
         fields = {"connection": connection, "mode": mode, **judgement.as_dict()}
-        if mode != "enforce":
+        if not acts:
+            if mode == "enforce":
+                fields["not_acting"] = "unauthenticated_evidence"
             log.warning("guard would turn the connection off", extra={"fields": fields})
             return False
         for _ in range(3):

@@ -143,6 +143,10 @@ class GuardSettings(_Model):
     # The new side is judged on provider events when a provider source is enabled, else on
     # the answers authswitch proxied (proxy mode only).
     new_side_source: Literal["auto", "events", "proxy"] = "auto"
+    # Turn connections off on the proxy's own counts too (the answers it proxied, the callbacks
+    # it forwarded: what silence is measured by). Off by default: anyone can send callbacks,
+    # so forged ones could read as failures or silence. Verdicts on them are reported anyway.
+    act_on_proxy_counts: bool = False
 
 
 class PromotionSettings(_Model):

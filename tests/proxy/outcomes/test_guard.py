@@ -202,7 +202,7 @@ def test_silence_with_a_live_source_is_a_kill(tmp_path: Path) -> None:
     _add(outcomes, clock, "acme", "new", "proxy", "forwarded", 12, minutes_ago=10)
     _add(outcomes, clock, "globex", "new", "proxy", "forwarded", 12, minutes_ago=10)
     _add(outcomes, clock, "globex", "new", "events", "succeeded", 1, minutes_ago=8)
-    settings = _settings("enforce")
+    settings = _settings("enforce", act_on_proxy_counts=True)
     guard = _guard(settings, outcomes, rollout, clock, silence_sources=["workos"])
 
     # The event source itself is silent: nothing is concluded.
@@ -274,3 +274,22 @@ def test_only_changes_that_can_move_a_connection_restart_its_evidence() -> None:
     )
     assert routing_changed(record({"kill_all": False}, {"kill_all": True}), high, state)
     assert not routing_changed(record({"canary": []}, {"canary": [low]}), high, state)
+
+
+def test_forgeable_counts_are_reported_but_never_acted_on_by_default(tmp_path: Path) -> None:
+    """Anyone can send callbacks: forwarded counts (silence) and the answers the proxy saw
+    (a new provider refusing forged responses) must not let a stranger turn a connection off."""
+    clock, outcomes, rollout = Clock(), _memory(), _enabled(tmp_path)
+    clock.now += 3600
+    _add(outcomes, clock, "acme", "new", "proxy", "forwarded", 50, minutes_ago=10)
+    outcomes.mark_source_alive("workos", clock.now - 30)
+    silence = _guard(_settings("enforce"), outcomes, rollout, clock, silence_sources=["workos"])
+    assert {d.connection: d.judgement.verdict for d in silence.round()}["acme"] == "silent"
+    assert rollout.read().overrides["acme"] == "on"
+
+    (tmp_path / "proxy-answers").mkdir()
+    clock2, outcomes2, rollout2 = Clock(), _memory(), _enabled(tmp_path / "proxy-answers")
+    _add(outcomes2, clock2, "acme", "new", "proxy", "failed", 40)
+    by_answers = _guard(_settings("enforce", new_side_source="proxy"), outcomes2, rollout2, clock2)
+    assert {d.connection: d.judgement.verdict for d in by_answers.round()}["acme"] == "failing"
+    assert rollout2.read().overrides["acme"] == "on"
