@@ -81,6 +81,9 @@ class AuthSwitch:
             outcomes=self._outcomes,
         )
         self._ops_prefix = config.ops_prefix + "/"
+        # With a metrics port of their own, the metrics (connection ids, per-tenant counts) are
+        # not also served to whoever reaches the public listener.
+        self._public_metrics = config.metrics.port is None
         self._map_watch: asyncio.Task[None] | None = None
         self._started = False
         self._broker = (
@@ -188,7 +191,7 @@ class AuthSwitch:
         elif name == "readyz":
             status, report = self.readiness()
             await send_json(send, status, report)
-        elif name == "metrics":
+        elif name == "metrics" and self._public_metrics:
             body, content_type = metrics.exposition()
             await send_bytes(send, 200, body, [], content_type=content_type.encode())
         else:

@@ -13,6 +13,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from proxy.app import AuthSwitch
+from proxy.config import load_config
 from proxy.demo.idp import DemoIdP
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.ops.metrics import ConnectionLabels
@@ -124,3 +126,19 @@ def test_connection_labels_are_capped_with_an_other_bucket() -> None:
         "other",
         "unknown",
     ]
+
+
+def test_with_a_metrics_port_the_public_listener_does_not_serve_metrics(
+    tmp_path: Path, providers: dict[str, LoopbackServer]
+) -> None:
+    """Metrics name every connection (a company's customers) with its login counts: with a
+    port of their own (the default) they are not also answered on the public listener."""
+    public = write_proxy_files(
+        tmp_path, providers["legacy"].url, providers["new"].url, metrics={"port": free_port()}
+    )
+    with LoopbackServer(AuthSwitch(load_config(public)), name="authswitch") as server:
+        scrape = httpx.get(f"{server.url}/_authswitch/metrics", timeout=5)
+        encoded = httpx.get(f"{server.url}/_authswitch%2Fmetrics", timeout=5)
+    assert scrape.status_code == 404
+    assert encoded.status_code == 404
+    assert "authswitch_callbacks_total" not in scrape.text + encoded.text
