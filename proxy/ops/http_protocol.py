@@ -25,9 +25,11 @@ from proxy.ops.metrics import REFUSED_CONNECTIONS
 log = logging.getLogger("authswitch")
 
 _REFUSALS = {
-    "header_too_large": (431, b"Request Header Fields Too Large", "server.max_header_bytes"),
-    "too_many_headers": (431, b"Request Header Fields Too Large", "server.max_headers"),
-    "header_timeout": (408, b"Request Timeout", "server.header_seconds"),
+    "header_too_large": (431, b"Request Header Fields Too Large", "over server.max_header_bytes"),
+    "too_many_headers": (431, b"Request Header Fields Too Large", "over server.max_headers"),
+    "header_timeout": (408, b"Request Timeout", "over server.header_seconds"),
+    # RFC 9112 section 3.2: which Host would the upstream believe? Answered, never forwarded.
+    "duplicate_host": (400, b"Bad Request", "with more than one Host header"),
 }
 
 
@@ -57,6 +59,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes received since the head began, while it is unfinished
         self._head_exact = 0  # request line and complete header lines seen so far
         self._head_lines = 0
+        self._hosts = 0
         self._refused = False
 
     # -- connection ---------------------------------------------------------------------------
@@ -115,6 +118,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = True
         self._head_bytes = self._head_exact = self._head_lines = 0
+        self._hosts = 0
         if self._head_deadline is None:
             self._arm_head_deadline()
 
@@ -132,6 +136,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         self._head_exact += len(name) + len(value) + 4
         self._head_lines += 1
+        if len(name) == 4 and name.lower() == b"host":
+            self._hosts += 1
+            if self._hosts > 1:
+                raise _Refused("duplicate_host")
         if self._head_exact > self._limits.max_header_bytes:
             raise _Refused("header_too_large")
         if self._head_lines > self._limits.max_headers:
@@ -170,7 +178,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _refuse(self, reason: str) -> None:
         """Answer the refusal and close; the request never reaches the app."""
-        status, phrase, setting = _REFUSALS[reason]
+        status, phrase, what = _REFUSALS[reason]
         self._refused = True
         self._disarm_head_deadline()
         REFUSED_CONNECTIONS.labels(reason).inc()
@@ -183,7 +191,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             extra={"fields": {"reason": reason, "status": status, "client": self._client_ip()}},
         )
         body = json.dumps(
-            {"error": reason, "message": f"request head over {setting}"}, separators=(",", ":")
+            {"error": reason, "message": f"request head {what}"}, separators=(",", ":")
         ).encode()
         self.transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"

@@ -259,3 +259,17 @@ def test_trailer_fields_never_become_forwarded_request_headers(
     assert ("authorization", "Bearer trailer-token") not in headers
     assert not [v for n, v in headers if n == "host" and "evil" in v]
     assert not [v for n, v in headers if n == "x-forwarded-for" and "198.51.100.66" in v]
+
+
+def test_a_request_with_two_host_headers_is_refused_not_forwarded(
+    serve: Any, providers: dict[str, LoopbackServer]
+) -> None:
+    """Which Host would the upstream believe? Legacy took the last, X-Forwarded-Host the first."""
+    server = serve()
+    before = len(providers["legacy"].app.state.received)  # type: ignore[union-attr]
+    with server.connect() as sock:
+        sock.sendall(b"GET /account HTTP/1.1\r\nHost: a.example\r\nHost: evil.example\r\n\r\n")
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
+    assert b"duplicate_host" in answer
+    assert len(providers["legacy"].app.state.received) == before  # type: ignore[union-attr]
