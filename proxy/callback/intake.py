@@ -13,7 +13,7 @@ from urllib.parse import unquote_to_bytes
 
 from proxy.callback.saml_response import PASSED_TO_LEGACY, SamlRejected, inspect_saml_response
 from proxy.config import Limits
-from proxy.http.asgi_types import Receive
+from proxy.http.asgi_types import RawHeaders, Receive
 from proxy.http.headers import content_length, header_value
 from proxy.http.request_body import RequestRejected, read_body
 
@@ -53,7 +53,9 @@ async def take_in(
         scope["query_string"], body, content_type, limits.max_fields, callback.match.single_valued
     )
     protocol = callback.match.route.protocol
-    if outside_binding(protocol, scope["method"], fields, content_type, body):
+    if outside_binding(protocol, scope["method"], fields, content_type, body) or (
+        body and _read_otherwise(headers)
+    ):
         raise NotRead("outside_binding")
     if protocol != "saml":
         return
@@ -131,6 +133,21 @@ def outside_binding(
     if method == "POST":
         return any(name in fields.query for name in _OIDC_ARTIFACTS)
     return False
+
+
+def _read_otherwise(headers: RawHeaders) -> bool:
+    """Whether the receiver would read the body as something else than the bytes authswitch
+    parsed: compressed, a second Content-Type, or a charset other than UTF-8."""
+    content_types = 0
+    for name, value in headers:
+        if name == b"content-type":
+            content_types += 1
+            charset = value.lower().partition(b"charset=")[2].strip(b" \t\"';")
+            if charset and charset not in (b"utf-8", b"utf8", b"us-ascii"):
+                return True
+        elif name == b"content-encoding" and value.strip().lower() != b"identity":
+            return True
+    return content_types > 1
 
 
 def _is_form(content_type: bytes) -> bool:

@@ -128,7 +128,7 @@ class HttpForwarder:
         if self._session is None:
             raise RuntimeError("HttpForwarder.start() was not awaited")
         header_map = CIMultiDict(
-            (name.decode("latin-1"), value.decode("latin-1")) for name, value in headers
+            (name.decode("latin-1"), _header_text(value)) for name, value in headers
         )
         if isinstance(body, bytes):
             header_map.popall("Content-Length", None)
@@ -190,3 +190,15 @@ def _answer_refused(exc: aiohttp.ClientResponseError) -> UpstreamFailed:
             "answered with a header line over limits.upstream_max_header_bytes",
         )
     return UpstreamFailed("upstream_bad_answer", "answered with a malformed HTTP head")
+
+
+def _header_text(value: bytes) -> str:
+    """The str aiohttp writes back as exactly `value`: it encodes header values as UTF-8, so a
+    raw UTF-8 value (a cookie with an accent) must be decoded as UTF-8 to arrive unchanged.
+    Other bytes can't round-trip through aiohttp; they go as Latin-1, as before."""
+    if value.isascii():
+        return value.decode("ascii")
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")

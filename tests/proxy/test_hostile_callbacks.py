@@ -376,3 +376,40 @@ def _raw_request(base_url: str, request_line: bytes) -> tuple[int, bytes]:
             answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), body
+
+
+@pytest.mark.parametrize(
+    "extra_headers",
+    [
+        [("content-encoding", "gzip")],
+        [("content-type", "text/plain")],  # a second Content-Type: which would be believed?
+        [("content-type", "application/x-www-form-urlencoded; charset=utf-16")],
+    ],
+    ids=["compressed", "second_content_type", "utf16_charset"],
+)
+def test_a_body_its_receiver_would_read_otherwise_goes_to_legacy_unread(
+    extra_headers: list[tuple[str, str]],
+    proxy_env: ProxyEnv,
+    idps: dict[str, DemoIdP],
+    captured_logs: pytest.LogCaptureFixture,
+) -> None:
+    """authswitch routes by what it parsed; if the receiver would decompress, believe another
+    Content-Type or decode another charset, it reads something else: not read, legacy gets it."""
+    proxy_env.set_flags(stage_percent=100)
+    body = _form(SAMLResponse=_b64(_signed_xml(idps["acme"])), RelayState="r")
+    headers = [
+        ("content-type", "application/x-www-form-urlencoded")
+        if extra_headers[0][0] != "content-type" or "charset" not in extra_headers[0][1]
+        else extra_headers[0],
+        *([] if "charset" in extra_headers[0][1] else extra_headers),
+    ]
+    before_new = len(proxy_env.received("new"))
+
+    response = httpx.post(
+        proxy_env.url + "/sso/acme/acs", content=body, headers=headers, timeout=10
+    )
+
+    assert response.json()["landed"] == "legacy"
+    assert proxy_env.received("legacy")[-1]["body_sha256"] == sha256(body)
+    assert len(proxy_env.received("new")) == before_new
+    assert _last_callback(captured_logs)["reason"] == "outside_binding"

@@ -188,3 +188,43 @@ def test_a_get_without_a_body_reaches_legacy_without_body_headers(
     assert b"\r\ntransfer-encoding:" not in plain_head, plain_head
     # The same upstream does see a body's framing when there is one.
     assert b"\r\ncontent-length: 3\r\n" in post_head or b"transfer-encoding" in post_head
+
+
+def test_header_bytes_beyond_ascii_reach_legacy_unchanged(
+    tmp_path_factory: pytest.TempPathFactory, providers: dict[str, LoopbackServer]
+) -> None:
+    """A browser's raw UTF-8 cookie value must arrive as the same bytes, not re-encoded."""
+    heads: list[bytes] = []
+
+    async def record_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def scenario() -> bytes:
+        upstream = await asyncio.start_server(record_head, "127.0.0.1", 0)
+        port = upstream.sockets[0].getsockname()[1]
+        directory = tmp_path_factory.mktemp("raw-legacy-utf8")
+        path = write_proxy_files(directory, f"http://127.0.0.1:{port}", providers["new"].url)
+        server = LoopbackServer(AuthSwitch(load_config(path)), name="authswitch").start()
+        try:
+            host, _, port_text = server.url.removeprefix("http://").partition(":")
+            reader, writer = await asyncio.open_connection(host, int(port_text))
+            writer.write(
+                b"GET /account HTTP/1.1\r\nHost: a\r\nCookie: name=Jos\xc3\xa9\r\n"
+                b"X-Note: caf\xc3\xa9 \xe2\x82\xac\r\nConnection: close\r\n\r\n"
+            )
+            await writer.drain()
+            answer = await reader.read()
+            writer.close()
+            return answer
+        finally:
+            server.stop()
+            upstream.close()
+
+    answer = asyncio.run(scenario())
+
+    assert answer.startswith(b"HTTP/1.1 204")
+    assert b"\r\ncookie: name=Jos\xc3\xa9\r\n" in heads[0]
+    assert b"\r\nx-note: caf\xc3\xa9 \xe2\x82\xac\r\n" in heads[0]
