@@ -75,6 +75,11 @@ def run_import(
     if len(scan.problems) > _PROBLEMS_SHOWN:
         typer.echo(f"... and {len(scan.problems) - _PROBLEMS_SHOWN} more", err=True)
     if scan.problems and not skip_invalid:
+        # The valid lines are not attempted: the report counts them so, and still adds up.
+        report.stopped = (
+            f"{len(scan.problems)} invalid line(s): nothing imported "
+            "(--skip-invalid imports the valid lines)"
+        )
         _write_report(report, report_json)
         raise _fail(
             f"{len(scan.problems)} invalid line(s) in {file}: nothing imported "
