@@ -266,7 +266,7 @@ def per_user_costs(path: Path, sample: int) -> dict[str, float]:
     small.write_bytes(b"\n".join(lines) + b"\n")
     costs: dict[str, float] = {}
     started = time.perf_counter()
-    scan_source(small, accepts_password_hash=False)
+    scan_source(small, hash_target=None)
     costs["validation pre-pass (read, JSON, schema, email, duplicates)"] = started
     started = time.perf_counter()
     for user in users:

@@ -66,7 +66,7 @@ def run_import(
     """Validate every line of FILE, then import the users in checkpointed batches."""
     target = _target(config, scim_url, token_file, timeout, bulk, parallel, on_existing)
     try:
-        scan = scan_source(file, accepts_password_hash=target.accepts_password_hash)
+        scan = scan_source(file, hash_target=target.hash_target)
     except OSError as exc:
         raise _fail(f"{file}: cannot read: {exc.strerror}", 2) from None
     report = DriftReport.for_source(scan.source, scan.problems)

@@ -27,6 +27,8 @@ from typing import Annotated, Any
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from proxy.users_import.hash_passing import HashNotPassable, HashTarget, passed_hash
+
 _Text = Annotated[str, Field(min_length=1, max_length=256)]
 # The WorkOS Create User field names, and the name each stands for here.
 WORKOS_NAMES = {
@@ -141,8 +143,9 @@ def parse_line(number: int, text: bytes, *, check_email: bool = True) -> UserLin
     return user if normalized == user.email else user.model_copy(update={"email": normalized})
 
 
-def scan_source(path: Path, *, accepts_password_hash: bool) -> SourceScan:
-    """Validate every line and hash the file; duplicates compare case-folded."""
+def scan_source(path: Path, *, hash_target: HashTarget | None) -> SourceScan:
+    """Validate every line and hash the file; duplicates compare case-folded. A password hash
+    `hash_target` can't take (None: a target that takes none) makes its line invalid, with why."""
     digest = hashlib.sha256()
     scan = SourceScan(sha256="")
     first_seen: dict[str, int] = {}
@@ -151,12 +154,8 @@ def scan_source(path: Path, *, accepts_password_hash: bool) -> SourceScan:
         parsed = parse_line(number, text)
         if isinstance(parsed, UserLine):
             parsed = _duplicate(number, parsed, first_seen) or parsed
-        if isinstance(parsed, UserLine) and parsed.password_hash and not accepts_password_hash:
-            parsed = LineProblem(
-                number,
-                "password_hash",
-                "this target can't import password hashes (leave the user to the JIT broker)",
-            )
+        if isinstance(parsed, UserLine) and parsed.password_hash is not None:
+            parsed = _hash_problem(number, parsed, hash_target) or parsed
         if isinstance(parsed, LineProblem):
             scan.problems.append(parsed)
             scan.invalid_lines.add(number)
@@ -191,6 +190,22 @@ def _lines(path: Path, digest: Any) -> Iterator[tuple[int, bytes]]:
                 digest.update(text)
             if text.strip():
                 yield number, text
+
+
+def _hash_problem(number: int, user: UserLine, target: HashTarget | None) -> LineProblem | None:
+    if target is None:
+        return LineProblem(
+            number,
+            "password_hash",
+            "this target can't import password hashes (leave the user to the JIT broker, "
+            "or import it without the hash and reset the password on first login)",
+        )
+    assert user.password_hash is not None and user.password_hash_algorithm is not None
+    try:
+        passed_hash(target, user.password_hash.get_secret_value(), user.password_hash_algorithm)
+    except HashNotPassable as exc:
+        return LineProblem(number, "password_hash", f"not passable to {target}: {exc}")
+    return None
 
 
 def _duplicate(number: int, user: UserLine, first_seen: dict[str, int]) -> LineProblem | None:
