@@ -149,6 +149,29 @@ def passed_hash(target: HashTarget, encoded: str, hash_type: str) -> tuple[str, 
     return for_kratos(decoded), hash_type
 
 
+def describe_hash(encoded: str) -> str:
+    """The scheme and its parameters (cost, rounds, memory, key length), never the salt or the
+    hash: `bcrypt:cost=10`, `pbkdf2:sha512:i=210000`; `unrecognised` when no form here reads it."""
+    try:
+        decoded = _decode(encoded)
+    except HashNotPassable:
+        return "firebase-scrypt:without project parameters"
+    except (ValueError, KeyError, IndexError, binascii.Error):
+        return "unrecognised"
+    if isinstance(decoded, Verbatim):
+        if decoded.kind == "bcrypt":
+            return f"bcrypt:cost={encoded.split('$')[2]}"
+        if decoded.kind == "ssha":
+            return "ssha:" + encoded[1 : encoded.index("}")].lower()
+        parts = encoded.split("$")
+        return f"argon2:{parts[1]}:{','.join(parts[2:-2])}"
+    if isinstance(decoded, Scrypt):
+        return f"scrypt:n={decoded.n},r={decoded.r},p={decoded.p},kl={len(decoded.key)}"
+    if isinstance(decoded, Pbkdf2):
+        return f"pbkdf2:{decoded.digest}:i={decoded.iterations}"
+    return f"firebase-scrypt:r={decoded.rounds},m={decoded.mem_cost}"
+
+
 # -- reading -----------------------------------------------------------------------------------
 
 _WORKOS_PBKDF2_MIN = {"sha256": 600_000, "sha512": 210_000}
@@ -191,7 +214,10 @@ def _decode(encoded: str) -> DecodedHash:
     if scheme == "scrypt-phc":  # passlib: $scrypt$ln=log2(N),r=..,p=..$salt$hash
         _, _, params, salt, key = encoded.split("$")
         values = dict(item.split("=") for item in params.split(","))
-        cost = 1 << int(values["ln"])
+        log_n = int(values["ln"])
+        if not 1 <= log_n <= 63:  # a shift by a hostile number would never end
+            raise ValueError("scrypt ln out of range")
+        cost = 1 << log_n
         return Scrypt(cost, int(values["r"]), int(values["p"]), _phc_b64(salt), _phc_b64(key))
     if scheme == "pbkdf2":  # werkzeug: pbkdf2:digest:ITER$salt$hex
         method, salt, key = encoded.split("$", 2)
@@ -256,11 +282,15 @@ def _pbkdf2(digest: str, iterations: int, salt: bytes, key: bytes) -> Pbkdf2:
 
 
 def _check_workos_argon2(encoded: str) -> None:
-    _, variant, version, params, _, _ = encoded.split("$")
-    values = {k: int(v) for k, v in (item.split("=", 1) for item in params.split(","))}
-    low_t = 3 if variant == "argon2i" else 1
-    if version != "v=19":
+    parts = encoded.split("$")
+    if len(parts) != 6 or parts[2] != "v=19":
         raise HashNotPassable("WorkOS takes argon2 version 19 only")
+    variant, params = parts[1], parts[3]
+    try:
+        values = {k: int(v) for k, v in (item.split("=", 1) for item in params.split(","))}
+    except ValueError:
+        raise HashNotPassable("WorkOS takes argon2 with m, t and p parameters") from None
+    low_t = 3 if variant == "argon2i" else 1
     if not 4096 <= values.get("m", 0) <= 262_144:
         raise HashNotPassable("WorkOS takes argon2 memory of 4096..262144 KiB")
     if not low_t <= values.get("t", 0) <= 5:

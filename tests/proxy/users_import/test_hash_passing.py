@@ -17,9 +17,12 @@ import argon2
 import bcrypt
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy.broker.hash_schemes import FirebaseParameters, check_password
 from proxy.demo.loopback_server import LoopbackServer
+from proxy.users_import.hash_passing import HASH_TYPES, HashNotPassable, describe_hash, passed_hash
 from tests.proxy.broker.broker_support import serve
 from tests.proxy.broker.provider_apis import UserStore, kratos_app, workos_app
 from tests.proxy.users_import.import_support import adds_up, run_import, user_line, write_ndjson
@@ -240,3 +243,45 @@ def test_a_hash_the_target_cannot_take_is_listed_with_the_reason(
     for user in target.users_by_email().values():
         assert target.signs_in(user, PASSWORD)
     assert not any(h in result.output for h in (ssha256, argon2d, bcrypt_hash))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    encoded=st.one_of(
+        st.text(max_size=80),
+        st.builds(
+            "$".join,
+            st.lists(
+                st.sampled_from(
+                    [
+                        "",
+                        "scrypt",
+                        "ln=99999999999",
+                        "pbkdf2",
+                        "i=x,d=sha256",
+                        "argon2id",
+                        "v=19",
+                        "m=1,t=x",
+                        "firebase-scrypt",
+                        "v=1",
+                        "2b",
+                        "10",
+                        "{SSHA}",
+                        "!!",
+                    ]
+                ),
+                max_size=7,
+            ),
+        ),
+    ),
+    hash_type=st.sampled_from(HASH_TYPES),
+)
+def test_any_hash_text_is_passed_or_refused_with_a_reason_never_a_crash(
+    encoded: str, hash_type: str
+) -> None:
+    for target in ("workos", "kratos"):
+        try:
+            passed_hash(target, encoded, hash_type)
+        except HashNotPassable as exc:
+            assert encoded not in str(exc) or len(encoded) < 4
+    assert isinstance(describe_hash(encoded), str)
