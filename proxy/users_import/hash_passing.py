@@ -160,7 +160,7 @@ def describe_hash(encoded: str) -> str:
         return "unrecognised"
     if isinstance(decoded, Verbatim):
         if decoded.kind == "bcrypt":
-            return f"bcrypt:cost={encoded.split('$')[2]}"
+            return f"bcrypt:cost={int(encoded.split('$')[2])}"
         if decoded.kind == "ssha":
             return "ssha:" + encoded[1 : encoded.index("}")].lower()
         parts = encoded.split("$")
