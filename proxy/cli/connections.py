@@ -120,6 +120,9 @@ def import_csv(
         Protocol | None, typer.Option(help="Treat every row as this protocol.")
     ] = None,
     name_id_format: NameIdOption = None,
+    strict: Annotated[
+        bool, typer.Option(help="Refuse unknown and unnamed columns instead of ignoring them.")
+    ] = False,
 ) -> None:
     """Import the connections CSV: every row valid, or nothing written (secrets not stored)."""
     setup = _setup(config, name_id_format)
@@ -130,10 +133,17 @@ def import_csv(
         fail(f"{file}: cannot read: {problem}", ExitCode.FAILED)
     try:
         result = import_connections_csv(
-            setup.document, text, source=str(file), id_column=id_column, protocol=protocol
+            setup.document,
+            text,
+            source=str(file),
+            id_column=id_column,
+            protocol=protocol,
+            strict=strict,
         )
     except ImportRefused as exc:
         fail(str(exc), ExitCode.FAILED)
+    for warning in result.warnings:
+        typer.echo(f"{file}: warning: {warning}", err=True)
     _write_imported(setup, result.document, result.imported)
 
 
