@@ -245,6 +245,9 @@ def test_a_hash_the_target_cannot_take_is_listed_with_the_reason(
     assert not any(h in result.output for h in (ssha256, argon2d, bcrypt_hash))
 
 
+MARKER = "Zq9xSEEKRITtail"
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     encoded=st.one_of(
@@ -279,9 +282,11 @@ def test_a_hash_the_target_cannot_take_is_listed_with_the_reason(
 def test_any_hash_text_is_passed_or_refused_with_a_reason_never_a_crash(
     encoded: str, hash_type: str
 ) -> None:
+    # A distinctive tail no reason's wording contains: a reason that quoted the hash shows it.
+    encoded += MARKER
     for target in ("workos", "kratos"):
         try:
             passed_hash(target, encoded, hash_type)
         except HashNotPassable as exc:
-            assert encoded not in str(exc) or len(encoded) < 4
-    assert isinstance(describe_hash(encoded), str)
+            assert MARKER not in str(exc)
+    assert MARKER not in describe_hash(encoded)
