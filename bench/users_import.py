@@ -15,7 +15,10 @@ restarted empty for every run. Per round and transport:
   (start-up, the validation pre-pass, checkpointing and the report included).
 
 And once per round: `authswitch` with `broker.provisioner: {type: workos}` pointed at the same
-endpoint's WorkOS-shaped `/user_management/users` (one POST per user, 16 in flight).
+endpoint's WorkOS-shaped `/user_management/users` (one POST per user, 16 in flight), then with
+password hashes instead of passwords (bcrypt passed as is, Django pbkdf2 and werkzeug scrypt
+rewritten in the target's documented form) to WorkOS and to the Kratos-shaped
+`/admin/identities`, every create checked to carry its hash.
 
 Then, in this process: the per-user cost of the validation pre-pass, and of building a User
 document with scim2-models against the dict the hot loop builds.
@@ -47,6 +50,7 @@ def serve_target(port: int, bulk: bool) -> None:
     from aiohttp import web
 
     users: dict[str, int] = {}
+    hashed = [0]  # creates that carried a password hash in the target's documented field
 
     def create(document: dict[str, Any]) -> int:
         key = str(document.get("userName") or document["email"]).casefold()
@@ -76,12 +80,25 @@ def serve_target(port: int, bulk: bool) -> None:
         if request.method == "GET":  # the start-up probe
             known = request.query["email"].casefold() in users
             return web.json_response({"data": [{}] if known else []})
-        if create(json.loads(await request.read())) == 409:
+        body = json.loads(await request.read())
+        if create(body) == 409:
             return web.json_response({"code": "email_not_available"}, status=422)
+        hashed[0] += bool(body.get("password_hash") and body.get("password_hash_type"))
+        return web.json_response({"id": str(len(users))}, status=201)
+
+    async def kratos_identities(request: web.Request) -> web.Response:
+        if request.method == "GET":  # the start-up probe
+            known = request.query["credentials_identifier"].casefold() in users
+            return web.json_response([{}] if known else [])
+        body = json.loads(await request.read())
+        if create({"email": body["traits"]["email"]}) == 409:
+            return web.json_response({"error": {"code": 409}}, status=409)
+        config = body.get("credentials", {}).get("password", {}).get("config", {})
+        hashed[0] += str(config.get("hashed_password", "")).startswith(("$", "{"))
         return web.json_response({"id": str(len(users))}, status=201)
 
     async def count(request: web.Request) -> web.Response:
-        return web.json_response({"totalResults": len(users)})
+        return web.json_response({"totalResults": len(users), "hashed": hashed[0]})
 
     app = web.Application(client_max_size=8 << 20)
     app.router.add_get("/v2/ServiceProviderConfig", config)
@@ -89,6 +106,7 @@ def serve_target(port: int, bulk: bool) -> None:
     app.router.add_post("/v2/Bulk", post_bulk)
     app.router.add_get("/v2/count", count)
     app.router.add_route("*", "/user_management/users", workos_users)
+    app.router.add_route("*", "/admin/identities", kratos_identities)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
@@ -110,10 +128,10 @@ class Target:
                     raise
                 time.sleep(0.05)
 
-    def count(self) -> int:
+    def count(self, what: str = "totalResults") -> int:
         import httpx
 
-        return int(httpx.get(self.url + "/count", timeout=10).json()["totalResults"])
+        return int(httpx.get(self.url + "/count", timeout=10).json()[what])
 
     def stop(self) -> None:
         self.process.terminate()
@@ -133,6 +151,36 @@ def generate(path: Path, count: int) -> None:
                 "family_name": f"Family{i}",
                 "email_verified": True,
                 "password": f"generated-password-{i:07d}",
+            }
+            file.write(json.dumps(user) + "\n")
+
+
+def generate_hashed(path: Path, count: int) -> None:
+    """The same users with a password hash each instead of a password: one hash per scheme,
+    computed once and reused (the import parses and rewrites; it never checks a password)."""
+    import base64
+    import hashlib
+
+    import bcrypt
+
+    password = b"generated-password"
+    pbkdf2 = base64.b64encode(hashlib.pbkdf2_hmac("sha512", password, b"salt", 210_000)).decode()
+    scrypt = hashlib.scrypt(password, salt=b"salt", n=1024, r=8, p=1, dklen=64).hex()
+    hashes = [
+        (bcrypt.hashpw(password, bcrypt.gensalt(4)).decode(), "bcrypt"),
+        (f"pbkdf2_sha512$210000$salt${pbkdf2}", "pbkdf2"),
+        (f"scrypt:1024:8:1$salt${scrypt}", "scrypt"),
+    ]
+    with path.open("w") as file:
+        for i in range(count):
+            encoded, kind = hashes[i % len(hashes)]
+            user = {
+                "email": f"user{i:07d}@example.com",
+                "first_name": f"Given{i}",
+                "last_name": f"Family{i}",
+                "email_verified": True,
+                "password_hash": encoded,
+                "password_hash_type": kind,
             }
             file.write(json.dumps(user) + "\n")
 
@@ -205,10 +253,23 @@ def timed_authswitch(path: Path, users: int, bulk: bool, batch: int, parallel: i
 
 def timed_authswitch_workos(path: Path, users: int, batch: int, parallel: int) -> float:
     """`authswitch users import --config` whose broker.provisioner is the WorkOS-shaped API."""
+    return timed_authswitch_provider(path, users, batch, parallel, "workos")
+
+
+def timed_authswitch_provider(
+    path: Path, users: int, batch: int, parallel: int, kind: str, hashes: bool = False
+) -> float:
+    """`authswitch users import --config` whose broker.provisioner is the WorkOS- or
+    Kratos-shaped API; with `hashes`, every create is checked to have carried its hash."""
     target = Target(bulk=False)
     (path.parent / "workos-key").write_text("bench-key\n")
     config = path.with_name("authswitch.yaml")
     url = f"http://127.0.0.1:{target.port}"
+    provisioner: dict[str, str] = {"type": kind, "url": url}
+    if kind == "workos":
+        provisioner["api_key_file"] = "workos-key"
+    else:
+        provisioner["schema_id"] = "customer"
     config.write_text(
         json.dumps(  # JSON is YAML
             {
@@ -216,18 +277,16 @@ def timed_authswitch_workos(path: Path, users: int, batch: int, parallel: int) -
                 "connection_map": "connections.yaml",
                 "flags": {"file": "flags.yaml"},
                 "routes": [{"path": "/cb/{connection}", "protocol": "oidc", "identify": ["path"]}],
-                "broker": {
-                    "provisioner": {"type": "workos", "url": url, "api_key_file": "workos-key"}
-                },
+                "broker": {"provisioner": provisioner},
             }
         )
     )
     options = ["--config", str(config), "--batch-size", str(batch)]
-    return _timed_import(path, users, target, options, parallel)
+    return _timed_import(path, users, target, options, parallel, hashes=hashes)
 
 
 def _timed_import(
-    path: Path, users: int, target: Target, options: list[str], parallel: int
+    path: Path, users: int, target: Target, options: list[str], parallel: int, hashes: bool = False
 ) -> float:
     """users/s of `authswitch users import` as a process, checked to have lost no user."""
     report = path.with_name("report.json")
@@ -246,6 +305,7 @@ def _timed_import(
         result = json.loads(report.read_text())
         assert result["created"] == users and result["adds_up"], result
         assert target.count() == users, "authswitch lost users"
+        assert not hashes or target.count("hashed") == users, "a hash did not pass"
     finally:
         target.stop()
     return users / elapsed
@@ -266,7 +326,7 @@ def per_user_costs(path: Path, sample: int) -> dict[str, float]:
     small.write_bytes(b"\n".join(lines) + b"\n")
     costs: dict[str, float] = {}
     started = time.perf_counter()
-    scan_source(small, accepts_password_hash=False)
+    scan_source(small, hash_target=None)
     costs["validation pre-pass (read, JSON, schema, email, duplicates)"] = started
     started = time.perf_counter()
     for user in users:
@@ -304,6 +364,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-users-") as directory:
         path = Path(directory) / "users.ndjson"
         generate(path, args.users)
+        hashed_path = Path(directory) / "hashed" / "users.ndjson"
+        hashed_path.parent.mkdir()
+        generate_hashed(hashed_path, args.users)
         print(
             f"{args.users} generated users, batches of {args.batch_size}, "
             f"{args.parallel} in parallel, {os.cpu_count()} CPUs, {args.rounds} round(s)"
@@ -316,6 +379,11 @@ def main() -> None:
                     results.setdefault((name, bulk), []).append(rate)
             rate = timed_authswitch_workos(path, args.users, args.batch_size, args.parallel)
             results.setdefault(("workos", False), []).append(rate)
+            for kind in ("workos", "kratos"):
+                rate = timed_authswitch_provider(
+                    hashed_path, args.users, args.batch_size, args.parallel, kind, hashes=True
+                )
+                results.setdefault((kind, True), []).append(rate)
         print()
         print(
             "| transport | reference users/s | authswitch users/s | x reference | x goal (833/s) |"
@@ -331,6 +399,10 @@ def main() -> None:
         workos = statistics.median(results[("workos", False)])
         goal = workos / GOAL_USERS_PER_SECOND
         print(f"| WorkOS API, 16 in flight | | {workos:,.0f} | | {goal:.1f} |")
+        for kind, name in (("workos", "WorkOS API"), ("kratos", "Kratos admin API")):
+            rate = statistics.median(results[(kind, True)])
+            goal = rate / GOAL_USERS_PER_SECOND
+            print(f"| {name}, password hashes, 16 in flight | | {rate:,.0f} | | {goal:.1f} |")
         print()
         print("| per user, in this process | µs |")
         print("|---|---:|")

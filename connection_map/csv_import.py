@@ -7,7 +7,7 @@ import difflib
 import io
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -70,6 +70,9 @@ class CsvImport:
     document: ConnectionMapDocument
     imported: tuple[str, ...]  # connection ids, in file order
     secrets: Mapping[str, Mapping[str, str]] = field(repr=False)  # id -> secret column -> value
+    # Header columns the import ignored (unknown or without a name): said, not refused, as
+    # the new provider's template and tooling tolerate them; `strict` refuses them instead.
+    warnings: tuple[ImportProblem, ...] = ()
 
 
 @dataclass
@@ -93,9 +96,11 @@ def import_connections_csv(
     source: str = "connections.csv",
     id_column: str = "externalId",
     protocol: Protocol | None = None,
+    strict: bool = False,
 ) -> CsvImport:
-    """Merge the CSV's rows into `document`; raise ImportRefused listing every problem."""
-    header, rows = _read(text, source, id_column)
+    """Merge the CSV's rows into `document`; raise ImportRefused listing every problem.
+    Unknown and unnamed columns are ignored with a warning, or refused when `strict`."""
+    header, rows, warnings = _read(text, source, id_column, strict)
     existing = {c.id: c for c in document.connections}
     merged: dict[str, Connection] = {}
     secrets: dict[str, dict[str, str]] = {}
@@ -128,10 +133,12 @@ def import_connections_csv(
         raise ImportRefused(
             source, [ImportProblem(f"the map would be invalid: {m}") for m in messages]
         ) from None
-    return CsvImport(updated, tuple(first_row), secrets)
+    return CsvImport(updated, tuple(first_row), secrets, tuple(warnings))
 
 
-def _read(text: str, source: str, id_column: str) -> tuple[list[str], list[_Row]]:
+def _read(
+    text: str, source: str, id_column: str, strict: bool
+) -> tuple[list[str], list[_Row], list[ImportProblem]]:
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
     records = _records(reader, source)
     try:
@@ -139,7 +146,10 @@ def _read(text: str, source: str, id_column: str) -> tuple[list[str], list[_Row]
     except StopIteration:
         raise ImportRefused(source, [ImportProblem("the file is empty")]) from None
     header = [cell.strip() for cell in header_cells]
-    problems = _header_problems(header, id_column)
+    problems, ignored = _header_problems(header, id_column)
+    if strict:
+        problems, ignored = problems + ignored, []
+    ignored = [replace(p, message=p.message + ": its cells are ignored") for p in ignored]
     if problems:
         raise ImportRefused(source, problems)
     rows = []
@@ -152,7 +162,7 @@ def _read(text: str, source: str, id_column: str) -> tuple[list[str], list[_Row]
         if len(cells) != len(header):
             row.problem(f"has {len(cells)} cells, the header has {len(header)}")
         rows.append(row)
-    return header, rows
+    return header, rows, ignored
 
 
 def _records(reader: Any, source: str) -> Iterator[tuple[int, int, list[str]]]:
@@ -173,24 +183,31 @@ def _records(reader: Any, source: str) -> Iterator[tuple[int, int, list[str]]]:
         line = reader.line_num + 1
 
 
-def _header_problems(header: list[str], id_column: str) -> list[ImportProblem]:
+def _header_problems(
+    header: list[str], id_column: str
+) -> tuple[list[ImportProblem], list[ImportProblem]]:
+    """(what refuses the file, which columns are ignored: unknown or without a name)."""
     problems = []
+    ignored = []
     seen: set[str] = set()
     for name in header:
+        if not name:  # a spreadsheet's trailing empty columns
+            ignored.append(ImportProblem("a column without a name", 1, 1, "(empty)"))
+            continue
         if name in seen:
-            problems.append(ImportProblem("appears twice in the header", 1, 1, name or "(empty)"))
+            problems.append(ImportProblem("appears twice in the header", 1, 1, name))
         seen.add(name)
         if name not in BY_NAME:
             close = difflib.get_close_matches(name, list(BY_NAME), n=1, cutoff=0.75)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(ImportProblem(f"unknown column{hint}", 1, 1, name or "(empty)"))
+            ignored.append(ImportProblem(f"unknown column{hint}", 1, 1, name))
     if id_column not in seen:
         problems.append(
             ImportProblem(
                 "the header has no such column; it gives each connection its id", 1, 1, id_column
             )
         )
-    return problems
+    return problems, ignored
 
 
 def _connection(

@@ -3,8 +3,9 @@
 The document is parsed by ``foundation.hardened_xml``, as the proxy's SAMLResponse reader does:
 UTF-8 only, any DOCTYPE refused by a byte scan before libxml2 sees the document (it opens
 external DTDs even with entity loading off), no entities, no network, no huge trees.
-Metadata signatures are not checked: fetch it over https from the IdP itself, or review the
-certificates the import reports.
+A signed document can be checked against a pinned certificate or fingerprint first
+(metadata_signature.py); without a pin the signature is not checked: fetch the metadata over
+https from the IdP itself, or review the certificates the import reports.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ def parse_idp_metadata(data: bytes, *, entity_id: str | None = None) -> IdpMetad
             raise MetadataError("describes a service provider (SPSSODescriptor), not an IdP")
         raise MetadataError("has no SAML 2.0 IdP (IDPSSODescriptor)")
     raise MetadataError(f"describes {len(idps)} IdPs: choose one with --entity-id")
+
+
+def metadata_root(data: bytes) -> etree._Element:
+    """The metadata's root element, parsed hardened (MetadataError if it is not metadata)."""
+    return _parse(data)
 
 
 def _parse(data: bytes) -> etree._Element:

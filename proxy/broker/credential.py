@@ -25,6 +25,14 @@ class Password:
 
 
 @dataclass(frozen=True)
+class PasswordHash:
+    """A password hash as the new provider takes it (a bulk import's); never printed."""
+
+    encoded: str = field(repr=False)
+    hash_type: str  # the provider's name for the scheme (WorkOS's password_hash_type)
+
+
+@dataclass(frozen=True)
 class Credential:
     """What a front door read from the hook's request."""
 

@@ -2,7 +2,8 @@
 
 ``POST /admin/identities`` ``{"schema_id", "traits": {<identifier_trait>: ...},
 "credentials": {"password": {"config": {"password": ...}}}}`` (no ``credentials`` for a
-profile-only create, as a bulk import of a user without a password does); found by
+profile-only create, as a bulk import of a user without a password does; a bulk import's hash
+goes as ``{"config": {"hashed_password": ...}}``); found by
 ``GET /admin/identities?credentials_identifier=``. 409 means the identity is already there.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.broker.credential import Credential, Password
+from proxy.broker.credential import Credential, Password, PasswordHash
 from proxy.broker.user_api import UserApi
 from proxy.broker.verifier import Profile
 
@@ -49,15 +50,23 @@ class KratosProvisioner:
         return await self.create_user(credential.identifier, profile, credential.password)
 
     async def create_user(
-        self, identifier: str, profile: Profile, password: Password | None
+        self,
+        identifier: str,
+        profile: Profile,
+        password: Password | None,
+        password_hash: PasswordHash | None = None,
     ) -> bool:
-        """Create the identity, with `password` when given; False when it already exists."""
+        """Create the identity, with `password` or `password_hash` when given; False when it
+        already exists."""
         identity: dict[str, Any] = {
             "schema_id": self._schema_id,
             "traits": {self._trait: self._value(identifier, profile)},
         }
         if password is not None:
             identity["credentials"] = {"password": {"config": {"password": password.reveal()}}}
+        elif password_hash is not None:
+            config = {"hashed_password": password_hash.encoded}
+            identity["credentials"] = {"password": {"config": config}}
         status, _ = await self._api.call("POST", _IDENTITIES, body=identity)
         if status in (200, 201):
             return True

@@ -2,7 +2,8 @@
 
 ``POST /user_management/users`` ``{"email", "password", "first_name", "last_name",
 "email_verified"}`` (``password`` left out for a profile-only create, as a bulk import of a
-user without a password does) with the API key as a bearer token; found by
+user without a password does; a bulk import's hash goes as ``password_hash`` +
+``password_hash_type`` instead) with the API key as a bearer token; found by
 ``GET /user_management/users?email=``. A 409, or a 422 whose code says the email is taken
 (``email_not_available``, ``user_already_exists``), means the user is already there.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.broker.credential import Credential, Password
+from proxy.broker.credential import Credential, Password, PasswordHash
 from proxy.broker.provisioning import ProvisioningFailed
 from proxy.broker.user_api import UserApi
 from proxy.broker.verifier import Profile
@@ -40,12 +41,20 @@ class WorkosProvisioner:
         return await self.create_user(credential.identifier, profile, credential.password)
 
     async def create_user(
-        self, identifier: str, profile: Profile, password: Password | None
+        self,
+        identifier: str,
+        profile: Profile,
+        password: Password | None,
+        password_hash: PasswordHash | None = None,
     ) -> bool:
-        """Create the user, with `password` when given; False when it already exists."""
+        """Create the user, with `password` or `password_hash` when given; False when it
+        already exists."""
         user: dict[str, Any] = {"email": _email(profile)}
         if password is not None:
             user["password"] = password.reveal()
+        elif password_hash is not None:
+            user["password_hash"] = password_hash.encoded
+            user["password_hash_type"] = password_hash.hash_type
         user["email_verified"] = profile.email_verified
         if profile.given_name is not None:
             user["first_name"] = profile.given_name

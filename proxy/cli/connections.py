@@ -39,6 +39,7 @@ from connection_map import (
 )
 from connection_map.check_report import CHECK_COLUMNS
 from connection_map.metadata_fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SECONDS
+from connection_map.metadata_signature import SignaturePin, verify_metadata_signature
 from connection_map.redis_store import PushRefused
 from connection_map.triage import DEFAULT_NAME_ID_FORMATS
 from flags import (
@@ -120,6 +121,9 @@ def import_csv(
         Protocol | None, typer.Option(help="Treat every row as this protocol.")
     ] = None,
     name_id_format: NameIdOption = None,
+    strict: Annotated[
+        bool, typer.Option(help="Refuse unknown and unnamed columns instead of ignoring them.")
+    ] = False,
 ) -> None:
     """Import the connections CSV: every row valid, or nothing written (secrets not stored)."""
     setup = _setup(config, name_id_format)
@@ -130,10 +134,17 @@ def import_csv(
         fail(f"{file}: cannot read: {problem}", ExitCode.FAILED)
     try:
         result = import_connections_csv(
-            setup.document, text, source=str(file), id_column=id_column, protocol=protocol
+            setup.document,
+            text,
+            source=str(file),
+            id_column=id_column,
+            protocol=protocol,
+            strict=strict,
         )
     except ImportRefused as exc:
         fail(str(exc), ExitCode.FAILED)
+    for warning in result.warnings:
+        typer.echo(f"{file}: warning: {warning}", err=True)
     _write_imported(setup, result.document, result.imported)
 
 
@@ -153,9 +164,18 @@ def import_metadata(
         int, typer.Option(min=1024, max=64 * 1024 * 1024, help="Size cap for the metadata.")
     ] = DEFAULT_MAX_BYTES,
     name_id_format: NameIdOption = None,
+    signing_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate the metadata's signature must verify with."),
+    ] = None,
+    signing_fingerprint: Annotated[
+        str | None,
+        typer.Option(help="SHA-256 fingerprint (hex) of the certificate that signed it."),
+    ] = None,
 ) -> None:
     """Create or update a SAML connection from its IdP's metadata."""
     setup = _setup(config, name_id_format)
+    pin = _signature_pin(signing_cert, signing_fingerprint)
     is_url = "://" in source
     try:
         data = (
@@ -163,6 +183,8 @@ def import_metadata(
             if is_url
             else _read_capped(Path(source), max_bytes)
         )
+        if pin is not None:
+            verify_metadata_signature(data, pin)
         metadata = parse_idp_metadata(data, entity_id=entity_id)
         document = import_idp_metadata(
             setup.document,
@@ -181,6 +203,21 @@ def import_metadata(
         + (", ".join(metadata.name_id_formats) or "none listed")
     )
     _write_imported(setup, document, [connection_id])
+
+
+def _signature_pin(certificate: Path | None, fingerprint: str | None) -> SignaturePin | None:
+    if certificate is None and fingerprint is None:
+        return None
+    if certificate is not None and fingerprint is not None:
+        fail("give --signing-cert or --signing-fingerprint, not both", ExitCode.USAGE)
+    if fingerprint is not None:
+        return SignaturePin(sha256_fingerprint=fingerprint)
+    assert certificate is not None
+    try:
+        return SignaturePin(certificate_pem=certificate.read_text(encoding="ascii"))
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = getattr(exc, "strerror", None) or "not a PEM file"
+        fail(f"--signing-cert {certificate}: cannot read: {problem}", ExitCode.USAGE)
 
 
 def _shown(source: str, is_url: bool) -> str:

@@ -1,4 +1,5 @@
-"""`authswitch users import`: bulk-import password users into the new provider.
+"""`authswitch users inventory`: what a users file holds (exit 0; 2 when it can't be read).
+`authswitch users import`: bulk-import password users into the new provider.
 
 The target is broker.provisioner: a SCIM server, or the WorkOS or Kratos API the broker's
 provisioner writes to (create only: no --on-existing update, no --bulk); --scim-url overrides.
@@ -20,7 +21,7 @@ import typer
 from proxy.cli.options import CONFIG_ENV
 
 users_app = typer.Typer(
-    help="Bulk-import password users into the new provider.", no_args_is_help=True
+    help="Take stock of users and bulk-import them into the new provider.", no_args_is_help=True
 )
 
 
@@ -97,3 +98,17 @@ def import_users(
         timeout=timeout,
         bulk=bulk,
     )
+
+
+@users_app.command("inventory")
+def inventory_users(
+    file: Annotated[Path, typer.Argument(help="NDJSON, one user per line (see README).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    top: Annotated[
+        int, typer.Option(min=1, max=1000, help="Email domains and groups listed.")
+    ] = 10,
+) -> None:
+    """Count FILE's users by state, identity type, email domain, group, attribute and hash."""
+    from proxy.users_import.inventory import run_inventory
+
+    run_inventory(file, as_json=as_json, top=top)

@@ -66,7 +66,7 @@ def run_import(
     """Validate every line of FILE, then import the users in checkpointed batches."""
     target = _target(config, scim_url, token_file, timeout, bulk, parallel, on_existing)
     try:
-        scan = scan_source(file, accepts_password_hash=target.accepts_password_hash)
+        scan = scan_source(file, hash_target=target.hash_target)
     except OSError as exc:
         raise _fail(f"{file}: cannot read: {exc.strerror}", 2) from None
     report = DriftReport.for_source(scan.source, scan.problems)
@@ -75,6 +75,11 @@ def run_import(
     if len(scan.problems) > _PROBLEMS_SHOWN:
         typer.echo(f"... and {len(scan.problems) - _PROBLEMS_SHOWN} more", err=True)
     if scan.problems and not skip_invalid:
+        # The valid lines are not attempted: the report counts them so, and still adds up.
+        report.stopped = (
+            f"{len(scan.problems)} invalid line(s): nothing imported "
+            "(--skip-invalid imports the valid lines)"
+        )
         _write_report(report, report_json)
         raise _fail(
             f"{len(scan.problems)} invalid line(s) in {file}: nothing imported "

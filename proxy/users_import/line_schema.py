@@ -7,9 +7,12 @@ One JSON object per line (blank lines are ignored and not counted):
      "password": "..."}
 
 `email` is required; everything else is optional; unknown keys are refused (a typo would
-otherwise drop data silently). `password_hash` + `password_hash_algorithm` are accepted only by
-targets that can import hashes (the SCIM target can't: such users are left to the JIT broker).
-Problems name the line and the field, never the value of a secret field.
+otherwise drop data silently). The WorkOS Create User names are accepted too: `first_name`,
+`last_name` (for `given_name`, `family_name`) and `password_hash_type` (for
+`password_hash_algorithm`), so a file written for WorkOS imports as it is. `password_hash` +
+its type are accepted only by targets that can import hashes, in a form the target documents
+(see hash_passing.py); the others list the user with the reason. Problems name the line and the
+field, never the value of a secret field.
 """
 
 from __future__ import annotations
@@ -24,7 +27,15 @@ from typing import Annotated, Any
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from proxy.users_import.hash_passing import HashNotPassable, HashTarget, passed_hash
+
 _Text = Annotated[str, Field(min_length=1, max_length=256)]
+# The WorkOS Create User field names, and the name each stands for here.
+WORKOS_NAMES = {
+    "first_name": "given_name",
+    "last_name": "family_name",
+    "password_hash_type": "password_hash_algorithm",
+}
 
 
 class UserLine(BaseModel):
@@ -42,12 +53,27 @@ class UserLine(BaseModel):
     password_hash: Annotated[SecretStr, Field(min_length=1, max_length=4096)] | None = None
     password_hash_algorithm: _Text | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _workos_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not WORKOS_NAMES.keys() & data.keys():
+            return data
+        data = dict(data)
+        for workos, ours in WORKOS_NAMES.items():
+            if workos in data:
+                if ours in data:
+                    raise ValueError(f"give {workos} or {ours}, not both")
+                data[ours] = data.pop(workos)
+        return data
+
     @model_validator(mode="after")
     def _one_kind_of_password(self) -> UserLine:
         if self.password is not None and self.password_hash is not None:
             raise ValueError("give either password or password_hash, not both")
         if (self.password_hash is None) != (self.password_hash_algorithm is None):
-            raise ValueError("password_hash and password_hash_algorithm go together")
+            raise ValueError(
+                "password_hash and password_hash_type (or password_hash_algorithm) go together"
+            )
         return self
 
     @property
@@ -107,14 +133,19 @@ def parse_line(number: int, text: bytes, *, check_email: bool = True) -> UserLin
     if not check_email:
         return user
     try:
-        normalized = validate_email(user.email, check_deliverability=False).normalized
+        # RFC 5322 has no non-ASCII local part (that is RFC 6531's SMTPUTF8, which neither the
+        # SCIM servers nor WorkOS promise to take): refused, as the message says.
+        normalized = validate_email(
+            user.email, check_deliverability=False, allow_smtputf8=False
+        ).normalized
     except EmailNotValidError as exc:
         return LineProblem(number, "email", f"not an RFC 5322 address ({exc})")
     return user if normalized == user.email else user.model_copy(update={"email": normalized})
 
 
-def scan_source(path: Path, *, accepts_password_hash: bool) -> SourceScan:
-    """Validate every line and hash the file; duplicates compare case-folded."""
+def scan_source(path: Path, *, hash_target: HashTarget | None) -> SourceScan:
+    """Validate every line and hash the file; duplicates compare case-folded. A password hash
+    `hash_target` can't take (None: a target that takes none) makes its line invalid, with why."""
     digest = hashlib.sha256()
     scan = SourceScan(sha256="")
     first_seen: dict[str, int] = {}
@@ -123,12 +154,8 @@ def scan_source(path: Path, *, accepts_password_hash: bool) -> SourceScan:
         parsed = parse_line(number, text)
         if isinstance(parsed, UserLine):
             parsed = _duplicate(number, parsed, first_seen) or parsed
-        if isinstance(parsed, UserLine) and parsed.password_hash and not accepts_password_hash:
-            parsed = LineProblem(
-                number,
-                "password_hash",
-                "this target can't import password hashes (leave the user to the JIT broker)",
-            )
+        if isinstance(parsed, UserLine) and parsed.password_hash is not None:
+            parsed = _hash_problem(number, parsed, hash_target) or parsed
         if isinstance(parsed, LineProblem):
             scan.problems.append(parsed)
             scan.invalid_lines.add(number)
@@ -163,6 +190,22 @@ def _lines(path: Path, digest: Any) -> Iterator[tuple[int, bytes]]:
                 digest.update(text)
             if text.strip():
                 yield number, text
+
+
+def _hash_problem(number: int, user: UserLine, target: HashTarget | None) -> LineProblem | None:
+    if target is None:
+        return LineProblem(
+            number,
+            "password_hash",
+            "this target can't import password hashes (leave the user to the JIT broker, "
+            "or import it without the hash and reset the password on first login)",
+        )
+    assert user.password_hash is not None and user.password_hash_algorithm is not None
+    try:
+        passed_hash(target, user.password_hash.get_secret_value(), user.password_hash_algorithm)
+    except HashNotPassable as exc:
+        return LineProblem(number, "password_hash", f"not passable to {target}: {exc}")
+    return None
 
 
 def _duplicate(number: int, user: UserLine, first_seen: dict[str, int]) -> LineProblem | None:

@@ -15,9 +15,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
-from proxy.broker.credential import Password
+from proxy.broker.credential import Password, PasswordHash
 from proxy.broker.provisioning import ProvisioningFailed
 from proxy.broker.verifier import Profile
+from proxy.users_import.hash_passing import HashNotPassable, HashTarget, passed_hash
 from proxy.users_import.line_schema import UserLine
 from proxy.users_import.target import CREATED, EXISTS, Outcome, TargetUnavailable, failed
 
@@ -37,7 +38,11 @@ class UserProvisioner(Protocol):
     async def exists(self, identifier: str, profile: Profile) -> bool: ...
 
     async def create_user(
-        self, identifier: str, profile: Profile, password: Password | None
+        self,
+        identifier: str,
+        profile: Profile,
+        password: Password | None,
+        password_hash: PasswordHash | None = None,
     ) -> bool: ...
 
 
@@ -56,11 +61,12 @@ def identifier_and_profile(user: UserLine) -> tuple[str, Profile]:
 class ProvisionerImportTarget:
     """Imports into the provider a broker provisioner writes to; `name` is its config type."""
 
-    accepts_password_hash = False
-
-    def __init__(self, provisioner: UserProvisioner, *, name: str, concurrency: int = 16) -> None:
+    def __init__(
+        self, provisioner: UserProvisioner, *, name: HashTarget, concurrency: int = 16
+    ) -> None:
         self._provisioner = provisioner
         self._name = name
+        self.hash_target: HashTarget | None = name  # both take hashes, each in its own form
         self._slots = asyncio.Semaphore(concurrency)  # shared by the batches in flight
         # Users created by an attempt at a batch that then raised TargetUnavailable (small:
         # only batches being retried): the retry's "already there" for them counts as created.
@@ -124,12 +130,24 @@ class ProvisionerImportTarget:
         identifier, profile = identifier_and_profile(user)
         password = None if user.password is None else Password(user.password.get_secret_value())
         try:
+            password_hash = self._password_hash(user)
+        except HashNotPassable as exc:  # the pre-pass refused such lines: a changed file only
+            return failed(f"password hash not passable: {exc}")
+        try:
             created = await self._call(
-                lambda: self._provisioner.create_user(identifier, profile, password)
+                lambda: self._provisioner.create_user(identifier, profile, password, password_hash)
             )
         except ProvisioningFailed as exc:  # this user only: the message names no value
             return failed(str(exc))
         return CREATED if created else EXISTS
+
+    def _password_hash(self, user: UserLine) -> PasswordHash | None:
+        if user.password_hash is None or user.password_hash_algorithm is None:
+            return None
+        encoded, hash_type = passed_hash(
+            self._name, user.password_hash.get_secret_value(), user.password_hash_algorithm
+        )
+        return PasswordHash(encoded, hash_type)
 
     async def _exists(self, user: UserLine) -> bool:
         identifier, profile = identifier_and_profile(user)

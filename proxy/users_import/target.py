@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from proxy.users_import.hash_passing import HashTarget
 from proxy.users_import.line_schema import UserLine
 
 Kind = Literal["created", "exists", "updated", "failed"]
@@ -36,7 +37,8 @@ class TargetUnavailable(Exception):
 
 
 class ImportTarget(Protocol):
-    accepts_password_hash: bool
+    # The provider password hashes are passed to, in its documented form; None: none taken.
+    hash_target: HashTarget | None
 
     @property
     def transport(self) -> str:

@@ -125,11 +125,29 @@ def test_the_good_rows_import(shared_key: rsa.RSAPrivateKey, sp_private_key: str
 # -- the header -----------------------------------------------------------------------------
 
 
-def test_an_unknown_column_is_refused_with_a_suggestion() -> None:
-    error = refused("externalId,idpEntityID,idpUrl\nacme,x,y\n")
+def test_strict_refuses_an_unknown_column_with_a_suggestion_and_an_unnamed_one() -> None:
+    error = refused("externalId,idpEntityID,idpUrl,\nacme,x,y,\n", strict=True)
     assert [str(p) for p in error.problems] == [
-        "row 1, column 'idpEntityID': unknown column (did you mean 'idpEntityId'?)"
+        "row 1, column 'idpEntityID': unknown column (did you mean 'idpEntityId'?)",
+        "row 1, column '(empty)': a column without a name",
     ]
+
+
+def test_unknown_and_unnamed_columns_are_ignored_with_a_warning(good_cert: str) -> None:
+    """As the WorkOS template and tooling tolerate them: a note column, trailing empty ones."""
+    row = saml_row("acme", good_cert)
+    header = (*ALL_HEADER, "notes", "", "")
+    text = csv_text({**row, "notes": "call Bob first", "": ""}, header=header)
+
+    result = import_connections_csv(EMPTY, text, source="connections.csv")
+
+    assert result.imported == ("acme",)
+    assert [str(w) for w in result.warnings] == [
+        "row 1, column 'notes': unknown column: its cells are ignored",
+        "row 1, column '(empty)': a column without a name: its cells are ignored",
+        "row 1, column '(empty)': a column without a name: its cells are ignored",
+    ]
+    assert "call Bob" not in str(result.document)
 
 
 def test_a_repeated_column_and_a_missing_id_column_are_refused() -> None:

@@ -4,6 +4,7 @@ Ory Kratos admin identities API, storing users in memory, served on loopback."""
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,24 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 API_KEY = "sk_test_SEEKRIT-workos-key"
+# WorkOS Create User: `password_hash_type` values (its migration guide), `password` exclusive.
+WORKOS_HASH_TYPES = frozenset({"bcrypt", "scrypt", "firebase-scrypt", "ssha", "pbkdf2", "argon2"})
+# The hashed_password prefixes Ory Kratos' hash comparator recognises.
+KRATOS_HASH = re.compile(
+    r"^(\$2[abzy]?\$|\$argon2id?\$|\$pbkdf2-sha[0-9]{1,3}\$|\$scrypt\$|\{SSHA(256|512)?\}"
+    r"|\$firescrypt\$|\$sha(1|256|512)\$|\$md5\$|\$md5-crypt\$|\$sha(256|512)-crypt\$)"
+)
+
+
+def _workos_body_problem(user: dict[str, Any]) -> str | None:
+    """Why WorkOS would refuse this Create User body's password fields, if it would."""
+    if "password_hash" not in user and "password_hash_type" not in user:
+        return None
+    if "password" in user:
+        return "password is mutually exclusive with password_hash"
+    if user.get("password_hash_type") not in WORKOS_HASH_TYPES or not user.get("password_hash"):
+        return "password_hash and a valid password_hash_type go together"
+    return None
 
 
 @dataclass
@@ -58,6 +77,9 @@ def workos_app(store: UserStore) -> Starlette:
             return JSONResponse({"data": found, "list_metadata": {"after": None}})
         store.posts += 1
         user = await request.json()
+        problem = _workos_body_problem(user)
+        if problem is not None:
+            return JSONResponse({"code": "invalid_request_parameters", "message": problem}, 422)
         await _hold(store)
         if store.fail_create_with:
             return JSONResponse({"message": "oops"}, store.fail_create_with)
@@ -91,6 +113,10 @@ def kratos_app(store: UserStore, trait: str = "email") -> Starlette:
             return JSONResponse(found)
         store.posts += 1
         identity = await request.json()
+        config = identity.get("credentials", {}).get("password", {}).get("config", {})
+        hashed = config.get("hashed_password")
+        if hashed is not None and (not KRATOS_HASH.match(hashed) or "password" in config):
+            return JSONResponse({"error": {"code": 400, "message": "unknown hash format"}}, 400)
         await _hold(store)
         if store.fail_create_with:
             return JSONResponse({"error": {"code": store.fail_create_with}}, store.fail_create_with)

@@ -67,6 +67,10 @@ def test_every_bad_line_is_named_and_nothing_is_imported(
     assert (report["source"], report["invalid"], report["imported"]) == (10, 8, 0)
     assert report["invalid_lines"] == [2, 3, 4, 5, 6, 7, 8, 9]
     assert report["invalid_reasons"]["email: duplicate of an earlier line (case-folded)"] == 1
+    # The two valid lines were never attempted: counted so, and the report adds up.
+    assert (report["not_attempted"], report["adds_up"]) == (2, True)
+    assert adds_up(report)
+    assert "nothing imported" in report["stopped"]
 
 
 def test_skip_invalid_imports_the_valid_lines_and_still_fails(
@@ -98,3 +102,52 @@ def test_a_username_clashing_with_another_lines_email_is_a_duplicate(
     assert result.exit_code == 1
     assert "line 2: username: duplicate of line 1 (case-folded)" in result.output
     assert scim.users() == []
+
+
+def test_a_file_with_the_workos_field_names_imports_as_it_is(
+    tmp_path: Path, scim: CountingScim
+) -> None:
+    """A line as the WorkOS migration guide writes it: first_name, last_name, email_verified."""
+    workos_line = {
+        "email": "ada@example.com",
+        "email_verified": True,
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "password": "SEEKRIT-ada",
+    }
+    file = write_ndjson(tmp_path / "users.ndjson", [workos_line, user_line(2)])
+    result, report = run_import(file, write_config(tmp_path, scim))
+
+    assert result.exit_code == 0, result.output
+    assert report is not None and report["imported"] == 2 and adds_up(report)
+    ada = next(u for u in scim.users() if u["userName"] == "ada@example.com")
+    assert ada["name"] == {"givenName": "Ada", "familyName": "Lovelace"}
+
+
+def test_a_field_given_under_both_names_is_refused(tmp_path: Path, scim: CountingScim) -> None:
+    file = write_ndjson(
+        tmp_path / "users.ndjson",
+        [user_line(1), user_line(2, first_name="Other"), user_line(3, last_name="Other")],
+    )
+    result, report = run_import(file, write_config(tmp_path, scim))
+
+    assert result.exit_code == 1
+    assert "line 2: (line): Value error, give first_name or given_name, not both" in result.output
+    assert "line 3: (line): Value error, give last_name or family_name, not both" in result.output
+    assert report is not None and report["invalid_lines"] == [2, 3] and adds_up(report)
+    assert scim.users() == []
+
+
+def test_a_non_ascii_local_part_is_not_an_rfc_5322_address(
+    tmp_path: Path, scim: CountingScim
+) -> None:
+    """RFC 5322 has no non-ASCII local part (SMTPUTF8 is RFC 6531): refused as promised."""
+    file = write_ndjson(
+        tmp_path / "users.ndjson",
+        [user_line(1, email="jos\u00e9.garc\u00eda@example.com"), user_line(2)],
+    )
+    result, report = run_import(file, write_config(tmp_path, scim))
+
+    assert result.exit_code == 1
+    assert "line 1: email: not an RFC 5322 address" in result.output
+    assert report is not None and report["invalid_lines"] == [1] and adds_up(report)
