@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from foundation.redis_settings import RedisSettings
 
@@ -44,8 +44,17 @@ class ShadowSettings(_Model):
     workers: Annotated[int, Field(ge=1, le=64)] = 2
     redis: ShadowRedis | None = None  # None: counts in this process's memory
     # The gate: enabling a connection needs at least this many samples at this ratio.
+    # The gate (`flags enable`, `flags stage`): off by default; needs `redis`, where the counts
+    # of every replica meet. A connection needs this many samples at this ratio to move.
+    gate: bool = False
     min_samples: Annotated[int, Field(ge=0, le=1_000_000)] = 50
     min_accept_ratio: Rate = 0.99
+
+    @model_validator(mode="after")
+    def _gate_needs_redis(self) -> ShadowSettings:
+        if self.gate and self.redis is None:
+            raise ValueError("'gate' needs 'redis': the CLI reads the replicas' counts there")
+        return self
 
     def for_connection(self, connection_id: str) -> ShadowConnection:
         return self.connections.get(connection_id) or ShadowConnection()

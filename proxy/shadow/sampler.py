@@ -1,0 +1,126 @@
+"""Sampling fall-through callbacks into a bounded queue, checked by a small pool of threads.
+
+``offer`` runs on the event loop at the end of a callback: a rate lookup, a random draw and a
+``put_nowait``; when the queue is full the sample is dropped and counted, so a callback never
+waits for a check. The checks run in threads (xmlsec and lxml release the GIL). The SAMLResponse
+lives only in the queue and the worker's frame; nothing of it is stored or logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from proxy.ops import metrics
+from proxy.shadow.imports import ImportedConnections
+from proxy.shadow.readiness_store import ReadinessStore, import_digest
+from proxy.shadow.saml_check import check_saml_response
+from proxy.shadow.settings import ShadowSettings
+
+if TYPE_CHECKING:
+    from proxy.callback.context import Callback
+
+log = logging.getLogger("authswitch.shadow")
+_STOP = None
+
+
+class ShadowSampler:
+    """Samples SAML callbacks that stayed on legacy and checks them off the critical path."""
+
+    def __init__(
+        self,
+        settings: ShadowSettings,
+        imports: ImportedConnections,
+        store: ReadinessStore,
+        *,
+        max_connection_labels: int,
+        draw: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._imports = imports
+        self._store = store
+        self._draw = draw
+        self._clock = clock
+        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue(settings.queue_size)
+        self._threads: list[threading.Thread] = []
+        self._label = metrics.ConnectionLabels(max_connection_labels)
+        self.queued = 0  # samples taken (event loop only, like `dropped`)
+        self.dropped = 0
+
+    def offer(self, callback: Callback) -> None:
+        """Queue the callback's SAMLResponse for a check if sampled; never blocks."""
+        connection = callback.connection
+        fields = callback.fields
+        if connection is None or fields is None or callback.destination != "legacy":
+            return
+        rate = self._settings.rate(connection.id)
+        if rate <= 0 or self._draw() >= rate:
+            return
+        value = fields.get("SAMLResponse")
+        if value is None:
+            return
+        try:
+            self._queue.put_nowait((connection.id, value))
+            self.queued += 1
+        except queue.Full:
+            self.dropped += 1
+            metrics.SHADOW_DROPPED.labels(self._label(connection.id)).inc()
+
+    def start(self) -> None:
+        for index in range(self._settings.workers):
+            thread = threading.Thread(
+                target=self._work, name=f"authswitch-shadow-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Let the workers finish the sample in hand; samples still queued are not checked."""
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def drain(self) -> None:
+        """Wait until every queued sample is checked (tests, the bench)."""
+        self._queue.join()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is _STOP:
+                    return
+                self._check(*item)
+            except Exception:  # a worker survives a failed check or an unreachable store
+                log.exception("shadow check failed")
+            finally:
+                self._queue.task_done()
+
+    def _check(self, connection_id: str, saml_response: str) -> None:
+        connection = self._imports.get(connection_id)
+        if connection is None:
+            return
+        accepts = self._settings.for_connection(connection_id)
+        started = time.perf_counter()
+        verdict = check_saml_response(saml_response, connection, accepts)
+        metrics.SHADOW_CHECK_SECONDS.observe(time.perf_counter() - started)
+        self._store.record(
+            connection_id, import_digest(connection, accepts), verdict, self._clock()
+        )
+        label = self._label(connection_id)
+        metrics.SHADOW_CHECKS.labels(label, "accepted" if verdict.accepted else "refused").inc()
+        for reason in verdict.reasons:
+            metrics.SHADOW_REASONS.labels(label, reason).inc()
