@@ -286,7 +286,7 @@ def check(
 
 @connections_app.command()
 def readiness(config: ConfigOption, as_json: JsonOption = False) -> None:
-    """Shadow readiness: per SAML connection, would the new provider accept its live logins."""
+    """Shadow readiness: per connection, would the new provider accept its live logins."""
     setup = _setup(config, None)
     shadow = setup.config.shadow
     if shadow.redis is None:
@@ -306,7 +306,7 @@ def readiness(config: ConfigOption, as_json: JsonOption = False) -> None:
         return
     typer.echo(render_table(READINESS_COLUMNS, readiness_table(rows)))
     ready = sum(why is None for _, why in rows)
-    typer.echo(f"\n{ready} of {len(rows)} SAML connections ready.")
+    typer.echo(f"\n{ready} of {len(rows)} connections ready.")
 
 
 def _rollout_state(config: Config) -> RolloutState:

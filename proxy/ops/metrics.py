@@ -179,3 +179,8 @@ SHADOW_CHECK_SECONDS = Histogram(
     "Time one shadow check took in its worker thread.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
+SHADOW_ERRORS = Counter(
+    "authswitch_shadow_errors_total",
+    "Shadow checks that ended in an error (e.g. the readiness store unreachable), by error type.",
+    ["error"],
+)

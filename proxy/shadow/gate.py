@@ -1,17 +1,16 @@
 """The readiness gate: a connection moves to the new provider only when its live logins say so.
 
-Used by `flags enable` and `flags stage` (preview and apply): a SAML connection is ready when
-its current import has at least `shadow.min_samples` checked samples and at least
-`shadow.min_accept_ratio` of them would have been accepted. OIDC connections are not sampled
-(nothing of an OIDC callback shows whether the new provider would redeem its code), so the gate
-leaves them to triage.
+Used by `flags enable` and `flags stage` (preview and apply): a connection is ready when its
+current import has at least `shadow.min_samples` checked samples and at least
+`shadow.min_accept_ratio` of them would have been accepted. For OIDC the samples check what is
+visible before the code is redeemed (``oidc_check``): evidence, weaker than SAML's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from connection_map import Connection, Protocol
+from connection_map import Connection
 from proxy.shadow.readiness_store import Readiness, ReadinessStore, import_digest
 from proxy.shadow.settings import ShadowSettings
 
@@ -47,11 +46,9 @@ def not_ready_because(readiness: Readiness, settings: ShadowSettings) -> str | N
 def gate_refusals(
     connections: Iterable[Connection], settings: ShadowSettings, store: ReadinessStore
 ) -> dict[str, str]:
-    """Connection id -> why it is not ready, for the SAML connections among `connections`."""
+    """Connection id -> why it is not ready, for the connections among `connections`."""
     refusals: dict[str, str] = {}
     for connection in connections:
-        if connection.protocol is not Protocol.SAML:
-            continue
         why = not_ready_because(readiness_of(connection, settings, store), settings)
         if why is not None:
             refusals[connection.id] = why

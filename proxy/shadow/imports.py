@@ -41,7 +41,9 @@ class ImportedConnections:
         try:
             document = read_connection_map_document(self._path)
         except ConnectionMapError as exc:
-            log.warning("shadow checks keep the previous map", extra={"problem": str(exc)})
+            log.warning(
+                "shadow checks keep the previous map", extra={"fields": {"problem": str(exc)}}
+            )
             return
         self._by_id = {c.id: c for c in document.connections}
         self._stamp = stamp

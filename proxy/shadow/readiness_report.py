@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from connection_map import Connection, Protocol
+from connection_map import Connection
 from proxy.shadow.gate import not_ready_because, readiness_of
 from proxy.shadow.readiness_store import Readiness, ReadinessStore
 from proxy.shadow.settings import ShadowSettings
@@ -26,12 +26,12 @@ COLUMNS = (
 def readiness_rows(
     connections: Iterable[Connection], settings: ShadowSettings, store: ReadinessStore
 ) -> list[tuple[Readiness, str | None]]:
-    """Each SAML connection's readiness and why the gate would refuse it (None: ready)."""
+    """Each connection's readiness and why the gate would refuse it (None: ready). OIDC rows
+    count what is checkable before the code is redeemed (`iss`, the callback path)."""
     rows = []
     for connection in connections:
-        if connection.protocol is Protocol.SAML:
-            readiness = readiness_of(connection, settings, store)
-            rows.append((readiness, not_ready_because(readiness, settings)))
+        readiness = readiness_of(connection, settings, store)
+        rows.append((readiness, not_ready_because(readiness, settings)))
     return rows
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from proxy.ops import metrics
 from proxy.shadow.imports import ImportedConnections
+from proxy.shadow.oidc_check import check_oidc_callback
 from proxy.shadow.readiness_store import ReadinessStore, import_digest
 from proxy.shadow.saml_check import check_saml_response
 from proxy.shadow.settings import ShadowSettings
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from proxy.callback.context import Callback
 
 log = logging.getLogger("authswitch.shadow")
+# connection id, protocol, SAMLResponse (saml) or the `iss` parameter (oidc), path (oidc)
+_Sample = tuple[str, str, str | None, str]
 _STOP = None
 
 
@@ -47,7 +50,7 @@ class ShadowSampler:
         self._store = store
         self._draw = draw
         self._clock = clock
-        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue(settings.queue_size)
+        self._queue: queue.Queue[_Sample | None] = queue.Queue(settings.queue_size)
         self._threads: list[threading.Thread] = []
         self._label = metrics.ConnectionLabels(max_connection_labels)
         self.queued = 0  # samples taken (event loop only, like `dropped`)
@@ -62,11 +65,16 @@ class ShadowSampler:
         rate = self._settings.rate(connection.id)
         if rate <= 0 or self._draw() >= rate:
             return
-        value = fields.get("SAMLResponse")
-        if value is None:
-            return
+        if callback.match.route.protocol == "oidc":
+            # Never the code or state: the issuer parameter (public) and the path only.
+            item: _Sample = (connection.id, "oidc", fields.get("iss"), callback.scope["path"])
+        else:
+            value = fields.get("SAMLResponse")
+            if value is None:
+                return
+            item = (connection.id, "saml", value, "")
         try:
-            self._queue.put_nowait((connection.id, value))
+            self._queue.put_nowait(item)
             self.queued += 1
         except queue.Full:
             self.dropped += 1
@@ -104,18 +112,24 @@ class ShadowSampler:
                 if item is _STOP:
                     return
                 self._check(*item)
-            except Exception:  # a worker survives a failed check or an unreachable store
-                log.exception("shadow check failed")
+            except Exception as exc:  # a worker survives a failed check or an unreachable store
+                # The type only: a message or traceback could quote the response.
+                log.warning("shadow check failed", extra={"fields": {"error": type(exc).__name__}})
+                metrics.SHADOW_ERRORS.labels(type(exc).__name__).inc()
             finally:
                 self._queue.task_done()
 
-    def _check(self, connection_id: str, saml_response: str) -> None:
+    def _check(self, connection_id: str, protocol: str, value: str | None, path: str) -> None:
         connection = self._imports.get(connection_id)
         if connection is None:
             return
         accepts = self._settings.for_connection(connection_id)
         started = time.perf_counter()
-        verdict = check_saml_response(saml_response, connection, accepts)
+        if protocol == "oidc":
+            verdict = check_oidc_callback(connection, value, path)
+        else:
+            assert value is not None  # only SAML callbacks with a SAMLResponse are queued
+            verdict = check_saml_response(value, connection, accepts)
         metrics.SHADOW_CHECK_SECONDS.observe(time.perf_counter() - started)
         self._store.record(
             connection_id, import_digest(connection, accepts), verdict, self._clock()

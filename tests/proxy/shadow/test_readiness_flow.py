@@ -166,7 +166,8 @@ def test_forcing_past_the_gate_is_audited_and_stage_preview_lists_the_unready(
     preview = _cli("flags", "stage", "100", "--preview", "--config", str(config), "--json")
     assert preview.exit_code == 0, preview.output
     not_ready = json.loads(preview.stdout)["not_ready"]
-    assert set(not_ready) == {"acme", "globex", "initech"}  # SAML, migratable, no samples
+    # Every connection the stage would move: none has samples yet.
+    assert set(not_ready) == {"acme", "globex", "initech", "hooli", "piedpiper"}
     assert "0 checked samples" in not_ready["acme"]
 
     forced = _cli(

@@ -6,7 +6,9 @@ import base64
 
 from lxml import etree
 
+from connection_map import Connection
 from proxy.demo.keys import generate_keypair
+from proxy.shadow.oidc_check import check_oidc_callback
 from proxy.shadow.saml_check import check_saml_response
 from proxy.shadow.settings import ShadowConnection
 from tests.proxy.shadow.saml_fixtures import connection, expired_keypair, idp, mint
@@ -117,3 +119,22 @@ def test_a_missing_attribute_and_a_name_id_format() -> None:
     extra = ShadowConnection(required_attributes=("department",))
     plain = connection([signer.keys.cert_pem])
     assert check_saml_response(mint(signer), plain, extra).reasons == ("missing_attribute",)
+
+
+def test_oidc_what_shows_before_the_code_is_redeemed() -> None:
+    entry = Connection.model_validate(
+        {
+            "id": "hooli",
+            "protocol": "oidc",
+            "oidc": {
+                "callback_path": "/oidc-callback/hooli",
+                "discovery_url": "https://login.hooli.example/.well-known/openid-configuration",
+            },
+            "legacy": {"callback_url": "https://legacy.example/oidc-callback/hooli"},
+        }
+    )
+    good = check_oidc_callback(entry, "https://login.hooli.example", "/oidc-callback/hooli")
+    assert good.accepted
+    assert check_oidc_callback(entry, None, "/oidc-callback/hooli").accepted  # iss not sent
+    wrong = check_oidc_callback(entry, "https://login.hooli.example/", "/elsewhere")
+    assert wrong.reasons == ("issuer_mismatch", "callback_url_mismatch")
