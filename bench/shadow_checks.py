@@ -33,7 +33,7 @@ from proxy.config import load_config
 from proxy.demo.idp import DemoIdP
 from proxy.demo.keys import generate_keypair
 from proxy.demo.loopback_server import LoopbackServer
-from proxy.shadow.saml_check import _request_data, _settings, check_saml_response
+from proxy.shadow.saml_check import check_saml_response, request_data_for, sp_settings
 from proxy.shadow.settings import ShadowConnection
 
 ENTITY_ID = "https://idp.bench.example/saml"
@@ -95,8 +95,8 @@ def throughput(seconds: float) -> tuple[float, float]:
     connection = _connection(idp)
     accepts = ShadowConnection()
     assert check_saml_response(response, connection, accepts).accepted
-    settings = _settings(ENTITY_ID, [idp.keys.cert_pem], ACS, SP)
-    request = _request_data(ACS)
+    settings = sp_settings(ENTITY_ID, [idp.keys.cert_pem], ACS, SP)
+    request = request_data_for(ACS)
 
     def reference() -> None:
         assert OneLogin_Saml2_Response(settings, response).is_valid(request)

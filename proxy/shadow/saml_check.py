@@ -229,7 +229,7 @@ def _embedded_signer(
     )
 
 
-def _settings(
+def sp_settings(
     idp_entity_id: str, certificates: list[Any], destination: str, audience: str
 ) -> OneLogin_Saml2_Settings:
     pems = [
@@ -256,7 +256,7 @@ def _settings(
     )
 
 
-def _request_data(url: str) -> dict[str, str]:
+def request_data_for(url: str) -> dict[str, str]:
     parts = urlsplit(url)
     return {
         "https": "on" if parts.scheme == "https" else "off",
@@ -272,10 +272,10 @@ def _validate(
     destination: str,
     audience: str,
 ) -> tuple[str | None, OneLogin_Saml2_Response | None]:
-    settings = _settings(idp_entity_id, certificates, destination, audience)
+    settings = sp_settings(idp_entity_id, certificates, destination, audience)
     try:
         response = OneLogin_Saml2_Response(settings, saml_response)
-        response.is_valid(_request_data(destination), raise_exceptions=True)
+        response.is_valid(request_data_for(destination), raise_exceptions=True)
     except OneLogin_Saml2_ValidationError as exc:
         return _REASONS.get(exc.code, f"refused_{exc.code}"), None
     except OneLogin_Saml2_Error as exc:
