@@ -170,6 +170,12 @@ def test_forcing_past_the_gate_is_audited_and_stage_preview_lists_the_unready(
     assert set(not_ready) == {"acme", "globex", "initech", "hooli", "piedpiper"}
     assert "0 checked samples" in not_ready["acme"]
 
+    token = json.loads(preview.stdout)["token"]
+    stage = ("flags", "stage", "100", "--config", str(config), "--apply", token)
+    refused = _cli(*stage, "--reason", "go")
+    assert refused.exit_code == ExitCode.REFUSED, refused.output
+    assert "not ready" in refused.output and "hooli" in refused.output
+
     forced = _cli(
         "flags", "enable", "acme", "--config", str(config), "--reason", "CAB-12", "--force"
     )
@@ -218,3 +224,8 @@ def test_a_flood_never_delays_callbacks_and_dropped_samples_are_counted(
     assert row["samples"] + sampler.dropped == flood
     assert row["accept_ratio"] == 1.0
     assert dropped_metric._value.get() - dropped_before == sampler.dropped
+
+
+def test_shadow_checks_are_off_by_default(tmp_path: Path, providers: Any) -> None:
+    config = write_proxy_files(tmp_path, providers["legacy"].url, providers["new"].url)
+    assert AuthSwitch(load_config(config)).shadow is None

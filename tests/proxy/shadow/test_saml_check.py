@@ -138,3 +138,12 @@ def test_oidc_what_shows_before_the_code_is_redeemed() -> None:
     assert check_oidc_callback(entry, None, "/oidc-callback/hooli").accepted  # iss not sent
     wrong = check_oidc_callback(entry, "https://login.hooli.example/", "/elsewhere")
     assert wrong.reasons == ("issuer_mismatch", "callback_url_mismatch")
+
+
+def test_hostile_input_ends_as_a_reason_never_a_crash() -> None:
+    signer = idp()
+    entry = connection([signer.keys.cert_pem])
+    doctype = base64.b64encode(b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>').decode()
+    for hostile in ("%%%not base64", base64.b64encode(b"<unclosed").decode(), doctype):
+        verdict = check_saml_response(hostile, entry, ACCEPTS)
+        assert verdict.reasons == ("not_readable",)
