@@ -30,6 +30,7 @@ log = logging.getLogger("authswitch.shadow")
 # connection id, protocol, SAMLResponse (saml) or the `iss` parameter (oidc), path (oidc)
 _Sample = tuple[str, str, str | None, str]
 _STOP = None
+RECYCLE_AFTER_BYTES = 1024 * 1024  # of SAMLResponses read by one worker thread
 
 
 class ShadowSampler:
@@ -51,7 +52,8 @@ class ShadowSampler:
         self._draw = draw
         self._clock = clock
         self._queue: queue.Queue[_Sample | None] = queue.Queue(settings.queue_size)
-        self._threads: list[threading.Thread] = []
+        self._threads: dict[int, threading.Thread] = {}
+        self._lock = threading.Lock()
         self._label = metrics.ConnectionLabels(max_connection_labels)
         self.queued = 0  # samples taken (event loop only, like `dropped`)
         self.dropped = 0
@@ -82,11 +84,15 @@ class ShadowSampler:
 
     def start(self) -> None:
         for index in range(self._settings.workers):
-            thread = threading.Thread(
-                target=self._work, name=f"authswitch-shadow-{index}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+            self._spawn(index)
+
+    def _spawn(self, index: int) -> None:
+        thread = threading.Thread(
+            target=self._work, args=(index,), name=f"authswitch-shadow-{index}", daemon=True
+        )
+        with self._lock:
+            self._threads[index] = thread
+        thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Let the workers finish the sample in hand; samples still queued are not checked."""
@@ -95,22 +101,30 @@ class ShadowSampler:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        for _ in self._threads:
-            self._queue.put(_STOP)
-        for thread in self._threads:
-            thread.join(timeout)
+            self._queue.task_done()
+        for _ in range(len(self._threads)):
+            self._queue.put(_STOP)  # one per worker: a recycled worker's successor takes it
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                alive = [t for t in self._threads.values() if t.is_alive()]
+            if not alive or time.monotonic() >= deadline:
+                break
+            alive[0].join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
 
     def drain(self) -> None:
         """Wait until every queued sample is checked (tests, the bench)."""
         self._queue.join()
 
-    def _work(self) -> None:
+    def _work(self, index: int) -> None:
+        read = 0
         while True:
             item = self._queue.get()
             try:
                 if item is _STOP:
                     return
+                read += len(item[2] or "")
                 self._check(*item)
             except Exception as exc:  # a worker survives a failed check or an unreachable store
                 # The type only: a message or traceback could quote the response.
@@ -118,6 +132,12 @@ class ShadowSampler:
                 metrics.SHADOW_ERRORS.labels(type(exc).__name__).inc()
             finally:
                 self._queue.task_done()
+            if read >= RECYCLE_AFTER_BYTES:
+                # libxml2 interns the names of every document a thread reads, for the thread's
+                # life: a successor thread starts clean, so sampled hostile input can't grow
+                # the process without bound.
+                self._spawn(index)
+                return
 
     def _check(self, connection_id: str, protocol: str, value: str | None, path: str) -> None:
         connection = self._imports.get(connection_id)

@@ -229,3 +229,26 @@ def test_a_flood_never_delays_callbacks_and_dropped_samples_are_counted(
 def test_shadow_checks_are_off_by_default(tmp_path: Path, providers: Any) -> None:
     config = write_proxy_files(tmp_path, providers["legacy"].url, providers["new"].url)
     assert AuthSwitch(load_config(config)).shadow is None
+
+
+def test_worker_threads_are_replaced_after_their_byte_budget(
+    tmp_path: Path,
+    providers: Any,
+    idps: dict[str, DemoIdP],
+    shared_redis: RedisTarget,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("proxy.shadow.sampler.RECYCLE_AFTER_BYTES", 1)  # a new thread per sample
+    acme = idps["acme"]
+    config = _config(tmp_path, providers, shared_redis, workers=1)
+    _set_import(tmp_path, [acme.keys.cert_pem])
+    proxy = AuthSwitch(load_config(config))
+    seen: list[threading.Thread] = []  # kept referenced, so identity tells them apart
+    with LoopbackServer(proxy, name="authswitch") as server:
+        for sampled in range(1, 4):
+            assert _login(server, acme).status_code == 200
+            _settle(proxy, sampled)
+            seen.extend(t for t in threading.enumerate() if "shadow" in t.name and t not in seen)
+        assert _readiness(config)["acme"]["samples"] == 3  # every sample checked
+    assert len(seen) >= 3  # each sample read on a fresh thread (the first, then successors)
+    assert not [t for t in threading.enumerate() if t.name.startswith("authswitch-shadow")]
