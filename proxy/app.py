@@ -35,6 +35,7 @@ from proxy.ops import metrics
 from proxy.ops.json_logging import flush_logs
 from proxy.ops.readiness import readiness_report
 from proxy.outcomes.service import OutcomeService
+from proxy.shadow.service import shadow_sampler_for
 
 log = logging.getLogger("authswitch")
 _instances = itertools.count(1)
@@ -71,6 +72,7 @@ class AuthSwitch:
             if config.outcomes.enabled
             else None
         )
+        self.shadow = shadow_sampler_for(config)
         self._callback = CallbackPipeline(
             config,
             connections=lambda: self.connection_map.current,
@@ -79,6 +81,7 @@ class AuthSwitch:
             forwarder=self._forwarder,
             legacy=self._legacy,
             outcomes=self._outcomes,
+            shadow=self.shadow,
         )
         self._ops_prefix = config.ops_prefix + "/"
         # With a metrics port of their own, the metrics (connection ids, per-tenant counts) are
@@ -139,6 +142,8 @@ class AuthSwitch:
         self._map_watch = asyncio.create_task(follow_connection_map(self.connection_map))
         if self._outcomes is not None:
             await self._outcomes.start()
+        if self.shadow is not None:
+            self.shadow.start()
         self._started = True
         log.info(
             "started",
@@ -155,6 +160,8 @@ class AuthSwitch:
             await self._flows.stop()
         if self._outcomes is not None:
             await self._outcomes.stop()
+        if self.shadow is not None:
+            await asyncio.to_thread(self.shadow.stop)
         self.flag_provider.shutdown()
         self._started = False
         # uvicorn re-raises SIGTERM after this, which ends the process without atexit.

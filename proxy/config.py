@@ -32,6 +32,7 @@ from foundation.strict_yaml import YamlDocumentError, load_yaml_mapping
 # The broker owns its models.
 from proxy.broker.config import Broker as Broker
 from proxy.outcomes.settings import OutcomesSettings
+from proxy.shadow.settings import ShadowSettings
 
 
 class _Model(BaseModel):
@@ -368,6 +369,7 @@ class Config(_Model):
     ops_prefix: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_.-]+$")] = "/_authswitch"
     broker: Broker = Broker()
     outcomes: OutcomesSettings = OutcomesSettings()
+    shadow: ShadowSettings = ShadowSettings()
 
     @model_validator(mode="after")
     def _oidc_state_needs_flow_affinity(self) -> Config:
@@ -405,6 +407,7 @@ class Config(_Model):
                 ),
                 "broker": self.broker.resolve_paths(base),
                 "outcomes": self.outcomes.resolve_paths(base),
+                "shadow": self.shadow.resolve_paths(base),
             }
         )
 

@@ -24,6 +24,7 @@ from proxy.http.forwarder import HttpForwarder, ResponseTruncated
 from proxy.http.request_body import ClientDisconnected, RequestRejected
 from proxy.http.responses import send_error
 from proxy.outcomes.service import OutcomeService
+from proxy.shadow.sampler import ShadowSampler
 
 _CANCELLED = (
     "authswitch stopped before this callback was answered; it may have reached the upstream"
@@ -65,6 +66,7 @@ class CallbackPipeline:
         forwarder: HttpForwarder,
         legacy: LegacyFallThrough,
         outcomes: OutcomeService | None = None,
+        shadow: ShadowSampler | None = None,
     ) -> None:
         self._limits = config.limits
         self._body_seconds = config.timeouts.body_seconds
@@ -76,6 +78,7 @@ class CallbackPipeline:
         self._new_provider = NewProviderForward(config.forwarding, forwarder, legacy)
         self._accounting = CallbackAccounting(config.metrics.max_connection_labels)
         self._outcomes = outcomes
+        self._shadow = shadow
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, match: RouteMatch) -> None:
         """Route one callback. However it ends (cancelled by shutdown, upstream broke off
@@ -129,6 +132,8 @@ class CallbackPipeline:
 
     def _account(self, callback: Callback, answer: AnswerWatch) -> None:
         self._accounting.account(callback)
+        if self._shadow is not None:  # a sample of a legacy callback; never waits
+            self._shadow.offer(callback)
         if self._outcomes is not None and callback.destination in ("new", "legacy"):
             connection = callback.connection
             self._outcomes.observe(

@@ -56,6 +56,11 @@ from proxy.cli.output import fail, print_json, render_table
 from proxy.config import Config, ConfigError, load_config
 from proxy.flag_backend import open_rollout_store
 from proxy.map_backend import open_map_store
+from proxy.shadow.readiness_report import COLUMNS as READINESS_COLUMNS
+from proxy.shadow.readiness_report import readiness_rows
+from proxy.shadow.readiness_report import table_rows as readiness_table
+from proxy.shadow.readiness_report import to_json as readiness_json
+from proxy.shadow.service import readiness_store_for
 
 connections_app = typer.Typer(
     help="Import, export and triage the connection map.", no_args_is_help=True
@@ -314,6 +319,31 @@ def check(
         typer.echo(render_table(CHECK_COLUMNS, report.table_rows()))
         typer.echo(f"\n{report.summary_line()}")
     raise typer.Exit(report.exit_code)
+
+
+@connections_app.command()
+def readiness(config: ConfigOption, as_json: JsonOption = False) -> None:
+    """Shadow readiness: per connection, would the new provider accept its live logins."""
+    setup = _setup(config, None)
+    shadow = setup.config.shadow
+    if shadow.redis is None:
+        fail(
+            "shadow.redis is not configured: readiness counts stay in each proxy's memory",
+            ExitCode.USAGE,
+            as_json=as_json,
+        )
+    try:
+        rows = readiness_rows(
+            setup.document.connections, shadow, readiness_store_for(shadow, cli=True)
+        )
+    except redis.RedisError as exc:
+        fail(f"shadow.redis: {type(exc).__name__}", ExitCode.BACKEND_UNAVAILABLE, as_json=as_json)
+    if as_json:
+        print_json(readiness_json(rows))
+        return
+    typer.echo(render_table(READINESS_COLUMNS, readiness_table(rows)))
+    ready = sum(why is None for _, why in rows)
+    typer.echo(f"\n{ready} of {len(rows)} connections ready.")
 
 
 def _rollout_state(config: Config) -> RolloutState:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from redis import RedisError
 
 from flags import (
     AuditRecord,
@@ -23,9 +24,11 @@ from flags.route_report import ConnectionFacts, ConnectionRoute, ids_not_in, rou
 from flags.stage_plan import StagePlan, token_version
 from flags.validation_messages import describe_validation_error
 from proxy.cli.exit_codes import ExitCode
-from proxy.cli.flags_session import flags_session, same_state, stop
+from proxy.cli.flags_session import FlagsSession, flags_session, same_state, stop
 from proxy.cli.options import ActorOption, ApplyOption, ApplyReasonOption, ConfigOption, JsonOption
 from proxy.cli.output import print_json, render_table
+from proxy.shadow.gate import gate_refusals
+from proxy.shadow.service import readiness_store_for
 
 flags_app = typer.Typer(
     help="Inspect and change the rollout flags: status, enable/disable, kill switch, canary, "
@@ -90,6 +93,7 @@ def enable(
     """Send CONNECTION to the new provider whatever the stage (override "on")."""
     with flags_session(config, as_json) as session:
         session.check_connection(connection, force=force, moving=True)
+        reason = _pass_gate(session, [connection], force, reason)
         session.change(
             "enable", _set_override(connection, "on"), actor, reason, connection=connection
         )
@@ -201,6 +205,9 @@ def stage(
     apply: ApplyOption = None,
     reason: ApplyReasonOption = None,
     actor: ActorOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Apply even if a connection it moves is not ready.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Preview a stage change (prints a token), then apply exactly that preview."""
@@ -211,11 +218,12 @@ def stage(
         state = session.store.read()
         plan = _plan(state, target, session.connection_facts())
         if apply is None:
-            session.print_plan(plan)
+            session.print_plan(plan, _not_ready(session, plan.to_new))
             return
         if reason is None:
             stop(ExitCode.USAGE, "usage", "--reason is required with --apply")
         _check_token(apply, plan)
+        reason = _pass_gate(session, plan.to_new, force, reason)
         if same_state(plan.new_state, state):
             session.print_unchanged(state, None)
             return
@@ -266,6 +274,37 @@ def initialise_empty_store(
 
 def _updated(state: RolloutState, **changes: Any) -> RolloutState:
     return RolloutState.model_validate({**state.model_dump(), **changes})
+
+
+def _not_ready(session: FlagsSession, ids: Sequence[str]) -> dict[str, str]:
+    """The connections among `ids` the readiness gate refuses, with why (gate off: none)."""
+    shadow = session.config.shadow
+    if not shadow.gate or not ids:
+        return {}
+    entries = [session.connections[i] for i in ids if i in session.connections]
+    try:
+        return gate_refusals(entries, shadow, readiness_store_for(shadow, cli=True))
+    except RedisError as exc:
+        stop(
+            ExitCode.BACKEND_UNAVAILABLE,
+            "shadow_unavailable",
+            f"shadow readiness counts in Redis: {type(exc).__name__}",
+        )
+
+
+def _pass_gate(session: FlagsSession, ids: Sequence[str], force: bool, reason: str) -> str:
+    """Refuse to move a connection that is not ready; forced, the audit record says past what."""
+    refused = _not_ready(session, ids)
+    if not refused:
+        return reason
+    listed = "; ".join(f"{cid}: {why}" for cid, why in refused.items())
+    if not force:
+        stop(
+            ExitCode.REFUSED,
+            "not_ready",
+            f"not ready to move (shadow readiness) - {listed}; --force --reason moves it anyway",
+        )
+    return f"{reason} [forced past the readiness gate - {listed}]"
 
 
 def _set_override(connection: str, value: str | None) -> Callable[[RolloutState], RolloutState]:

@@ -202,7 +202,8 @@ class FlagsSession:
         if effect:
             typer.echo(f"{connection} goes to {effect['route']} ({effect['reason']})")
 
-    def print_plan(self, plan: StagePlan) -> None:
+    def print_plan(self, plan: StagePlan, not_ready: dict[str, str] | None = None) -> None:
+        not_ready = not_ready or {}
         if self.as_json:
             print_json(
                 {
@@ -212,6 +213,7 @@ class FlagsSession:
                     "to_new": plan.to_new,
                     "to_legacy": plan.to_legacy,
                     "held_by_assessment": plan.held,
+                    "not_ready": not_ready,
                     "token": plan.token,
                 }
             )
@@ -230,6 +232,8 @@ class FlagsSession:
             typer.echo(
                 f"kept on legacy by their assessment ({len(plan.held)}): {listed_ids(plan.held)}"
             )
+        for connection, why in not_ready.items():
+            typer.echo(f"not ready (shadow readiness): {connection}: {why}")
         typer.echo(f"token: {plan.token}")
         typer.echo(
             f"apply with: authswitch flags stage {plan.target_percent:g} --apply {plan.token} "

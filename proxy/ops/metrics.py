@@ -154,3 +154,33 @@ GUARD_LEADER = Gauge(
     "1 while this process holds the guard's lease.",
     multiprocess_mode="max",
 )
+
+
+# -- shadow readiness ---------------------------------------------------------------------
+
+SHADOW_CHECKS = Counter(
+    "authswitch_shadow_checks_total",
+    "Sampled legacy callbacks checked against the new provider's import, by connection and "
+    "result (accepted, refused).",
+    ["connection", "result"],
+)
+SHADOW_REASONS = Counter(
+    "authswitch_shadow_reasons_total",
+    "Why the new provider would refuse a sampled callback, by connection and reason code.",
+    ["connection", "reason"],
+)
+SHADOW_DROPPED = Counter(
+    "authswitch_shadow_dropped_total",
+    "Samples dropped because the shadow check queue was full, by connection.",
+    ["connection"],
+)
+SHADOW_CHECK_SECONDS = Histogram(
+    "authswitch_shadow_check_duration_seconds",
+    "Time one shadow check took in its worker thread.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+SHADOW_ERRORS = Counter(
+    "authswitch_shadow_errors_total",
+    "Shadow checks that ended in an error (e.g. the readiness store unreachable), by error type.",
+    ["error"],
+)

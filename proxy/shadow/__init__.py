@@ -1,0 +1,1 @@
+"""Shadow readiness: would the new provider, as imported, accept this connection's live logins?"""
