@@ -80,6 +80,7 @@ def open_rollout_store(config: Config, *, client_name: str, min_timeout: float) 
     if flags.backend == "redis":
         settings = flags.redis
         client = settings.client(client_name, min_socket_timeout=min_timeout)
-        return RedisRolloutStore(client, RedisKeys(settings.key_prefix), url=settings.url)
+        keys = RedisKeys(settings.key_prefix)
+        return RedisRolloutStore(client, keys, url=settings.url, publish=settings.pubsub)
     assert flags.file is not None  # the config requires it for the file backend
     return FileRolloutStore(flags.file, audit_path=flags.audit_file)

@@ -1,0 +1,165 @@
+"""Real Redis topologies as processes of the test's own: a master, a replica and three
+Sentinels; a three-master Redis Cluster; a restricted server with commands renamed away."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import free_port
+from tests.flags.redis_support import PrivateRedis
+
+MASTER_NAME = "authswitch-test"
+
+
+def _wait(condition: object, what: str, deadline: float = 20.0) -> None:
+    assert callable(condition)
+    until = time.monotonic() + deadline
+    while True:
+        try:
+            if condition():
+                return
+        except redis.RedisError:
+            pass
+        if time.monotonic() > until:
+            raise AssertionError(f"{what} within {deadline} s")
+        time.sleep(0.05)
+
+
+class SentinelGroup:
+    """A master, a replica of it and three Sentinels watching it (quorum 2)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self.master = PrivateRedis(_subdir(directory, "master")).start()
+        self.replica = PrivateRedis(
+            _subdir(directory, "replica"),
+            ("--replicaof", "127.0.0.1", str(self.master.port)),
+        ).start()
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self._sentinels: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> SentinelGroup:
+        _wait(
+            lambda: self.master.client().info("replication")["connected_slaves"] == 1,
+            "the replica did not attach to the master",
+        )
+        binary = shutil.which("redis-server")
+        assert binary is not None
+        for port in self.sentinel_ports:
+            conf = self._directory / f"sentinel-{port}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self._directory}\n"
+                f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master.port} 2\n"
+                f"sentinel down-after-milliseconds {MASTER_NAME} 500\n"
+                f"sentinel failover-timeout {MASTER_NAME} 3000\n"
+            )
+            self._sentinels.append(
+                subprocess.Popen(
+                    [binary, str(conf), "--sentinel"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port in self.sentinel_ports:
+            client = redis.Redis(port=port, socket_timeout=1)
+            _wait(
+                lambda client=client: (
+                    client.sentinel_master(MASTER_NAME)["num-other-sentinels"] == 2
+                    and client.sentinel_master(MASTER_NAME)["num-slaves"] == 1
+                ),
+                "the Sentinels did not find each other and the replica",
+            )
+        return self
+
+    @property
+    def addresses(self) -> list[str]:
+        return [f"127.0.0.1:{port}" for port in self.sentinel_ports]
+
+    def master_port(self) -> int:
+        client = redis.Redis(port=self.sentinel_ports[0], socket_timeout=1)
+        return int(client.sentinel_get_master_addr_by_name(MASTER_NAME)[1])
+
+    def stop(self) -> None:
+        for process in self._sentinels:
+            process.terminate()
+            process.wait(timeout=10)
+        self.replica.stop()
+        self.master.stop()
+
+
+class RedisClusterGroup:
+    """Three masters with ``cluster-enabled yes``, joined by ``redis-cli --cluster create``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.nodes = [
+            PrivateRedis(
+                _subdir(directory, f"node{index}"),
+                # the bus port defaults to port + 10000, which may be above 65535
+                ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
+                + ("--cluster-port", str(free_port())),
+            )
+            for index in range(3)
+        ]
+
+    def start(self) -> RedisClusterGroup:
+        for node in self.nodes:
+            node.start()
+        cli = shutil.which("redis-cli")
+        assert cli is not None
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        for node in self.nodes:
+            client = node.client()
+            _wait(
+                lambda client=client: _text(client.cluster("info")["cluster_state"]) == "ok",
+                "the cluster did not become ok",
+            )
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url.removesuffix("/0")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _subdir(directory: Path, name: str) -> Path:
+    path = directory / name
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
+    group = SentinelGroup(tmp_path)
+    try:
+        yield group.start()
+    finally:
+        group.stop()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisClusterGroup]:
+    group = RedisClusterGroup(tmp_path)
+    try:
+        yield group.start()
+    finally:
+        group.stop()
