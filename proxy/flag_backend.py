@@ -37,6 +37,8 @@ def provider_for(flags: Flags) -> FeatureProvider:
             stale_error_after_seconds=settings.stale_error_after_seconds,
             password=settings.password(),
             ca_file=settings.ca_file,
+            topology=settings.redis_topology(),
+            poll_seconds=None if settings.pubsub else settings.poll_seconds,
         )
     assert flags.file is not None  # the config requires it for the file backend
     return FileFlagProvider(flags.file, poll_interval=flags.poll_interval_seconds)

@@ -102,8 +102,10 @@ class RedisClusterGroup:
             PrivateRedis(
                 _subdir(directory, f"node{index}"),
                 # the bus port defaults to port + 10000, which may be above 65535
-                ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
-                + ("--cluster-port", str(free_port())),
+                (
+                    *("--cluster-enabled", "yes", "--cluster-node-timeout", "2000"),
+                    *("--cluster-port", str(free_port())),
+                ),
             )
             for index in range(3)
         ]

@@ -9,14 +9,18 @@ from pathlib import Path
 
 import pytest
 import redis
+from openfeature.evaluation_context import EvaluationContext
 from pydantic import ValidationError
 
+from flags import RedisFlagProvider
 from flags.redis_keys import RedisKeys
 from flags.redis_rollout_store import RedisRolloutStore
 from flags.rollout_store import VersionConflict
 from flags.state import RolloutState
 from foundation.redis_settings import RedisSettings
-from tests.flags.redis_support import PrivateRedis
+from proxy.config import Flags
+from proxy.flag_backend import provider_for
+from tests.flags.redis_support import PrivateRedis, wait_until
 from tests.foundation.redis_topology_support import (  # noqa: F401
     MASTER_NAME,
     RedisClusterGroup,
@@ -140,3 +144,42 @@ def test_a_cluster_serves_every_key_of_a_deployment_with_transactions_and_pubsub
     )
     listener.close()
     assert isinstance(client, redis.cluster.RedisCluster)
+
+
+def test_without_pubsub_writes_succeed_and_replicas_poll_the_change(tmp_path: Path) -> None:
+    # A managed Redis that forbids pub/sub and CLIENT: PUBLISH inside MULTI aborted the whole
+    # write (EXECABORT) and subscribing replicas never saw a change.
+    restricted = ("PUBLISH", "SUBSCRIBE", "PSUBSCRIBE", "CLIENT")
+    renames = tuple(arg for name in restricted for arg in ("--rename-command", name, ""))
+    server = PrivateRedis(tmp_path, renames).start()
+    flags = Flags(
+        backend="redis",
+        redis={
+            "url": server.url,
+            "key_prefix": "authswitch-nopubsub-test",
+            "pubsub": False,
+            "poll_seconds": 0.1,
+            "resync_seconds": 300,
+        },
+    )
+    providers = [provider_for(flags) for _ in range(2)]
+    try:
+        for provider in providers:
+            provider.initialize(EvaluationContext())
+        settings = flags.redis  # as open_rollout_store builds the CLI's store
+        store = RedisRolloutStore(
+            settings.client("authswitch-test"),
+            RedisKeys(settings.key_prefix),
+            publish=settings.pubsub,
+        )
+
+        store.write(0, RolloutState(kill_all=True), actor="sre", reason="r", action="kill_all")
+
+        for provider in providers:
+            assert isinstance(provider, RedisFlagProvider)
+            wait_until(lambda provider=provider: provider.health().version == 1, deadline=3)
+            assert provider.state.kill_all is True
+    finally:
+        for provider in providers:
+            provider.shutdown()
+        server.stop()
