@@ -17,14 +17,12 @@ back to legacy; ``initialise_empty_store`` starts again from the empty state on 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
-import redis.cluster
 from pydantic import ValidationError
 
 from flags.audit import AuditRecord, check_actor, check_reason, format_time
@@ -39,8 +37,7 @@ from flags.rollout_store import (
 )
 from flags.state import RolloutState
 from flags.validation_messages import describe_validation_error
-
-log = logging.getLogger(__name__)
+from foundation.redis_announce import ChangeAnnouncer
 
 _STATE_KEYS = tuple(RolloutState.model_fields)
 
@@ -74,10 +71,8 @@ class RedisRolloutStore:
         """``publish`` False: no PUBLISH (managed Redis without pub/sub; replicas poll)."""
         self._client = client
         self.keys = keys
-        self.publish = publish
-        # A cluster pipeline refuses PUBLISH (it has no key): it is sent after EXEC instead.
-        self.publish_after_exec = isinstance(client, redis.cluster.RedisCluster)
         self._where = f"redis {redact_url(url)}" if url else "redis"
+        self.announcer = ChangeAnnouncer(client, publish=publish, where=self._where)
 
     @property
     def description(self) -> str:
@@ -178,13 +173,6 @@ class RedisRolloutStore:
                 f"{self._where} stream {self.keys.audit!r}: entry {name} is not an audit record"
             ) from None
 
-    def announce(self, version: int) -> None:
-        """PUBLISH the new version after the transaction committed (best effort)."""
-        try:
-            self._client.publish(self.keys.changed, version)
-        except redis.RedisError as exc:
-            _announce_failed(self.description, exc)
-
     def _unavailable(self, exc: redis.RedisError) -> StoreUnavailable:
         # redis-py messages name host and port, never the password.
         return StoreUnavailable(f"{self._where}: {type(exc).__name__}: {exc}")
@@ -226,19 +214,12 @@ class _RedisTransaction:
         pipe.set(keys.version, state.version)
         pipe.xadd(keys.audit, fields)
         pipe.delete(keys.replica_version)  # a state is stored again: the empty-store guard is done
-        if self._store.publish and not self._store.publish_after_exec:
-            pipe.publish(keys.changed, state.version)
+        self._store.announcer.queue(pipe, keys.changed, state.version)
         try:
             pipe.execute()
         except redis.WatchError:
             raise VersionConflict(state.version - 1, None) from None
-        if self._store.publish and self._store.publish_after_exec:
-            self._store.announce(state.version)
-
-
-def _announce_failed(description: str, exc: redis.RedisError) -> None:
-    # The state is stored: replicas find it at their next resync or poll.
-    log.warning("%s: the change was stored but not announced: %s", description, exc)
+        self._store.announcer.after_commit(keys.changed, state.version)
 
 
 def _text(value: Any) -> str:

@@ -12,6 +12,9 @@ import redis
 from openfeature.evaluation_context import EvaluationContext
 from pydantic import ValidationError
 
+from connection_map import read_connection_map_document
+from connection_map.redis_follower import RedisConnectionMap
+from connection_map.redis_store import MapKeys, RedisMapStore
 from flags import RedisFlagProvider
 from flags.redis_keys import RedisKeys
 from flags.redis_rollout_store import RedisRolloutStore
@@ -28,6 +31,8 @@ from tests.foundation.redis_topology_support import (  # noqa: F401
     redis_cluster,
     sentinel_group,
 )
+
+EXAMPLE_MAP = Path(__file__).resolve().parents[2] / "examples" / "connections.yaml"
 
 
 def test_a_server_that_refuses_client_commands_still_serves_authswitch(tmp_path: Path) -> None:
@@ -179,7 +184,24 @@ def test_without_pubsub_writes_succeed_and_replicas_poll_the_change(tmp_path: Pa
             assert isinstance(provider, RedisFlagProvider)
             wait_until(lambda provider=provider: provider.health().version == 1, deadline=3)
             assert provider.state.kill_all is True
+        _the_map_is_pushed_and_polled(settings)
     finally:
         for provider in providers:
             provider.shutdown()
         server.stop()
+
+
+def _the_map_is_pushed_and_polled(settings: RedisSettings) -> None:
+    keys = MapKeys(settings.key_prefix)
+    follower = RedisConnectionMap(
+        settings.client("authswitch-test"), keys, where="redis test", poll_seconds=0.1
+    )
+    follower.start()
+    try:
+        store = RedisMapStore(settings.client("authswitch-test"), keys, publish=settings.pubsub)
+        document = read_connection_map_document(EXAMPLE_MAP).model_copy(update={"version": 3})
+        store.push(document, expected_version=None, actor="sre", reason="r")
+        wait_until(lambda: follower.loaded and len(follower.current) > 0, deadline=3)
+        assert len(follower.current) == len(document.connections)
+    finally:
+        follower.stop()
