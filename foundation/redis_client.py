@@ -110,6 +110,7 @@ def connect_async_redis(
     if topology.kind == "cluster":
         options = _connection_options(url, socket_timeout, client_name, password, ca_file, topology)
         options.pop("db", None)
+        options.pop("retry_on_timeout")  # not an option of the asyncio RedisCluster
         host, port = options.pop("host"), options.pop("port")
         cluster = redis.asyncio.cluster.RedisCluster(host=host, port=port, retry=retry, **options)
         return cast(redis.asyncio.Redis, cluster)

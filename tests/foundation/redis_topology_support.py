@@ -158,9 +158,10 @@ def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
         group.stop()
 
 
-@pytest.fixture
-def redis_cluster(tmp_path: Path) -> Iterator[RedisClusterGroup]:
-    group = RedisClusterGroup(tmp_path)
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterGroup]:
+    """One cluster for a module's tests (each uses its own hash-tagged key prefix)."""
+    group = RedisClusterGroup(tmp_path_factory.mktemp("cluster"))
     try:
         yield group.start()
     finally:

@@ -23,6 +23,7 @@ from flags.state import RolloutState
 from foundation.redis_settings import RedisSettings
 from proxy.config import Flags
 from proxy.flag_backend import provider_for
+from proxy.flow_store import FlowRecord, RedisFlowStore
 from tests.flags.redis_support import PrivateRedis, wait_until
 from tests.foundation.redis_topology_support import (  # noqa: F401
     MASTER_NAME,
@@ -205,3 +206,46 @@ def _the_map_is_pushed_and_polled(settings: RedisSettings) -> None:
         assert len(follower.current) == len(document.connections)
     finally:
         follower.stop()
+
+
+def _flow_store(settings: RedisSettings) -> RedisFlowStore:
+    return RedisFlowStore(
+        settings.url,
+        key_prefix=settings.key_prefix,
+        ttl_seconds=600,
+        max_records=100,
+        socket_timeout_seconds=1,
+        lookup_timeout_seconds=1,
+        topology=settings.redis_topology(),
+        pubsub=settings.pubsub,
+    )
+
+
+async def _a_flow_recorded_on_one_replica_is_found_on_the_other(settings: RedisSettings) -> None:
+    a, b = _flow_store(settings), _flow_store(settings)
+    await a.start()
+    await b.start()
+    try:
+        assert await a.record("flow-1", FlowRecord("acme", "new")) is True
+        assert await b.lookup("flow-1") == FlowRecord("acme", "new")
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+def test_flow_records_are_shared_on_a_cluster(
+    redis_cluster: RedisClusterGroup,  # noqa: F811
+) -> None:
+    settings = RedisSettings(url=redis_cluster.url, key_prefix="{flows-test}", topology="cluster")
+    asyncio.run(_a_flow_recorded_on_one_replica_is_found_on_the_other(settings))
+
+
+def test_flow_records_are_shared_without_pubsub(tmp_path: Path) -> None:
+    restricted = ("PUBLISH", "SUBSCRIBE", "PSUBSCRIBE", "CLIENT")
+    renames = tuple(arg for name in restricted for arg in ("--rename-command", name, ""))
+    server = PrivateRedis(tmp_path, renames).start()
+    try:
+        settings = RedisSettings(url=server.url, key_prefix="flows-test", pubsub=False)
+        asyncio.run(_a_flow_recorded_on_one_replica_is_found_on_the_other(settings))
+    finally:
+        server.stop()
