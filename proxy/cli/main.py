@@ -8,6 +8,7 @@ import typer
 
 from connection_map import ConnectionMapError, load_connection_map
 from flags import FlagFileError, load_rollout_state
+from foundation.version import authswitch_version
 from proxy.cli.broker import broker_app
 from proxy.cli.connections import connections_app
 from proxy.cli.exit_codes import ExitCode
@@ -23,6 +24,24 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"authswitch {authswitch_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Transparent SSO callback proxy for moving connections to a new auth provider."""
 
 
 @app.command()

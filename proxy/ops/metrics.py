@@ -9,6 +9,7 @@ multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `authswitch serve`) aggregat
 from __future__ import annotations
 
 import os
+import platform
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,6 +21,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from foundation.version import authswitch_version
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"
@@ -154,3 +157,14 @@ GUARD_LEADER = Gauge(
     "1 while this process holds the guard's lease.",
     multiprocess_mode="max",
 )
+
+
+# -- the build (the value is always 1; the labels say what runs) -------------------------------
+
+BUILD_INFO = Gauge(
+    "authswitch_build_info",
+    "Always 1; labels: the authswitch version and the Python version running it.",
+    ["version", "python"],
+    multiprocess_mode="max",
+)
+BUILD_INFO.labels(authswitch_version(), platform.python_version()).set(1)
