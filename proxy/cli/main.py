@@ -99,6 +99,24 @@ def demo(
     raise typer.Exit(run_demo(serve_forever=serve_forever))
 
 
+config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption) -> None:
+    """Print the effective configuration (file and AUTHSWITCH__* environment, secrets masked);
+    exit 2 naming the key on a problem."""
+    from proxy.cli.config_check import render_effective_config
+
+    try:
+        settings = load_config(config)
+        _check_secrets_and_broker(settings)
+    except ConfigError as exc:
+        fail(str(exc), ExitCode.USAGE)
+    typer.echo(render_effective_config(settings), nl=False)
+
+
+app.add_typer(config_app, name="config")
 app.add_typer(flags_app, name="flags")
 app.add_typer(connections_app, name="connections")
 app.add_typer(broker_app, name="broker")
