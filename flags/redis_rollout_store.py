@@ -38,6 +38,7 @@ from flags.rollout_store import (
 from flags.state import RolloutState
 from flags.validation_messages import describe_validation_error
 from foundation.redis_announce import ChangeAnnouncer
+from foundation.redis_client import refresh_cluster_topology
 
 _STATE_KEYS = tuple(RolloutState.model_fields)
 
@@ -174,6 +175,7 @@ class RedisRolloutStore:
             ) from None
 
     def _unavailable(self, exc: redis.RedisError) -> StoreUnavailable:
+        refresh_cluster_topology(self._client, exc)  # so that the next attempt finds the master
         # redis-py messages name host and port, never the password.
         return StoreUnavailable(f"{self._where}: {type(exc).__name__}: {exc}")
 

@@ -15,6 +15,7 @@ asked for: restricted managed Redis refuses ``CLIENT`` and would fail every conn
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -223,3 +224,17 @@ def redact_url(url: str) -> str:
         return urlunsplit((parts.scheme, f"{credentials}{host}{port}", parts.path, "", ""))
     except ValueError:
         return "(unparseable redis url)"
+
+
+def refresh_cluster_topology(client: redis.Redis, exc: BaseException) -> None:
+    """After a connection error on a cluster, learn the slot owners again (best effort).
+
+    A single command asks redis-py for a refresh by itself; a WATCH/MULTI/EXEC pipeline does
+    not, so after a failover every compare-and-set would keep going to the lost master.
+    """
+    if not isinstance(client, redis.cluster.RedisCluster):
+        return
+    if not isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return
+    with contextlib.suppress(redis.RedisError):
+        client.nodes_manager.initialize()

@@ -26,6 +26,8 @@ from typing import Any
 
 import redis
 
+from foundation.redis_client import refresh_cluster_topology
+
 BACKOFF_START_SECONDS = 0.1
 _JOIN_TIMEOUT_SECONDS = 5.0
 
@@ -143,9 +145,17 @@ class RedisFollower:
         client = self._listening_client()
         if client is None:
             return
-        if self._poll_seconds is not None:
-            self._poll(client, stop, self._poll_seconds)
-            return
+        try:
+            if self._poll_seconds is not None:
+                self._poll(client, stop, self._poll_seconds)
+            else:
+                self._subscribe_and_follow(client, stop)
+        except redis.RedisError as exc:
+            # A cluster's pub/sub and pipelines don't learn a failover by themselves.
+            refresh_cluster_topology(client, exc)
+            raise
+
+    def _subscribe_and_follow(self, client: redis.Redis, stop: threading.Event) -> None:
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             # Subscribe first, then resync: a change published in between is not lost.

@@ -46,9 +46,11 @@ class SentinelGroup:
         self._sentinels: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> SentinelGroup:
+        # Synced, not just attached: a master lost during the initial sync (delayed by
+        # repl-diskless-sync-delay) leaves a promoted replica without any data.
         _wait(
-            lambda: self.master.client().info("replication")["connected_slaves"] == 1,
-            "the replica did not attach to the master",
+            lambda: self.replica.client().info("replication")["master_link_status"] == "up",
+            "the replica did not sync with the master",
         )
         binary = shutil.which("redis-server")
         assert binary is not None
@@ -95,19 +97,22 @@ class SentinelGroup:
 
 
 class RedisClusterGroup:
-    """Three masters with ``cluster-enabled yes``, joined by ``redis-cli --cluster create``."""
+    """Three masters with ``cluster-enabled yes``, joined by ``redis-cli --cluster create``,
+    each with ``replicas`` replicas of its own."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, replicas: int = 0) -> None:
+        self.replicas = replicas
         self.nodes = [
             PrivateRedis(
                 _subdir(directory, f"node{index}"),
                 # the bus port defaults to port + 10000, which may be above 65535
                 (
                     *("--cluster-enabled", "yes", "--cluster-node-timeout", "2000"),
+                    *("--repl-diskless-sync-delay", "0"),
                     *("--cluster-port", str(free_port())),
                 ),
             )
-            for index in range(3)
+            for index in range(3 * (1 + replicas))
         ]
 
     def start(self) -> RedisClusterGroup:
@@ -117,26 +122,79 @@ class RedisClusterGroup:
         assert cli is not None
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
         subprocess.run(
-            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            [
+                cli,
+                "--cluster",
+                "create",
+                *addresses,
+                "--cluster-replicas",
+                str(self.replicas),
+                "--cluster-yes",
+            ],
             check=True,
             capture_output=True,
             timeout=60,
         )
-        for node in self.nodes:
-            client = node.client()
-            _wait(
-                lambda client=client: _text(client.cluster("info")["cluster_state"]) == "ok",
-                "the cluster did not become ok",
-            )
+        self.wait_until_ok()
+        _wait(
+            lambda: self._synced_replicas() == 3 * self.replicas,
+            "the cluster's replicas did not sync with their masters",
+        )
         return self
+
+    def _synced_replicas(self) -> int:
+        synced = 0
+        for node in self.nodes:
+            replication = node.client().info("replication")
+            synced += replication.get("master_link_status") == "up"
+        return synced
 
     @property
     def url(self) -> str:
         return self.nodes[0].url.removesuffix("/0")
 
+    def master_of(self, key: str) -> PrivateRedis:
+        """The node that serves ``key``'s slot now."""
+        for node in self.nodes:
+            if node.process is None:
+                continue
+            try:
+                role = node.client().execute_command("ROLE")[0]
+                if _text(role) != "master":
+                    continue
+                slot = int(node.client().execute_command("CLUSTER", "KEYSLOT", key))
+                owners = node.client().execute_command("CLUSTER", "SLOTS")
+            except redis.RedisError:
+                continue
+            for start, end, owner, *_ in owners:
+                if start <= slot <= end and int(owner[1]) == node.port:
+                    return node
+        raise AssertionError(f"no live master serves {key!r}")
+
+    def wait_until_ok(self, deadline: float = 30.0) -> None:
+        for node in self.nodes:
+            if node.process is None:
+                continue
+            client = node.client()
+            _wait(
+                lambda client=client: _text(client.cluster("info")["cluster_state"]) == "ok",
+                "the cluster did not become ok",
+                deadline,
+            )
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+@pytest.fixture
+def redis_cluster_with_replicas(tmp_path: Path) -> Iterator[RedisClusterGroup]:
+    """Three masters with a replica each, so that a master can be lost."""
+    group = RedisClusterGroup(tmp_path, replicas=1)
+    try:
+        yield group.start()
+    finally:
+        group.stop()
 
 
 def _text(value: object) -> str:
