@@ -21,6 +21,7 @@ from flags.redis_rollout_store import RedisRolloutStore
 from flags.rollout_store import VersionConflict
 from flags.state import RolloutState
 from foundation.redis_settings import RedisSettings
+from proxy.broker.config import BrokerRedis
 from proxy.config import Flags
 from proxy.flag_backend import provider_for
 from proxy.flow_store import FlowRecord, RedisFlowStore
@@ -67,6 +68,9 @@ def test_the_settings_refuse_inconsistent_topologies(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="'cert_file' is set but the url is not rediss"):
         RedisSettings(cert_file=tmp_path / "c.pem", key_file=tmp_path / "k.pem")
     assert RedisSettings(topology="cluster", key_prefix="{authswitch}").key_prefix == "{authswitch}"
+    # the broker builds its clients itself: refused rather than silently ignored
+    with pytest.raises(ValidationError, match="topology 'cluster' is not supported for broker"):
+        BrokerRedis(topology="cluster", key_prefix="{authswitch}")
 
 
 def _sentinel_settings(group: SentinelGroup, tmp_path: Path) -> RedisSettings:
