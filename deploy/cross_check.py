@@ -71,6 +71,7 @@ METRICS: dict[str, str] = {
     "authswitch_guard_conclusive": "exported",  # gauge; 1 while failing or silent
     "authswitch_guard_rounds_skipped_total": "exported",
     "authswitch_guard_leader": "exported",  # gauge
+    "authswitch_build_info": "exported",  # gauge, always 1; labels version and python
     "up": "prometheus",
     "ALERTS": "prometheus",
 }
