@@ -43,12 +43,15 @@ class RedisConnectionMap(RedisFollower):
         *,
         where: str,
         resync_seconds: float = 5.0,
+        poll_seconds: float | None = None,
     ) -> None:
+        """``poll_seconds``: poll the map at that interval instead of subscribing."""
         self._in = f"connection map in {where}"
         super().__init__(
             where=f"{self._in} key {keys.served!r}",
             thread_name="authswitch-map-redis",
             resync_seconds=resync_seconds,
+            poll_seconds=poll_seconds,
             log=logger,
         )
         self._client = client

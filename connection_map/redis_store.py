@@ -33,6 +33,7 @@ from connection_map.file_store import ConnectionMapError, describe_invalid_map
 from connection_map.index import ConnectionMap
 from connection_map.model import ConnectionMapDocument
 from connection_map.served import ServedMapInvalid, parse_served_json, served_from, served_row
+from foundation.redis_announce import ChangeAnnouncer
 
 # A bound on what a corrupted or hostile doc can make a replica allocate.
 _MAX_DOC_BYTES = 512 * 1024 * 1024  # decompressed; a 100k-connection map is ~130 MB
@@ -154,10 +155,14 @@ class PushResult:
 class RedisMapStore:
     """Reads and pushes one deployment's connection map."""
 
-    def __init__(self, client: redis.Redis, keys: MapKeys, *, where: str = "redis") -> None:
+    def __init__(
+        self, client: redis.Redis, keys: MapKeys, *, where: str = "redis", publish: bool = True
+    ) -> None:
+        """``publish`` False: no PUBLISH (managed Redis without pub/sub; followers poll)."""
         self._client = client
         self.keys = keys
         self.where = f"{where} key {keys.doc!r}"
+        self._announcer = ChangeAnnouncer(client, publish=publish, where=self.where)
 
     def close(self) -> None:
         self._client.close()
@@ -225,11 +230,12 @@ class RedisMapStore:
                     "sha256": digest,
                 },
             )
-            pipe.publish(self.keys.changed, document.version)
+            self._announcer.queue(pipe, self.keys.changed, document.version)
             try:
                 pipe.execute()
             except redis.WatchError:
                 raise PushRefused(
                     f"{self.where}: another push landed meanwhile; nothing written"
                 ) from None
+            self._announcer.after_commit(self.keys.changed, document.version)
         return PushResult(current, document.version, len(document.connections), len(data), digest)

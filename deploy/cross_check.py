@@ -78,6 +78,7 @@ METRICS: dict[str, str] = {
     "authswitch_shadow_check_duration_seconds_bucket": "exported",
     "authswitch_shadow_check_duration_seconds_count": "exported",
     "authswitch_shadow_check_duration_seconds_sum": "exported",
+    "authswitch_build_info": "exported",  # gauge, always 1; labels version and python
     "up": "prometheus",
     "ALERTS": "prometheus",
 }

@@ -40,6 +40,7 @@ from flags.redis_rollout_store import parse_stored_state
 from flags.rollout_store import StoredStateInvalid
 from flags.route_provider import FlagSourceHealth, RouteFlagProvider
 from flags.state import RolloutState
+from foundation.redis_client import STANDALONE, RedisTopology
 from foundation.redis_follower import RedisFollower
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,10 @@ class RedisFlagProvider(RedisFollower, RouteFlagProvider):
         stale_error_after_seconds: float = 60.0,
         password: str | None = None,
         ca_file: Path | None = None,
+        topology: RedisTopology = STANDALONE,
+        poll_seconds: float | None = None,
     ) -> None:
+        """``poll_seconds``: poll the state at that interval instead of subscribing."""
         RouteFlagProvider.__init__(self)
         for name, value in (
             ("resync_seconds", resync_seconds),
@@ -85,8 +89,10 @@ class RedisFlagProvider(RedisFollower, RouteFlagProvider):
             where=f"redis {redact_url(url)} key prefix {key_prefix!r}",
             thread_name="authswitch-flags-redis",
             resync_seconds=resync_seconds,
+            poll_seconds=poll_seconds,
             log=logger,
         )
+        self._topology = topology
         self._password = password
         self._ca_file = ca_file
         self._url = url
@@ -142,6 +148,7 @@ class RedisFlagProvider(RedisFollower, RouteFlagProvider):
             client_name="authswitch-flags",
             password=self._password,
             ca_file=self._ca_file,
+            topology=self._topology,
         )
         self._failures = 0
         first_delay = 0.0

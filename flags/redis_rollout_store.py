@@ -37,6 +37,8 @@ from flags.rollout_store import (
 )
 from flags.state import RolloutState
 from flags.validation_messages import describe_validation_error
+from foundation.redis_announce import ChangeAnnouncer
+from foundation.redis_client import refresh_cluster_topology
 
 _STATE_KEYS = tuple(RolloutState.model_fields)
 
@@ -64,10 +66,14 @@ def parse_stored_state(raw: bytes, where: str) -> RolloutState:
 class RedisRolloutStore:
     """Rollout state, version, audit stream and change channel of one deployment in Redis."""
 
-    def __init__(self, client: redis.Redis, keys: RedisKeys, *, url: str = "") -> None:
+    def __init__(
+        self, client: redis.Redis, keys: RedisKeys, *, url: str = "", publish: bool = True
+    ) -> None:
+        """``publish`` False: no PUBLISH (managed Redis without pub/sub; replicas poll)."""
         self._client = client
         self.keys = keys
         self._where = f"redis {redact_url(url)}" if url else "redis"
+        self.announcer = ChangeAnnouncer(client, publish=publish, where=self._where)
 
     @property
     def description(self) -> str:
@@ -169,6 +175,7 @@ class RedisRolloutStore:
             ) from None
 
     def _unavailable(self, exc: redis.RedisError) -> StoreUnavailable:
+        refresh_cluster_topology(self._client, exc)  # so that the next attempt finds the master
         # redis-py messages name host and port, never the password.
         return StoreUnavailable(f"{self._where}: {type(exc).__name__}: {exc}")
 
@@ -209,11 +216,12 @@ class _RedisTransaction:
         pipe.set(keys.version, state.version)
         pipe.xadd(keys.audit, fields)
         pipe.delete(keys.replica_version)  # a state is stored again: the empty-store guard is done
-        pipe.publish(keys.changed, state.version)
+        self._store.announcer.queue(pipe, keys.changed, state.version)
         try:
             pipe.execute()
         except redis.WatchError:
             raise VersionConflict(state.version - 1, None) from None
+        self._store.announcer.after_commit(keys.changed, state.version)
 
 
 def _text(value: Any) -> str:

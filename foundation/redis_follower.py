@@ -10,6 +10,9 @@ task so that a slow or frozen Redis can never hold the event loop that forwards 
 Subclasses say what a message and a resync mean (``_on_subscribed``, ``_on_message``,
 ``_on_resync``) and what they serve while Redis is away (``_serving``); the outage state
 (``_outage_since``, ``_outage_error``, ``_confirmed_at``) is kept here for their health reports.
+
+With ``poll_seconds`` set (managed Redis that forbids pub/sub) the follower never subscribes:
+it syncs once, then resyncs every ``poll_seconds``; a change reaches it within that interval.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import time
 from typing import Any
 
 import redis
+
+from foundation.redis_client import refresh_cluster_topology
 
 BACKOFF_START_SECONDS = 0.1
 _JOIN_TIMEOUT_SECONDS = 5.0
@@ -39,12 +44,16 @@ class RedisFollower:
         thread_name: str,
         resync_seconds: float | None,
         max_backoff_seconds: float | None = None,
+        poll_seconds: float | None = None,
         log: logging.Logger,
     ) -> None:
         """``resync_seconds`` None: messages only; the backoff is capped by ``resync_seconds``
-        unless ``max_backoff_seconds`` says otherwise."""
+        unless ``max_backoff_seconds`` says otherwise. ``poll_seconds``: poll, don't subscribe."""
         if resync_seconds is not None and not resync_seconds > 0:
             raise ValueError(f"resync_seconds must be > 0 (got {resync_seconds!r})")
+        if poll_seconds is not None and not poll_seconds > 0:
+            raise ValueError(f"poll_seconds must be > 0 (got {poll_seconds!r})")
+        self._poll_seconds = poll_seconds
         self._where = where
         self._thread_name = thread_name
         self._resync_seconds = resync_seconds
@@ -136,6 +145,17 @@ class RedisFollower:
         client = self._listening_client()
         if client is None:
             return
+        try:
+            if self._poll_seconds is not None:
+                self._poll(client, stop, self._poll_seconds)
+            else:
+                self._subscribe_and_follow(client, stop)
+        except redis.RedisError as exc:
+            # A cluster's pub/sub and pipelines don't learn a failover by themselves.
+            refresh_cluster_topology(client, exc)
+            raise
+
+    def _subscribe_and_follow(self, client: redis.Redis, stop: threading.Event) -> None:
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             # Subscribe first, then resync: a change published in between is not lost.
@@ -154,6 +174,16 @@ class RedisFollower:
         finally:
             with contextlib.suppress(Exception):
                 pubsub.close()
+            self._done_listening(client)
+
+    def _poll(self, client: redis.Redis, stop: threading.Event, interval: float) -> None:
+        """Pub/sub refused by the server: resync every ``interval`` instead of listening."""
+        try:
+            self._on_subscribed()
+            self._failures = 0
+            while not stop.wait(interval):
+                self._on_resync()
+        finally:
             self._done_listening(client)
 
     def _next_resync(self) -> float:

@@ -8,18 +8,40 @@ into a client the same way everywhere.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated, ClassVar, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 import redis
 import redis.asyncio
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from foundation.redis_client import connect_async_redis, connect_redis
+from foundation.redis_client import RedisTopology, connect_async_redis, connect_redis
 from foundation.secret_file import read_secret_file
 
 KEY_PREFIX_PATTERN = r"^[A-Za-z0-9_.:{}-]{1,100}$"
 """A deployment's key namespace; ``{...}`` is a Redis Cluster hash tag."""
+HASH_TAG_PATTERN = re.compile(r"\{[^{}]+\}")
+SENTINEL_ADDRESS_PATTERN = r"^[A-Za-z0-9_.:\[\]-]{1,253}:[0-9]{1,5}$"
+
+
+class SentinelSettings(BaseModel):
+    """Where the Sentinels are and which master of theirs is authswitch's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    master_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")]
+    addresses: Annotated[
+        list[Annotated[str, Field(pattern=SENTINEL_ADDRESS_PATTERN)]],
+        Field(min_length=1, max_length=16),
+    ]
+    # The Sentinels' own password (``requirepass`` of sentinel.conf), from a mounted file.
+    password_file: Path | None = None
+    tls: bool = False
+
+    def parsed_addresses(self) -> tuple[tuple[str, int], ...]:
+        pairs = (address.rsplit(":", 1) for address in self.addresses)
+        return tuple((host.strip("[]"), int(port)) for host, port in pairs)
 
 
 class RedisSettings(BaseModel):
@@ -39,12 +61,60 @@ class RedisSettings(BaseModel):
     # The CA bundle (PEM) that verifies a rediss:// server's certificate; default: the system's.
     ca_file: Path | None = None
     socket_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
+    # standalone: the url's server; sentinel: the master the Sentinels name; cluster: a Redis
+    # Cluster the url's server belongs to (the key prefix must then hold a hash tag).
+    topology: Literal["standalone", "sentinel", "cluster"] = "standalone"
+    sentinel: SentinelSettings | None = None
+    # A client certificate and its key (PEM) for servers that require mutual TLS.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # Send CLIENT SETNAME on connect (shows in CLIENT LIST); off: managed Redis may refuse it.
+    client_name: bool = False
+    # False for managed Redis that forbids pub/sub: followers poll the version every
+    # poll_seconds instead of subscribing, writers don't PUBLISH.
+    pubsub: bool = True
+    poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
 
     @model_validator(mode="after")
-    def _ca_file_needs_tls(self) -> Self:
-        if self.ca_file is not None and not self.url.startswith("rediss://"):
-            raise ValueError("'ca_file' is set but the url is not rediss:// (TLS)")
+    def _consistent(self) -> Self:
+        tls = self.url.startswith("rediss://")
+        for name in ("ca_file", "cert_file", "key_file"):
+            if getattr(self, name) is not None and not tls:
+                raise ValueError(f"'{name}' is set but the url is not rediss:// (TLS)")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("'cert_file' and 'key_file' go together (a certificate and its key)")
+        if self.topology == "sentinel" and self.sentinel is None:
+            raise ValueError(
+                "topology 'sentinel' needs a 'sentinel' block (master_name, addresses)"
+            )
+        if self.topology != "sentinel" and self.sentinel is not None:
+            raise ValueError(f"a 'sentinel' block is set but the topology is {self.topology!r}")
+        if self.topology == "cluster" and not HASH_TAG_PATTERN.search(self.key_prefix):
+            raise ValueError(
+                f"topology 'cluster' needs a hash tag in key_prefix (e.g. '{{{self.key_prefix}}}') "
+                "so that every key of the deployment is in one slot"
+            )
+        if self.url.startswith("unix://") and self.topology != "standalone":
+            raise ValueError(f"a unix:// url can't reach a {self.topology} topology")
         return self
+
+    def redis_topology(self) -> RedisTopology:
+        """How clients find the server (``ConfigError`` if a secret file is unreadable)."""
+        sentinel = self.sentinel
+        sentinel_password = None
+        if sentinel is not None and sentinel.password_file is not None:
+            key = f"{self.config_key}.sentinel.password_file"
+            sentinel_password = read_secret_file(sentinel.password_file, key).decode()
+        return RedisTopology(
+            kind=self.topology,
+            sentinel_master=sentinel.master_name if sentinel else None,
+            sentinel_addresses=sentinel.parsed_addresses() if sentinel else (),
+            sentinel_password=sentinel_password,
+            sentinel_tls=sentinel.tls if sentinel else False,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+            send_client_name=self.client_name,
+        )
 
     def password(self) -> str | None:
         """The password from `password_file`, if one is set (``ConfigError`` if unreadable)."""
@@ -54,11 +124,15 @@ class RedisSettings(BaseModel):
 
     def resolve_paths(self, base: Path) -> Self:
         """Relative file paths made relative to the config file's directory ``base``."""
+        sentinel = self.sentinel
+        if sentinel is not None and sentinel.password_file is not None:
+            sentinel = sentinel.model_copy(update={"password_file": base / sentinel.password_file})
         return self.model_copy(
             update={
-                "password_file": base / self.password_file if self.password_file else None,
-                "ca_file": base / self.ca_file if self.ca_file else None,
+                name: base / path if (path := getattr(self, name)) else None
+                for name in ("password_file", "ca_file", "cert_file", "key_file")
             }
+            | {"sentinel": sentinel}
         )
 
     def client(self, client_name: str, *, min_socket_timeout: float = 0.0) -> redis.Redis:
@@ -69,6 +143,7 @@ class RedisSettings(BaseModel):
             client_name=client_name,
             password=self.password(),
             ca_file=self.ca_file,
+            topology=self.redis_topology(),
         )
 
     def async_client(
@@ -81,4 +156,5 @@ class RedisSettings(BaseModel):
             client_name=client_name,
             password=self.password(),
             ca_file=self.ca_file,
+            topology=self.redis_topology(),
         )

@@ -7,6 +7,7 @@ import inspect
 import os
 import re
 import typing
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -24,7 +25,8 @@ from pydantic import (
 from connection_map.routes import Route, Strategy
 from flags.evaluation import FLAG_KEY
 from foundation.config_error import ConfigError as ConfigError  # re-exported for proxy
-from foundation.config_error import invalid_config
+from foundation.env_overrides import EnvOverride, apply_overrides, env_overrides
+from foundation.key_suggestion import did_you_mean
 from foundation.redis_settings import RedisSettings
 from foundation.secret_file import read_secret_file as read_secret_file  # re-exported
 from foundation.strict_yaml import YamlDocumentError, load_yaml_mapping
@@ -412,8 +414,12 @@ class Config(_Model):
         )
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a configuration file; raise ConfigError naming file, key and problem."""
+def load_config(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read and validate a configuration file, with the ``AUTHSWITCH__...`` environment
+    variables of ``environ`` (default: this process's) over it; raise ConfigError naming file,
+    key (or variable) and problem."""
     file = Path(path)
     try:
         raw = load_yaml_mapping(file.read_bytes())
@@ -421,15 +427,32 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"config '{file}': cannot read file: {exc.strerror}") from None
     except YamlDocumentError as exc:
         raise ConfigError(f"config '{file}': {exc}") from None
-    return parse_config(raw, source=file)
+    overrides = env_overrides(os.environ if environ is None else environ)
+    return parse_config(apply_overrides(raw, overrides), source=file, overrides=overrides)
 
 
-def parse_config(raw: Any, *, source: Path) -> Config:
+def parse_config(raw: Any, *, source: Path, overrides: Sequence[EnvOverride] = ()) -> Config:
     """Validate an already-parsed configuration mapping."""
     if not isinstance(raw, dict):
         raise ConfigError(f"config '{source}': top level must be a mapping")
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        raise invalid_config(source, exc) from None
+        problems = [
+            _describe_problem(err["loc"], err["type"], err["msg"], overrides)
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ConfigError(f"config '{source}': " + "; ".join(problems)) from None
     return config.resolve_paths(source.parent)
+
+
+def _describe_problem(
+    loc: tuple[str | int, ...], kind: str, message: str, overrides: Sequence[EnvOverride]
+) -> str:
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    hint = ""
+    if kind == "extra_forbidden" and loc and isinstance(loc[-1], str):
+        hint = did_you_mean(loc[-1], Config, loc[:-1])
+    origin = next((o.variable for o in overrides if loc[: len(o.path)] == o.path), None)
+    where = f" (set by {origin})" if origin else ""
+    return f"key '{key}'{where}: {message}{hint}"

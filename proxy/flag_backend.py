@@ -37,6 +37,8 @@ def provider_for(flags: Flags) -> FeatureProvider:
             stale_error_after_seconds=settings.stale_error_after_seconds,
             password=settings.password(),
             ca_file=settings.ca_file,
+            topology=settings.redis_topology(),
+            poll_seconds=None if settings.pubsub else settings.poll_seconds,
         )
     assert flags.file is not None  # the config requires it for the file backend
     return FileFlagProvider(flags.file, poll_interval=flags.poll_interval_seconds)
@@ -80,6 +82,7 @@ def open_rollout_store(config: Config, *, client_name: str, min_timeout: float) 
     if flags.backend == "redis":
         settings = flags.redis
         client = settings.client(client_name, min_socket_timeout=min_timeout)
-        return RedisRolloutStore(client, RedisKeys(settings.key_prefix), url=settings.url)
+        keys = RedisKeys(settings.key_prefix)
+        return RedisRolloutStore(client, keys, url=settings.url, publish=settings.pubsub)
     assert flags.file is not None  # the config requires it for the file backend
     return FileRolloutStore(flags.file, audit_path=flags.audit_file)

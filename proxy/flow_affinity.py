@@ -46,6 +46,8 @@ def flow_store_for(config: Config) -> FlowStore | None:
         lookup_timeout_seconds=settings.lookup_timeout_seconds,
         password=redis_settings.password(),
         ca_file=redis_settings.ca_file,
+        topology=redis_settings.redis_topology(),
+        pubsub=redis_settings.pubsub,
     )
 
 

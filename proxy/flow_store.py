@@ -29,7 +29,7 @@ import redis.asyncio
 from prometheus_client import Counter
 
 from flags import Destination
-from foundation.redis_client import connect_async_redis, redact_url
+from foundation.redis_client import STANDALONE, RedisTopology, connect_async_redis, redact_url
 from foundation.redis_client import connect_redis as connect
 from foundation.redis_follower import RedisFollower
 
@@ -165,7 +165,11 @@ class RedisFlowStore(RedisFollower, FlowStore):
         lookup_timeout_seconds: float,
         password: str | None = None,
         ca_file: Path | None = None,
+        topology: RedisTopology = STANDALONE,
+        pubsub: bool = True,
     ) -> None:
+        """``pubsub`` False (managed Redis without pub/sub): records are only SET, never
+        published or followed, so a miss in memory always costs one GET."""
         FlowStore.__init__(self, ttl_seconds=ttl_seconds, max_records=max_records)
         RedisFollower.__init__(
             self,
@@ -178,6 +182,8 @@ class RedisFlowStore(RedisFollower, FlowStore):
         self._url = url
         self._password = password
         self._ca_file = ca_file
+        self._topology = topology
+        self._pubsub = pubsub
         self._key_prefix = f"{key_prefix}:flows:"
         self.channel = f"{key_prefix}:flows:recorded"
         self._socket_timeout = socket_timeout_seconds
@@ -195,6 +201,8 @@ class RedisFlowStore(RedisFollower, FlowStore):
         self._writer = self._async_client(self._socket_timeout)
         self._reader = self._async_client(self._lookup_timeout)
         self._subscribed = threading.Event()
+        if not self._pubsub:
+            return  # nothing to follow: every miss in memory asks Redis
         self._start_listener()
         # Records written while we start are then not missed; never wait long for a down Redis.
         await asyncio.to_thread(self._subscribed.wait, self._socket_timeout * 2)
@@ -221,10 +229,17 @@ class RedisFlowStore(RedisFollower, FlowStore):
         value = record.encode()
         try:
             assert self._writer is not None, "start() first"
-            async with self._writer.pipeline(transaction=False) as pipe:
-                pipe.set(self._key_prefix + key, value, px=ttl_ms)
-                pipe.publish(self.channel, f"{key} {ttl_ms} {value}")
-                await pipe.execute()
+            message = f"{key} {ttl_ms} {value}"
+            if self._topology.kind == "cluster":  # a cluster pipeline refuses PUBLISH
+                await self._writer.set(self._key_prefix + key, value, px=ttl_ms)
+                if self._pubsub:
+                    await self._writer.publish(self.channel, message)
+            else:
+                async with self._writer.pipeline(transaction=False) as pipe:
+                    pipe.set(self._key_prefix + key, value, px=ttl_ms)
+                    if self._pubsub:
+                        pipe.publish(self.channel, message)
+                    await pipe.execute()
         except (redis.RedisError, OSError) as exc:
             logger.warning("%s: flow not recorded: %s", self._where, type(exc).__name__)
             FLOW_RECORDS.labels(record.destination, "no").inc()
@@ -268,6 +283,7 @@ class RedisFlowStore(RedisFollower, FlowStore):
             client_name="authswitch-flows",
             password=self._password,
             ca_file=self._ca_file,
+            topology=self._topology,
         )
 
     def _listening_client(self) -> redis.Redis:
@@ -278,6 +294,7 @@ class RedisFlowStore(RedisFollower, FlowStore):
             client_name="authswitch-flows-listener",
             password=self._password,
             ca_file=self._ca_file,
+            topology=self._topology,
         )
 
     def _channel(self) -> str:

@@ -25,6 +25,7 @@ def map_source_for(config: Config) -> MapSource:
         MapKeys(settings.key_prefix),
         where=f"redis {redact_url(settings.url)}",
         resync_seconds=settings.resync_seconds,
+        poll_seconds=None if settings.pubsub else settings.poll_seconds,
     )
 
 
@@ -57,6 +58,5 @@ def open_map_store(config: Config, *, min_timeout: float) -> RedisMapStore:
             "the connection map is a file here: set 'connection_map_redis' to push it to Redis"
         )
     client = settings.client("authswitch-connections-cli", min_socket_timeout=min_timeout)
-    return RedisMapStore(
-        client, MapKeys(settings.key_prefix), where=f"redis {redact_url(settings.url)}"
-    )
+    where = f"redis {redact_url(settings.url)}"
+    return RedisMapStore(client, MapKeys(settings.key_prefix), where=where, publish=settings.pubsub)

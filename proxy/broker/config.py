@@ -46,8 +46,11 @@ class BrokerRedis(RedisSettings):
     def _no_ca_file_yet(self) -> BrokerRedis:
         # The broker builds its clients itself (and the limits library its own): until they
         # come from RedisSettings, a CA file would be silently ignored.
-        if self.ca_file is not None:
-            raise ValueError("'ca_file' is not supported for broker.redis yet")
+        for name in ("ca_file", "cert_file", "key_file"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"'{name}' is not supported for broker.redis yet")
+        if self.topology != "standalone":
+            raise ValueError(f"topology {self.topology!r} is not supported for broker.redis yet")
         return self
 
     # false (default): while this Redis is unreachable every hook is denied but callbacks still

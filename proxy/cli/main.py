@@ -8,6 +8,7 @@ import typer
 
 from connection_map import ConnectionMapError, load_connection_map
 from flags import FlagFileError, load_rollout_state
+from foundation.version import authswitch_version
 from proxy.cli.broker import broker_app
 from proxy.cli.connections import connections_app
 from proxy.cli.exit_codes import ExitCode
@@ -23,6 +24,24 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"authswitch {authswitch_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Transparent SSO callback proxy for moving connections to a new auth provider."""
 
 
 @app.command()
@@ -80,6 +99,24 @@ def demo(
     raise typer.Exit(run_demo(serve_forever=serve_forever))
 
 
+config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption) -> None:
+    """Print the effective configuration (file and AUTHSWITCH__* environment, secrets masked);
+    exit 2 naming the key on a problem."""
+    from proxy.cli.config_check import render_effective_config
+
+    try:
+        settings = load_config(config)
+        _check_secrets_and_broker(settings)
+    except ConfigError as exc:
+        fail(str(exc), ExitCode.USAGE)
+    typer.echo(render_effective_config(settings), nl=False)
+
+
+app.add_typer(config_app, name="config")
 app.add_typer(flags_app, name="flags")
 app.add_typer(connections_app, name="connections")
 app.add_typer(broker_app, name="broker")

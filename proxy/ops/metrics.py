@@ -9,6 +9,7 @@ multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `authswitch serve`) aggregat
 from __future__ import annotations
 
 import os
+import platform
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,6 +21,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from foundation.version import authswitch_version
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"
@@ -184,3 +187,13 @@ SHADOW_ERRORS = Counter(
     "Shadow checks that ended in an error (e.g. the readiness store unreachable), by error type.",
     ["error"],
 )
+
+# -- the build (the value is always 1; the labels say what runs) -------------------------------
+
+BUILD_INFO = Gauge(
+    "authswitch_build_info",
+    "Always 1; labels: the authswitch version and the Python version running it.",
+    ["version", "python"],
+    multiprocess_mode="max",
+)
+BUILD_INFO.labels(authswitch_version(), platform.python_version()).set(1)

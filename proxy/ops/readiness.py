@@ -8,6 +8,7 @@ from openfeature.client import OpenFeatureClient
 from openfeature.provider import FeatureProvider, ProviderStatus
 
 from flags import ReportsFlagHealth
+from foundation.version import authswitch_version
 
 if TYPE_CHECKING:
     from proxy.broker.service import PasswordBroker
@@ -58,5 +59,11 @@ def readiness_report(
             requires = broker.config.redis.ready_requires_redis
             (missing if requires else degraded).append(problem)
     ready = not missing
-    report = {"ready": ready, "missing": missing, "degraded": degraded, "checks": checks}
+    report = {
+        "ready": ready,
+        "version": authswitch_version(),
+        "missing": missing,
+        "degraded": degraded,
+        "checks": checks,
+    }
     return (200 if ready else 503), report

@@ -13,7 +13,7 @@ from typing import TypeVar
 import redis
 
 from connection_map import ConnectionMap
-from flags.redis_keys import connect, redact_url
+from flags.redis_keys import redact_url
 from proxy.config import Config, read_secret_file
 from proxy.flag_backend import UnmanagedFlagBackend, open_rollout_store
 from proxy.ops import metrics
@@ -53,18 +53,10 @@ def open_outcome_store(
         return store, None, ""
     if settings.redis is not None:
         url, prefix = settings.redis.url, settings.redis.key_prefix
-        timeout = settings.redis.socket_timeout_seconds
-        password_file = settings.redis.password_file
-        password = (
-            read_secret_file(password_file, "outcomes.redis.password_file").decode()
-            if password_file is not None
-            else None
-        )
-    else:
-        flags = config.flags.redis
-        url, prefix, timeout = flags.url, flags.key_prefix, max(flags.socket_timeout_seconds, 1.0)
-        password = flags.password()
-    client = connect(url, socket_timeout=timeout, client_name=client_name, password=password)
+        client = settings.redis.client(client_name)
+    else:  # the flags' server and prefix, with a timeout of at least 1 s
+        url, prefix = config.flags.redis.url, config.flags.redis.key_prefix
+        client = config.flags.redis.client(client_name, min_socket_timeout=1.0)
     redis_store = RedisOutcomeStore(
         client,
         prefix,

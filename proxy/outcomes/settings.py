@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flags.redis_keys import KEY_PREFIX_PATTERN
+from foundation.redis_settings import RedisSettings
 
 DAY_SECONDS = 86_400
 
@@ -165,12 +165,11 @@ class PromotionSettings(_Model):
         return steps
 
 
-class OutcomesRedis(_Model):
-    url: Annotated[str, Field(pattern=r"^(rediss?|unix)://", max_length=2048)] = (
-        "redis://127.0.0.1:6379/0"
-    )
-    key_prefix: Annotated[str, Field(pattern=KEY_PREFIX_PATTERN)] = "authswitch"
-    password_file: Path | None = None
+class OutcomesRedis(RedisSettings):
+    """A Redis of the outcomes' own (topology, TLS, pub/sub as every Redis section)."""
+
+    config_key: ClassVar[str] = "outcomes.redis"
+
     socket_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 1.0
 
 
@@ -215,11 +214,7 @@ class OutcomesSettings(_Model):
         )
         generic = self.generic.model_copy(update={"secret_file": rebase(self.generic.secret_file)})
         auth0 = self.auth0.model_copy(update={"token_file": rebase(self.auth0.token_file)})
-        redis = (
-            self.redis.model_copy(update={"password_file": rebase(self.redis.password_file)})
-            if self.redis is not None
-            else None
-        )
+        redis = self.redis.resolve_paths(base) if self.redis is not None else None
         return self.model_copy(
             update={"workos": workos, "generic": generic, "auth0": auth0, "redis": redis}
         )

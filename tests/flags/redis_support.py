@@ -71,7 +71,7 @@ def shared_redis() -> Iterator[RedisTarget]:
 class PrivateRedis:
     """A redis-server of the test's own, on its own port, that the test can stop and freeze."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, extra_args: tuple[str, ...] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is required for the Redis outage tests (apt: redis-server)")
@@ -79,6 +79,7 @@ class PrivateRedis:
         self._directory = directory
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self._extra_args = extra_args  # e.g. ("--rename-command", "CLIENT", "")
 
     @property
     def url(self) -> str:
@@ -97,6 +98,7 @@ class PrivateRedis:
             "no",
             "--dir",
             str(self._directory),
+            *self._extra_args,
         ]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -44,7 +44,7 @@ def test_the_password_file_wins_over_a_password_in_the_url(
     secret = tmp_path / "redis-password"
     secret.write_text("from-the-secret-file\n")
     url = f"redis://:stale-url-password@127.0.0.1:{private_redis.port}/0"
-    settings = RedisSettings(url=url, password_file=secret)
+    settings = RedisSettings(url=url, password_file=secret, client_name=True)
 
     client = settings.client("authswitch-test")
     assert client.ping()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -14,6 +18,8 @@ from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.loopback_server import LoopbackServer
 from tests.conftest import ProxyEnv, sha256, write_proxy_files
+
+T = TypeVar("T")
 
 
 def test_ordinary_page_keeps_method_path_query_and_headers(proxy_env: ProxyEnv) -> None:
@@ -152,34 +158,52 @@ def test_an_upstream_that_breaks_off_mid_body_aborts_the_client_connection(
     assert outcome is httpx.RemoteProtocolError, f"a short body was passed off as whole: {outcome}"
 
 
-def test_a_get_without_a_body_reaches_legacy_without_body_headers(
-    tmp_path_factory: pytest.TempPathFactory, providers: dict[str, LoopbackServer]
+async def _record_head(
+    heads: list[bytes], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
-    """Transparency at the byte level: no Content-Length or Transfer-Encoding is invented."""
+    heads.append(await reader.readuntil(b"\r\n\r\n"))
+    writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
+def _through_raw_legacy(
+    directory: Path,
+    providers: dict[str, LoopbackServer],
+    client: Callable[[str], Awaitable[T]],
+) -> tuple[T, list[bytes]]:
+    """Run `client(proxy_url)` against authswitch in front of a raw-socket legacy that records
+    each request head as the bytes it received."""
     heads: list[bytes] = []
 
-    async def record_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        heads.append(await reader.readuntil(b"\r\n\r\n"))
-        writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    async def scenario() -> tuple[int, int]:
-        upstream = await asyncio.start_server(record_head, "127.0.0.1", 0)
+    async def scenario() -> T:
+        upstream = await asyncio.start_server(
+            functools.partial(_record_head, heads), "127.0.0.1", 0
+        )
         port = upstream.sockets[0].getsockname()[1]
-        directory = tmp_path_factory.mktemp("raw-legacy")
         path = write_proxy_files(directory, f"http://127.0.0.1:{port}", providers["new"].url)
         server = LoopbackServer(AuthSwitch(load_config(path)), name="authswitch").start()
         try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                plain = await client.get(server.url + "/account?tab=1")
-                with_body = await client.post(server.url + "/account", content=b"a=1")
-            return plain.status_code, with_body.status_code
+            return await client(server.url)
         finally:
             server.stop()
             upstream.close()
 
-    statuses = asyncio.run(scenario())
+    return asyncio.run(scenario()), heads
+
+
+def test_a_get_without_a_body_reaches_legacy_without_body_headers(
+    tmp_path_factory: pytest.TempPathFactory, providers: dict[str, LoopbackServer]
+) -> None:
+    """Transparency at the byte level: no Content-Length or Transfer-Encoding is invented."""
+
+    async def client(url: str) -> tuple[int, int]:
+        async with httpx.AsyncClient(timeout=10) as http:
+            plain = await http.get(url + "/account?tab=1")
+            with_body = await http.post(url + "/account", content=b"a=1")
+        return plain.status_code, with_body.status_code
+
+    statuses, heads = _through_raw_legacy(tmp_path_factory.mktemp("raw-legacy"), providers, client)
 
     assert statuses == (204, 204)
     plain_head, post_head = (head.lower() for head in heads)
@@ -194,36 +218,20 @@ def test_header_bytes_beyond_ascii_reach_legacy_unchanged(
     tmp_path_factory: pytest.TempPathFactory, providers: dict[str, LoopbackServer]
 ) -> None:
     """A browser's raw UTF-8 cookie value must arrive as the same bytes, not re-encoded."""
-    heads: list[bytes] = []
 
-    async def record_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        heads.append(await reader.readuntil(b"\r\n\r\n"))
-        writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+    async def client(url: str) -> bytes:
+        host, _, port_text = url.removeprefix("http://").partition(":")
+        reader, writer = await asyncio.open_connection(host, int(port_text))
+        writer.write(
+            b"GET /account HTTP/1.1\r\nHost: a\r\nCookie: name=Jos\xc3\xa9\r\n"
+            b"X-Note: caf\xc3\xa9 \xe2\x82\xac\r\nConnection: close\r\n\r\n"
+        )
         await writer.drain()
+        answer = await reader.read()
         writer.close()
+        return answer
 
-    async def scenario() -> bytes:
-        upstream = await asyncio.start_server(record_head, "127.0.0.1", 0)
-        port = upstream.sockets[0].getsockname()[1]
-        directory = tmp_path_factory.mktemp("raw-legacy-utf8")
-        path = write_proxy_files(directory, f"http://127.0.0.1:{port}", providers["new"].url)
-        server = LoopbackServer(AuthSwitch(load_config(path)), name="authswitch").start()
-        try:
-            host, _, port_text = server.url.removeprefix("http://").partition(":")
-            reader, writer = await asyncio.open_connection(host, int(port_text))
-            writer.write(
-                b"GET /account HTTP/1.1\r\nHost: a\r\nCookie: name=Jos\xc3\xa9\r\n"
-                b"X-Note: caf\xc3\xa9 \xe2\x82\xac\r\nConnection: close\r\n\r\n"
-            )
-            await writer.drain()
-            answer = await reader.read()
-            writer.close()
-            return answer
-        finally:
-            server.stop()
-            upstream.close()
-
-    answer = asyncio.run(scenario())
+    answer, heads = _through_raw_legacy(tmp_path_factory.mktemp("raw-utf8"), providers, client)
 
     assert answer.startswith(b"HTTP/1.1 204")
     assert b"\r\ncookie: name=Jos\xc3\xa9\r\n" in heads[0]

@@ -1,0 +1,14 @@
+"""The installed authswitch's version, as its package metadata says (``--version``, metrics,
+/readyz)."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+
+def authswitch_version() -> str:
+    """The version of the installed distribution; "unknown" when run from an uninstalled tree."""
+    try:
+        return version("authswitch")
+    except PackageNotFoundError:
+        return "unknown"
