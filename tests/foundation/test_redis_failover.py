@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from flags import RedisKeys, RedisRolloutStore, RolloutState
 from flags.rollout_store import StoreUnavailable, VersionConflict
 from proxy.app import AuthSwitch
@@ -78,6 +80,10 @@ def _lose_the_master(
         writer_settings.client("authswitch-test", min_socket_timeout=1.0), RedisKeys(PREFIX)
     )
     store.write(0, RolloutState(overrides={"hooli": "on"}), actor="sre", reason="r", action="x")
+    # Redis replicates asynchronously: a master killed before its replica has the state takes
+    # the state with it (the promoted replica starts empty, and the write-guard rightly refuses
+    # to write over that). The failover tested here is of a replicated state.
+    _wait_until_replicated(master)
     apps = [_proxy(tmp_path / f"replica{n}", providers, redis) for n in (1, 2)]
     with (
         LoopbackServer(apps[0], name="replica1") as one,
@@ -116,6 +122,22 @@ def _lose_the_master(
         "callbacks routed": sum(len(traffic.routes) for traffic in traffics),
         "callbacks failed": 0,
     }
+
+
+def _wait_until_replicated(master: PrivateRedis, deadline: float = 10.0) -> None:
+    """Until every replica of `master` has acknowledged all it has written."""
+    client = redis.Redis(host="127.0.0.1", port=master.port, socket_timeout=2)
+    started = time.monotonic()
+    try:
+        while True:
+            info = client.info("replication")
+            replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+            if replicas and all(r["offset"] >= info["master_repl_offset"] for r in replicas):
+                return
+            assert time.monotonic() - started < deadline, f"replicas never caught up: {info}"
+            time.sleep(0.05)
+    finally:
+        client.close()
 
 
 def _print(topology: str, figures: dict[str, float]) -> None:
