@@ -80,7 +80,7 @@ class AuthSwitch:
             flows=self._flows,
             forwarder=self._forwarder,
             legacy=self._legacy,
-            outcomes=self._outcomes,
+            outcomes=None if self._outcomes is None else self._outcomes.observer,
             shadow=self.shadow,
         )
         self._ops_prefix = config.ops_prefix + "/"

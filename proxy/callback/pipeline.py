@@ -23,7 +23,7 @@ from proxy.http.asgi_types import Message, Receive, Scope, Send
 from proxy.http.forwarder import HttpForwarder, ResponseTruncated
 from proxy.http.request_body import ClientDisconnected, RequestRejected
 from proxy.http.responses import send_error
-from proxy.outcomes.service import OutcomeService
+from proxy.outcomes.observer import ProxyObserver
 from proxy.shadow.sampler import ShadowSampler
 
 _CANCELLED = (
@@ -65,7 +65,7 @@ class CallbackPipeline:
         flows: FlowStore | None,
         forwarder: HttpForwarder,
         legacy: LegacyFallThrough,
-        outcomes: OutcomeService | None = None,
+        outcomes: ProxyObserver | None = None,
         shadow: ShadowSampler | None = None,
     ) -> None:
         self._limits = config.limits

@@ -131,18 +131,6 @@ class OutcomeService:
             return RedisCursor(self._client, f"{prefix}:outcomes:cursor:workos")
         return FileCursor(path) if path is not None else MemoryCursor()
 
-    def observe(
-        self,
-        connection: str | None,
-        destination: str,
-        route: str,
-        outcome_code: str,
-        status: int | None,
-        location: bytes | None,
-    ) -> None:
-        """One callback's outcome: a deque append, nothing else on the callback path."""
-        self.observer.observe(connection, destination, route, outcome_code, status, location)
-
     async def _call(self, function: Callable[[], T]) -> T:
         if self._in_thread:
             return await asyncio.to_thread(function)
