@@ -33,7 +33,7 @@ import yaml
 
 from bench.processes import PinnedServer, free_port
 from flags import RedisKeys, RedisRolloutStore, RolloutState
-from flags.redis_keys import connect
+from flags.redis.keys import connect
 from proxy.outcomes.signatures import signature_header
 
 SECRET = secrets.token_hex(16).encode()

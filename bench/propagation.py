@@ -29,7 +29,7 @@ import yaml
 
 from bench.processes import PinnedServer, ServerFailed, free_port
 from flags import RedisKeys, RedisRolloutStore, RolloutState
-from flags.redis_keys import connect
+from flags.redis.keys import connect
 
 CONNECTION = "bench-oidc"
 GOAL_P99_MS = 100.0

@@ -7,9 +7,9 @@ from flags.file.format import FlagFileError
 from flags.file.provider import FileFlagProvider
 from flags.file.rollout_store import FileRolloutStore, default_audit_path
 from flags.file.store import load_rollout_state, write_rollout_state
-from flags.redis_keys import RedisKeys, redact_url
-from flags.redis_provider import RedisFlagProvider
-from flags.redis_rollout_store import RedisRolloutStore
+from flags.redis.keys import RedisKeys, redact_url
+from flags.redis.provider import RedisFlagProvider
+from flags.redis.rollout_store import RedisRolloutStore
 from flags.rollout_store import (
     EmptyStoreRefused,
     RolloutStore,

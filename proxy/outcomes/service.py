@@ -13,7 +13,7 @@ from typing import TypeVar
 import redis
 
 from connection_map import ConnectionMap
-from flags.redis_keys import redact_url
+from flags.redis.keys import redact_url
 from proxy.config import Config, read_secret_file
 from proxy.flag_backend import UnmanagedFlagBackend, open_rollout_store
 from proxy.ops import metrics

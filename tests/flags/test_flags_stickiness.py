@@ -26,7 +26,7 @@ from flags import (
     RedisRolloutStore,
     RolloutState,
 )
-from flags.redis_keys import connect
+from flags.redis.keys import connect
 from tests.flags.redis_support import RedisTarget
 
 IDS_PER_EXAMPLE = 10_000

@@ -29,7 +29,7 @@ from flags import (
     RedisRolloutStore,
     RolloutState,
 )
-from flags.redis_keys import connect
+from flags.redis.keys import connect
 from tests.flags.conftest import SdkHarness
 from tests.flags.redis_support import PrivateRedis, RedisTarget, wait_until
 
@@ -280,7 +280,7 @@ def test_an_invalid_document_keeps_the_last_good_state_and_is_reported_once(
     error = sdk.record(client, ProviderEvent.PROVIDER_ERROR)
     keys = RedisKeys(shared_redis.prefix)
     redis = shared_redis.client()
-    caplog.set_level(logging.WARNING, logger="flags.redis_provider")
+    caplog.set_level(logging.WARNING, logger="flags.redis.provider")
 
     redis.set(keys.doc, b'{"version": 2, "stage_percent": 250}')
     redis.set(keys.version, 2)

@@ -27,7 +27,7 @@ from flags import (
     VersionConflict,
     load_rollout_state,
 )
-from flags.redis_keys import connect
+from flags.redis.keys import connect
 from tests.flags.redis_support import PrivateRedis, RedisTarget, free_port
 
 

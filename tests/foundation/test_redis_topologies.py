@@ -16,8 +16,8 @@ from connection_map import read_connection_map_document
 from connection_map.redis_follower import RedisConnectionMap
 from connection_map.redis_store import MapKeys, RedisMapStore
 from flags import RedisFlagProvider
-from flags.redis_keys import RedisKeys
-from flags.redis_rollout_store import RedisRolloutStore
+from flags.redis.keys import RedisKeys
+from flags.redis.rollout_store import RedisRolloutStore
 from flags.rollout_store import VersionConflict
 from flags.state import RolloutState
 from foundation.redis_settings import RedisSettings

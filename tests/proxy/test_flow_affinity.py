@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from flags import RedisKeys, RedisRolloutStore, RolloutState, write_rollout_state
-from flags.redis_keys import connect
+from flags.redis.keys import connect
 from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.idp import DemoIdP

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from flags import RedisKeys, RedisRolloutStore, RolloutState
-from flags.redis_keys import connect
+from flags.redis.keys import connect
 from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.loopback_server import LoopbackServer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flags.redis_keys import connect
+from flags.redis.keys import connect
 from proxy.config import ConfigError, parse_config
 from proxy.outcomes.counts import MemoryOutcomeStore, Observation, OutcomeStore
 from proxy.outcomes.redis_counts import RedisOutcomeStore

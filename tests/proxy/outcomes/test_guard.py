@@ -10,7 +10,7 @@ import pytest
 
 from connection_map import ConnectionMap, ForwardMode, Protocol, ServedConnection, ServedTarget
 from flags import FileRolloutStore, RedisKeys, RedisRolloutStore, RolloutState, RolloutStore
-from flags.redis_keys import connect
+from flags.redis.keys import connect
 from flags.rollout_store import write_with_cas
 from proxy.ops import metrics
 from proxy.outcomes.counts import MemoryOutcomeStore, Observation, OutcomeStore, Side, Source

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from flags import RedisKeys, RedisRolloutStore, RolloutState
-from flags.redis_keys import connect
+from flags.redis.keys import connect
 from proxy.outcomes.counts import Observation
 from proxy.outcomes.redis_counts import RedisOutcomeStore
 from tests.flags.redis_support import (

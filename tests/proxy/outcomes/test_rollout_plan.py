@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flags import RedisKeys, RedisRolloutStore, RolloutState
-from flags.redis_keys import connect
+from flags.redis.keys import connect
 from proxy.outcomes.counts import Observation
 from proxy.outcomes.redis_counts import RedisOutcomeStore
 from tests.flags.redis_support import (

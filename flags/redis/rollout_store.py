@@ -1,4 +1,4 @@
-"""The Redis backend of ``RolloutStore`` (key layout: ``flags.redis_keys``).
+"""The Redis backend of ``RolloutStore`` (key layout: ``flags.redis.keys``).
 
 A write is ``WATCH doc version replica_version`` -> read the doc and compare its version ->
 ``MULTI``: ``SET doc``, ``SET version``, ``XADD audit``, ``DEL replica_version``,
@@ -9,7 +9,7 @@ stored). The audit stream is never trimmed: changes are rare and it is the recor
 
 When Redis loses its data, the state and its audit stream are gone together, but the replicas
 still serve the last version they read: they write it to the ``replica_version`` key (see
-``flags.redis_provider``). A write that finds no state while that key is set is refused
+``flags.redis.provider``). A write that finds no state while that key is set is refused
 (``EmptyStoreRefused``), so a routine ``flags enable`` can't silently send every other connection
 back to legacy; ``initialise_empty_store`` starts again from the empty state on purpose, audited.
 """
@@ -26,7 +26,7 @@ import redis
 from pydantic import ValidationError
 
 from flags.audit import AuditRecord, check_actor, check_reason, format_time
-from flags.redis_keys import RedisKeys, redact_url
+from flags.redis.keys import RedisKeys, redact_url
 from flags.rollout_store import (
     EmptyStoreRefused,
     StoredStateInvalid,

@@ -17,7 +17,7 @@ succeeds again. Only when no state was ever known does every connection get the 
 When the doc is missing but a state is known (Redis lost its data), the replica keeps serving
 it and writes its version to the ``replica_version`` key: the one record of that version that
 survived is in the replicas' memory, and it lets the store refuse a write that would start from
-the empty state by accident (``flags.redis_rollout_store``).
+the empty state by accident (``flags.redis.rollout_store``).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from openfeature.provider import Metadata
 
 from flags.evaluation import FLAG_KEY, CompiledRollout
 from flags.metrics import REDIS_UP, publish_health
-from flags.redis_keys import RedisKeys, connect, redact_url
-from flags.redis_rollout_store import parse_stored_state
+from flags.redis.keys import RedisKeys, connect, redact_url
+from flags.redis.rollout_store import parse_stored_state
 from flags.rollout_store import StoredStateInvalid
 from flags.route_provider import FlagSourceHealth, RouteFlagProvider
 from flags.state import RolloutState
@@ -57,7 +57,7 @@ return 1
 
 
 class RedisFlagProvider(RedisFollower, RouteFlagProvider):
-    """Serves the route flag from Redis (keys: ``flags.redis_keys``), pushed and resynced."""
+    """Serves the route flag from Redis (keys: ``flags.redis.keys``), pushed and resynced."""
 
     def __init__(
         self,

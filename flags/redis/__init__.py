@@ -1,0 +1,1 @@
+"""The Redis backend: the rollout state in Redis, followed by every replica."""
