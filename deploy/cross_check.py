@@ -73,7 +73,7 @@ METRICS: dict[str, str] = {
     "authswitch_guard_leader": "exported",  # gauge
     "authswitch_shadow_checks_total": "exported",  # shadow readiness, by connection and result
     "authswitch_shadow_reasons_total": "exported",
-    "authswitch_shadow_dropped_total": "exported",  # samples dropped: the queue was full
+    "authswitch_shadow_dropped_total": "exported",  # samples not checked: queue full, CPU budget
     "authswitch_shadow_errors_total": "exported",
     "authswitch_shadow_check_duration_seconds_bucket": "exported",
     "authswitch_shadow_check_duration_seconds_count": "exported",

@@ -174,8 +174,9 @@ SHADOW_REASONS = Counter(
 )
 SHADOW_DROPPED = Counter(
     "authswitch_shadow_dropped_total",
-    "Samples dropped because the shadow check queue was full, by connection.",
-    ["connection"],
+    "Sampled callbacks not checked, by connection and reason: queue_full (the check queue was "
+    "full) or cpu_budget (the checks had used shadow.max_cpu_share).",
+    ["connection", "reason"],
 )
 SHADOW_CHECK_SECONDS = Histogram(
     "authswitch_shadow_check_duration_seconds",

@@ -1,9 +1,11 @@
 """Sampling fall-through callbacks into a bounded queue, checked by a small pool of threads.
 
 ``offer`` runs on the event loop at the end of a callback: a rate lookup, a random draw and a
-``put_nowait``; when the queue is full the sample is dropped and counted, so a callback never
-waits for a check. The checks run in threads (xmlsec and lxml release the GIL). The SAMLResponse
-lives only in the queue and the worker's frame; nothing of it is stored or logged.
+``put_nowait``; when the queue is full, or the checks have used their CPU budget
+(``shadow.max_cpu_share``), the sample is dropped and counted, so a callback never waits for a
+check and the checks never take the event loop's core (they run in threads, and parts of
+python3-saml hold the GIL). The SAMLResponse lives only in the queue and the worker's frame;
+nothing of it is stored or logged.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from proxy.ops import metrics
+from proxy.shadow.cpu_budget import CpuBudget
 from proxy.shadow.imports import ImportedConnections
 from proxy.shadow.oidc_check import check_oidc_callback
 from proxy.shadow.readiness_store import ReadinessStore, import_digest
@@ -45,18 +48,20 @@ class ShadowSampler:
         max_connection_labels: int,
         draw: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.time,
+        budget: CpuBudget | None = None,
     ) -> None:
         self._settings = settings
         self._imports = imports
         self._store = store
         self._draw = draw
         self._clock = clock
+        self._budget = budget or CpuBudget(settings.max_cpu_share)
         self._queue: queue.Queue[_Sample | None] = queue.Queue(settings.queue_size)
         self._threads: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
         self._label = metrics.ConnectionLabels(max_connection_labels)
         self.queued = 0  # samples taken (event loop only, like `dropped`)
-        self.dropped = 0
+        self.dropped = 0  # queue full or CPU budget spent
 
     def offer(self, callback: Callback) -> None:
         """Queue the callback's SAMLResponse for a check if sampled; never blocks."""
@@ -66,6 +71,9 @@ class ShadowSampler:
             return
         rate = self._settings.rate(connection.id)
         if rate <= 0 or self._draw() >= rate:
+            return
+        if not self._budget.available():
+            self._drop(connection.id, "cpu_budget")
             return
         if callback.match.route.protocol == "oidc":
             # Never the code or state: the issuer parameter (public) and the path only.
@@ -79,8 +87,11 @@ class ShadowSampler:
             self._queue.put_nowait(item)
             self.queued += 1
         except queue.Full:
-            self.dropped += 1
-            metrics.SHADOW_DROPPED.labels(self._label(connection.id)).inc()
+            self._drop(connection.id, "queue_full")
+
+    def _drop(self, connection_id: str, reason: str) -> None:
+        self.dropped += 1
+        metrics.SHADOW_DROPPED.labels(self._label(connection_id), reason).inc()
 
     def start(self) -> None:
         for index in range(self._settings.workers):
@@ -144,12 +155,15 @@ class ShadowSampler:
         if connection is None:
             return
         accepts = self._settings.for_connection(connection_id)
-        started = time.perf_counter()
-        if protocol == "oidc":
-            verdict = check_oidc_callback(connection, value, path)
-        else:
-            assert value is not None  # only SAML callbacks with a SAMLResponse are queued
-            verdict = check_saml_response(value, connection, accepts)
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        try:
+            if protocol == "oidc":
+                verdict = check_oidc_callback(connection, value, path)
+            else:
+                assert value is not None  # only SAML callbacks with a SAMLResponse are queued
+                verdict = check_saml_response(value, connection, accepts)
+        finally:
+            self._budget.spend(time.thread_time() - cpu_started)
         metrics.SHADOW_CHECK_SECONDS.observe(time.perf_counter() - started)
         self._store.record(
             connection_id, import_digest(connection, accepts), verdict, self._clock()

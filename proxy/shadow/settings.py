@@ -42,6 +42,9 @@ class ShadowSettings(_Model):
     # Samples waiting for a worker; beyond this they are dropped (and counted).
     queue_size: Annotated[int, Field(ge=1, le=100_000)] = 256
     workers: Annotated[int, Field(ge=1, le=64)] = 2
+    # CPU the checks may take, as a share of one core per proxy process, averaged (bursts of
+    # 0.1 CPU-second); a sample drawn beyond it is dropped and counted (`cpu_budget`).
+    max_cpu_share: Annotated[float, Field(gt=0, le=64)] = 0.25
     redis: ShadowRedis | None = None  # None: counts in this process's memory
     # The gate: enabling a connection needs at least this many samples at this ratio.
     # The gate (`flags enable`, `flags stage`): off by default; needs `redis`, where the counts

@@ -27,6 +27,7 @@ from proxy.demo.idp import DemoIdP
 from proxy.demo.keys import generate_keypair
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.ops import metrics
+from proxy.shadow.cpu_budget import CpuBudget
 from proxy.shadow.saml_check import fingerprint
 from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, write_proxy_files
 from tests.flags.redis_support import (
@@ -209,7 +210,7 @@ def test_a_flood_never_delays_callbacks_and_dropped_samples_are_counted(
         return original(connection_id)
 
     monkeypatch.setattr(imports, "get", stuck)
-    dropped_metric = metrics.SHADOW_DROPPED.labels("acme")
+    dropped_metric = metrics.SHADOW_DROPPED.labels("acme", "queue_full")
     dropped_before = dropped_metric._value.get()
     flood = 20
     with LoopbackServer(proxy, name="authswitch") as server:
@@ -252,3 +253,50 @@ def test_worker_threads_are_replaced_after_their_byte_budget(
         assert _readiness(config)["acme"]["samples"] == 3  # every sample checked
     assert len(seen) >= 3  # each sample read on a fresh thread (the first, then successors)
     assert not [t for t in threading.enumerate() if t.name.startswith("authswitch-shadow")]
+
+
+def test_checks_stay_within_their_cpu_budget_and_skipped_samples_are_counted(
+    tmp_path: Path,
+    providers: Any,
+    idps: dict[str, DemoIdP],
+    shared_redis: RedisTarget,  # noqa: F811
+) -> None:
+    acme = idps["acme"]
+    config = _config(tmp_path, providers, shared_redis)
+    _set_import(tmp_path, [acme.keys.cert_pem])
+    proxy = AuthSwitch(load_config(config))
+    sampler = proxy.shadow
+    assert sampler is not None
+    now = [0.0]
+    # 10 % of a core, a burst of 0.1 ms: one check (milliseconds of CPU) empties the bucket.
+    sampler._budget = CpuBudget(0.1, burst=0.0001, clock=lambda: now[0])
+    skipped = metrics.SHADOW_DROPPED.labels("acme", "cpu_budget")
+    skipped_before = skipped._value.get()
+    with LoopbackServer(proxy, name="authswitch") as server:
+        for _ in range(3):  # one checked, then the bucket is spent: two skipped
+            assert _login(server, acme).status_code == 200
+            _wait_for(lambda: sampler.queued + sampler.dropped >= 1)
+            sampler.drain()
+        _wait_for(lambda: sampler.queued + sampler.dropped == 3)
+        assert (sampler.queued, sampler.dropped) == (1, 2)
+        now[0] += 10.0  # ten seconds later the bucket is full again
+        assert _login(server, acme).status_code == 200
+        _wait_for(lambda: sampler.queued == 2)
+        sampler.drain()
+    assert skipped._value.get() - skipped_before == 2
+    assert _readiness(config)["acme"]["samples"] == 2
+
+
+def test_the_cpu_budget_refills_at_its_share_up_to_its_burst() -> None:
+    now = [100.0]
+    budget = CpuBudget(0.25, burst=0.5, clock=lambda: now[0])
+    assert budget.available()
+    budget.spend(0.75)  # a check may overdraw: it was already running
+    assert not budget.available()
+    now[0] += 0.9  # +0.225: still below zero
+    assert not budget.available()
+    now[0] += 0.2  # +0.05: above zero
+    assert budget.available()
+    now[0] += 3600  # refills no further than the burst
+    budget.spend(0.5)
+    assert not budget.available()
