@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from connection_map import ConnectionMapError, ConnectionMapFile
+from redis.exceptions import RedisError
+
+from connection_map import (
+    ConnectionMapDocument,
+    ConnectionMapError,
+    ConnectionMapFile,
+    read_connection_map_document,
+)
 from connection_map.redis_follower import RedisConnectionMap
 from connection_map.redis_store import MapKeys, RedisMapStore
 from foundation.redis_client import redact_url
@@ -60,3 +67,36 @@ def open_map_store(config: Config, *, min_timeout: float) -> RedisMapStore:
     client = settings.client("authswitch-connections-cli", min_socket_timeout=min_timeout)
     where = f"redis {redact_url(settings.url)}"
     return RedisMapStore(client, MapKeys(settings.key_prefix), where=where, publish=settings.pubsub)
+
+
+class MapBackendUnavailable(Exception):
+    """The Redis holding the served map did not answer; the message names where (redacted)."""
+
+
+def served_map_document(config: Config, *, min_timeout: float) -> ConnectionMapDocument:
+    """The whole map the proxy serves: the file, or the one pushed to Redis when it follows that.
+
+    ConnectionMapError when it is invalid or nothing was pushed yet; MapBackendUnavailable when
+    Redis does not answer. For tools (CLIs, the shadow checks), never the event loop.
+    """
+    if config.connection_map_redis is None:
+        return read_connection_map_document(config.connection_map)
+    store = open_map_store(config, min_timeout=min_timeout)
+    try:
+        document = store.read()
+    except RedisError as exc:
+        raise MapBackendUnavailable(f"{store.where}: {type(exc).__name__}: {exc}") from None
+    finally:
+        store.close()
+    if document is None:
+        raise ConnectionMapError(
+            f"no connection map in {store.where} yet: push one with 'authswitch connections push'"
+        )
+    return document
+
+
+def served_map_name(config: Config) -> str:
+    """Where the served map lives, for messages."""
+    if config.connection_map_redis is None:
+        return str(config.connection_map)
+    return f"key prefix {config.connection_map_redis.key_prefix!r} in Redis"

@@ -55,7 +55,7 @@ from proxy.cli.options import ActorOption, ConfigOption, JsonOption
 from proxy.cli.output import fail, print_json, render_table
 from proxy.config import Config, ConfigError, load_config
 from proxy.flag_backend import open_rollout_store
-from proxy.map_backend import open_map_store
+from proxy.map_backend import MapBackendUnavailable, open_map_store, served_map_document
 from proxy.shadow.readiness_report import COLUMNS as READINESS_COLUMNS
 from proxy.shadow.readiness_report import readiness_rows
 from proxy.shadow.readiness_report import table_rows as readiness_table
@@ -333,9 +333,13 @@ def readiness(config: ConfigOption, as_json: JsonOption = False) -> None:
             as_json=as_json,
         )
     try:
-        rows = readiness_rows(
-            setup.document.connections, shadow, readiness_store_for(shadow, cli=True)
-        )
+        # The checks compared samples with the map the proxy serves (file or Redis): so does this.
+        served = served_map_document(setup.config, min_timeout=2.0)
+        rows = readiness_rows(served.connections, shadow, readiness_store_for(shadow, cli=True))
+    except ConnectionMapError as exc:
+        fail(str(exc), ExitCode.USAGE, as_json=as_json)
+    except MapBackendUnavailable as exc:
+        fail(str(exc), ExitCode.BACKEND_UNAVAILABLE, as_json=as_json)
     except redis.RedisError as exc:
         fail(f"shadow.redis: {type(exc).__name__}", ExitCode.BACKEND_UNAVAILABLE, as_json=as_json)
     if as_json:

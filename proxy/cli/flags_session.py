@@ -10,14 +10,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
-from redis.exceptions import RedisError
 
-from connection_map import (
-    Connection,
-    ConnectionMapDocument,
-    ConnectionMapError,
-    read_connection_map_document,
-)
+from connection_map import Connection, ConnectionMapDocument, ConnectionMapError
 from flags import (
     AuditInputError,
     AuditRecord,
@@ -34,7 +28,7 @@ from proxy.cli.exit_codes import ExitCode
 from proxy.cli.output import fail, print_json
 from proxy.config import Config, ConfigError, load_config
 from proxy.flag_backend import UnmanagedFlagBackend, open_rollout_store
-from proxy.map_backend import open_map_store
+from proxy.map_backend import MapBackendUnavailable, served_map_document, served_map_name
 
 _WRITE_ATTEMPTS = 3
 _CLI_MIN_SOCKET_TIMEOUT = 2.0
@@ -66,37 +60,12 @@ class FlagsSession:
         return self._connections
 
     def _read_map(self) -> ConnectionMapDocument:
-        if self.config.connection_map_redis is None:
-            try:
-                return read_connection_map_document(self.config.connection_map)
-            except ConnectionMapError as exc:
-                stop(ExitCode.USAGE, "connection_map", str(exc))
-        store = open_map_store(self.config, min_timeout=_CLI_MIN_SOCKET_TIMEOUT)
         try:
-            document = store.read()
+            return served_map_document(self.config, min_timeout=_CLI_MIN_SOCKET_TIMEOUT)
         except ConnectionMapError as exc:
             stop(ExitCode.USAGE, "connection_map", str(exc))
-        except RedisError as exc:
-            stop(
-                ExitCode.BACKEND_UNAVAILABLE,
-                "connection_map_unavailable",
-                f"{store.where}: {type(exc).__name__}: {exc}",
-            )
-        finally:
-            store.close()
-        if document is None:
-            stop(
-                ExitCode.USAGE,
-                "connection_map",
-                f"no connection map in {store.where} yet: push one with "
-                "'authswitch connections push'",
-            )
-        return document
-
-    def _map_name(self) -> str:
-        if self.config.connection_map_redis is None:
-            return str(self.config.connection_map)
-        return f"key prefix {self.config.connection_map_redis.key_prefix!r} in Redis"
+        except MapBackendUnavailable as exc:
+            stop(ExitCode.BACKEND_UNAVAILABLE, "connection_map_unavailable", str(exc))
 
     def connection_facts(self) -> list[ConnectionFacts]:
         return [connection_facts_of(c) for c in self.connections.values()]
@@ -111,7 +80,7 @@ class FlagsSession:
                 ExitCode.REFUSED,
                 "unknown_connection",
                 f"connection {connection_id!r} is not in the connection map "
-                f"({self._map_name()}); --force writes it anyway",
+                f"({served_map_name(self.config)}); --force writes it anyway",
             )
         if moving and not entry.migratable:
             held_by = connection_facts_of(entry).held_by

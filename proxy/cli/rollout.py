@@ -7,21 +7,24 @@ Exit codes as `authswitch flags`: 0 ok, 2 usage or configuration, 3 a backend un
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from redis.exceptions import RedisError
 
-from connection_map import ConnectionMap, ConnectionMapError, load_connection_map
+from connection_map import ConnectionMap, ConnectionMapDocument, ConnectionMapError
+from connection_map.served import served_from
 from flags import AuditInputError, RolloutStore, RolloutStoreError, VersionConflict
 from proxy.cli.exit_codes import ExitCode
 from proxy.cli.options import ActorOption, ApplyOption, ApplyReasonOption, ConfigOption, JsonOption
 from proxy.cli.output import fail, print_json, render_table
 from proxy.config import Config, ConfigError, load_config
 from proxy.flag_backend import UnmanagedFlagBackend, open_rollout_store
+from proxy.map_backend import MapBackendUnavailable, served_map_document, served_map_name
 from proxy.outcomes.counts import OutcomesUnavailable
 
 if TYPE_CHECKING:
@@ -53,6 +56,24 @@ class _Context:
     outcomes: OutcomeStore
     rollout: RolloutStore
     guard: RolloutGuard
+    document: ConnectionMapDocument  # the whole served map (the readiness gate needs imports)
+
+    def not_ready(self, ids: Sequence[str]) -> dict[str, str]:
+        """The connections among `ids` the shadow readiness gate refuses (gate off: none)."""
+        shadow = self.settings.shadow
+        if not shadow.gate or not ids:
+            return {}
+        from proxy.shadow.gate import gate_refusals
+        from proxy.shadow.service import readiness_store_for
+
+        wanted = set(ids)
+        entries = [c for c in self.document.connections if c.id in wanted]
+        try:
+            return gate_refusals(entries, shadow, readiness_store_for(shadow, cli=True))
+        except RedisError as exc:
+            raise _Failure(
+                UNAVAILABLE, f"shadow readiness counts in Redis: {type(exc).__name__}"
+            ) from None
 
 
 @contextmanager
@@ -66,7 +87,12 @@ def _context(config: Path, as_json: bool) -> Iterator[_Context]:
     try:
         try:
             settings = load_config(config)
-            connections = load_connection_map(settings.connection_map)  # the map SREs edit
+            document = served_map_document(settings, min_timeout=2)  # what the proxy serves
+            connections = ConnectionMap.from_records(
+                document.version,
+                [served_from(c) for c in document.connections],
+                source=served_map_name(settings),
+            )
             if not settings.outcomes.enabled:
                 raise _Failure(USAGE, "outcomes are not enabled here (set outcomes.enabled: true)")
             store, client, _ = open_outcome_store(settings, client_name="authswitch-rollout-cli")
@@ -82,12 +108,12 @@ def _context(config: Path, as_json: bool) -> Iterator[_Context]:
             guard = RolloutGuard(
                 settings.outcomes, store, rollout, lambda: connections, ProcessLease()
             )
-            yield _Context(settings, connections, store, rollout, guard)
+            yield _Context(settings, connections, store, rollout, guard, document)
         except (ConfigError, ConnectionMapError, UnmanagedFlagBackend, AuditInputError) as exc:
             raise _Failure(USAGE, str(exc)) from None
         except VersionConflict as exc:
             raise _Failure(CONFLICT, str(exc)) from None
-        except (RolloutStoreError, OutcomesUnavailable) as exc:
+        except (RolloutStoreError, OutcomesUnavailable, MapBackendUnavailable) as exc:
             raise _Failure(UNAVAILABLE, str(exc)) from None
     except _Failure as failure:
         _exit(failure, as_json)
@@ -160,6 +186,7 @@ def plan(
             ctx.guard,
             ctx.settings.outcomes.promotion,
             now=time.time(),
+            not_ready=ctx.not_ready,
         )
         if apply is None:
             _print_promotion(promotion.as_dict(), as_json)

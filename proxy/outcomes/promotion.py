@@ -6,7 +6,9 @@
 - every migratable connection routed to the new provider now is ``healthy`` by the guard's
   test (enough evidence that it fails no more than its legacy baseline) - an ``unproven``,
   ``failing`` or ``silent`` one pauses the rollout, named with its numbers;
-- the guard turned no connection off since the current stage began.
+- the guard turned no connection off since the current stage began;
+- with the shadow readiness gate on (``shadow.gate``), every connection the step would move is
+  ready; gated promotion never forces past it (``flags stage --force`` is a person's call).
 
 The plan itself is `flags stage`'s (`plan_stage`): the same preview token, so ``--apply`` does
 exactly what the preview showed, re-checked against what is stored at that moment.
@@ -14,7 +16,7 @@ exactly what the preview showed, re-checked against what is stored at that momen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -74,6 +76,7 @@ def plan_promotion(
     settings: PromotionSettings,
     *,
     now: float,
+    not_ready: Callable[[Sequence[str]], Mapping[str, str]] | None = None,
 ) -> Promotion:
     """The next step's plan, or the reasons it must wait."""
     current = state.stage_percent
@@ -106,4 +109,7 @@ def plan_promotion(
             killed = ", ".join(sorted(record.after.get("overrides", {})))
             paused.append(f"the guard turned {killed} off at {record.time}")
     plan = plan_stage(state, target, {c.id: c.migratable for c in connections})
+    if not_ready is not None:
+        for connection_id, why in not_ready(plan.to_new).items():
+            paused.append(f"{connection_id} is not ready (shadow readiness): {why}")
     return Promotion(current, target, tuple(paused), plan, verdicts)

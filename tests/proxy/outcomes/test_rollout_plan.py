@@ -10,11 +10,18 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from connection_map import read_connection_map_document
+from connection_map.redis_store import MapKeys, RedisMapStore
 from flags import RedisKeys, RedisRolloutStore, RolloutState
 from flags.redis.keys import connect
+from proxy.config import load_config
 from proxy.outcomes.counts import Observation
 from proxy.outcomes.redis_counts import RedisOutcomeStore
+from proxy.shadow.readiness_store import import_digest
+from proxy.shadow.saml_check import Verdict
+from proxy.shadow.service import readiness_store_for
 from tests.flags.redis_support import (
     RedisTarget,
     shared_redis,  # noqa: F401  (registers the fixture for this module)
@@ -148,3 +155,71 @@ def test_evidence_shows_history_counts_and_the_guard(
     text = _cli(config, "evidence", "contoso")
     assert text.returncode == 0 and "new events 7/0/0" in text.stdout
     assert _cli(config, "evidence", "nobody").returncode == 2
+
+
+def test_plan_pauses_for_connections_the_readiness_gate_refuses(
+    rollout: tuple[Path, RedisRolloutStore, RedisOutcomeStore],
+    shared_redis: RedisTarget,  # noqa: F811
+) -> None:
+    config, store, outcomes = rollout
+    settings = yaml.safe_load(config.read_text())
+    settings["outcomes"]["promotion"]["steps"] = [100]
+    settings["shadow"] = {
+        "gate": True,
+        "min_samples": 3,
+        "redis": {"url": shared_redis.url, "key_prefix": shared_redis.prefix},
+    }
+    config.write_text(yaml.safe_dump(settings))
+    _succeed(outcomes, "contoso", 60)  # the moved connection is healthy
+
+    paused = _cli(config, "plan", "--preview", "--json")
+    assert paused.returncode == 5, paused.stderr
+    reasons = json.loads(paused.stdout)["paused"]
+    # 100 % would move northwind and fabrikam, which have no shadow samples yet.
+    assert sorted(reasons) == [
+        f"{cid} is not ready (shadow readiness): 0 checked samples of its current import, 3 needed"
+        for cid in ("fabrikam", "northwind")
+    ]
+    token = json.loads(paused.stdout)["plan"]["token"]
+    refused = _cli(config, "plan", "--apply", token, "--reason", "go")
+    assert refused.returncode == 5 and "not ready (shadow readiness)" in refused.stderr
+    assert store.read().stage_percent == 0
+
+    loaded = load_config(config)
+    readiness = readiness_store_for(loaded.shadow)
+    for connection in read_connection_map_document(loaded.connection_map).connections:
+        digest = import_digest(connection, loaded.shadow.for_connection(connection.id))
+        for _ in range(3):
+            readiness.record(connection.id, digest, Verdict(accepted=True), time.time())
+    ready = _cli(config, "plan", "--preview", "--json")
+    assert ready.returncode == 0, ready.stderr
+    token = json.loads(ready.stdout)["plan"]["token"]
+    applied = _cli(config, "plan", "--apply", token, "--reason", "all ready")
+    assert applied.returncode == 0, applied.stderr
+    assert store.read().stage_percent == 100
+
+
+def test_rollout_reads_the_map_the_proxy_serves_from_redis(
+    rollout: tuple[Path, RedisRolloutStore, RedisOutcomeStore],
+    shared_redis: RedisTarget,  # noqa: F811
+) -> None:
+    config, _store, _outcomes = rollout
+    settings = yaml.safe_load(config.read_text())
+    settings["connection_map_redis"] = {"url": shared_redis.url, "key_prefix": shared_redis.prefix}
+    config.write_text(yaml.safe_dump(settings))
+    nothing_pushed = _cli(config, "status", "--json")
+    assert nothing_pushed.returncode == 2
+    assert "no connection map in redis" in nothing_pushed.stderr
+
+    # Replicas serve what was pushed (contoso alone), not the file beside the config.
+    document = read_connection_map_document(load_config(config).connection_map)
+    pushed = document.model_copy(
+        update={"connections": tuple(c for c in document.connections if c.id == "contoso")}
+    )
+    client = connect(shared_redis.url, socket_timeout=2, client_name="test")
+    RedisMapStore(client, MapKeys(shared_redis.prefix)).push(
+        pushed, expected_version=None, actor="sre", reason="contoso only"
+    )
+    status = _cli(config, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert [row["connection"] for row in json.loads(status.stdout)["connections"]] == ["contoso"]

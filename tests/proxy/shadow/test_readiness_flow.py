@@ -300,3 +300,29 @@ def test_the_cpu_budget_refills_at_its_share_up_to_its_burst() -> None:
     now[0] += 3600  # refills no further than the burst
     budget.spend(0.5)
     assert not budget.available()
+
+
+def test_checks_compare_with_the_map_pushed_to_redis_when_the_proxy_serves_that(
+    tmp_path: Path,
+    providers: Any,
+    idps: dict[str, DemoIdP],
+    shared_redis: RedisTarget,  # noqa: F811
+) -> None:
+    acme = idps["acme"]
+    config = _config(tmp_path, providers, shared_redis)
+    settings = yaml.safe_load(config.read_text())
+    settings["connection_map_redis"] = {"url": shared_redis.url, "key_prefix": shared_redis.prefix}
+    config.write_text(yaml.safe_dump(settings))
+    _set_import(tmp_path, [acme.keys.cert_pem])
+    pushed = _cli("connections", "push", "--config", str(config), "--reason", "the import")
+    assert pushed.exit_code == 0, pushed.output
+    # The file beside the config drifts (a stale export): the replicas serve what was pushed.
+    _set_import(tmp_path, [generate_keypair("idp-acme-stale-export").cert_pem])
+    proxy = AuthSwitch(load_config(config))
+    with LoopbackServer(proxy, name="authswitch") as server:
+        _wait_for(lambda: proxy.connection_map.health().loaded)
+        for _ in range(3):
+            assert _login(server, acme).status_code == 200
+        _settle(proxy, 3)
+    row = _readiness(config)["acme"]
+    assert (row["samples"], row["accept_ratio"]) == (3, 1.0)
