@@ -293,3 +293,20 @@ def test_forgeable_counts_are_reported_but_never_acted_on_by_default(tmp_path: P
     by_answers = _guard(_settings("enforce", new_side_source="proxy"), outcomes2, rollout2, clock2)
     assert {d.connection: d.judgement.verdict for d in by_answers.round()}["acme"] == "failing"
     assert rollout2.read().overrides["acme"] == "on"
+
+
+def test_no_verdict_on_fewer_new_side_logins_than_min_new_samples(tmp_path: Path) -> None:
+    """Five failures in five would convict by the test alone; ten are required, so no kill."""
+    clock, outcomes, rollout = Clock(), _memory(), _enabled(tmp_path)
+    _add(outcomes, clock, "acme", "legacy", "proxy", "succeeded", 990, minutes_ago=60 * 24)
+    _add(outcomes, clock, "acme", "legacy", "proxy", "failed", 10, minutes_ago=60 * 24)
+    _add(outcomes, clock, "acme", "new", "events", "failed", 5)
+    guard = _guard(_settings("enforce", min_new_samples=10), outcomes, rollout, clock)
+
+    verdicts = {d.connection: d.judgement.verdict for d in guard.round()}
+
+    assert verdicts["acme"] == "unproven"
+    assert rollout.read().overrides.get("acme") == "on"
+    _add(outcomes, clock, "acme", "new", "events", "failed", 5)  # ten now: convicted
+    assert {d.connection: d.judgement.verdict for d in guard.round()}["acme"] == "failing"
+    assert rollout.read().overrides["acme"] == "off"
