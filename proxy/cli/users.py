@@ -112,3 +112,88 @@ def inventory_users(
     from proxy.users_import.inventory import run_inventory
 
     run_inventory(file, as_json=as_json, top=top)
+
+
+class ExportSource(StrEnum):
+    auth0 = "auth0"
+    cognito = "cognito"
+    okta = "okta"
+    firebase_file = "firebase-file"
+
+
+@users_app.command("export")
+def export_users(
+    source: Annotated[ExportSource, typer.Option(help="The legacy provider to read.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="The NDJSON state file (`users import` reads it); a cursor file beside it "
+            "makes a re-run resume."
+        ),
+    ],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="auth0: https://TENANT.auth0.com; okta: https://ORG.okta.com; cognito: the "
+            "endpoint [default: https://cognito-idp.REGION.amazonaws.com]."
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="auth0: a Management API token (read:users); okta: an API token."),
+    ] = None,
+    aws_credentials_file: Annotated[
+        Path | None,
+        typer.Option(help="cognito: an AWS shared-credentials file (cognito-idp:ListUsers)."),
+    ] = None,
+    aws_profile: Annotated[
+        str, typer.Option(help="cognito: the profile in that file.")
+    ] = "default",
+    user_pool_id: Annotated[str | None, typer.Option(help="cognito: the pool (REGION_ID).")] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="firebase-file: the `firebase auth:export` JSON file.")
+    ] = None,
+    hash_config: Annotated[
+        Path | None,
+        typer.Option(help="firebase-file: the project's password hash parameters (hash_config)."),
+    ] = None,
+    export_job: Annotated[
+        bool, typer.Option(help="auth0: by a user-export job (any number of users).")
+    ] = False,
+    connection_id: Annotated[
+        str | None, typer.Option(help="auth0 --export-job: only this connection's users.")
+    ] = None,
+    page_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=1000, help="Users per page [default: the source's most: 100/60/200/1000]."
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, max=300, help="Seconds per request.")] = 30.0,
+    restart: Annotated[
+        bool, typer.Option(help="Start over: discard the state file and its cursor.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The summary as JSON.")] = False,
+) -> None:
+    """Export the legacy provider's users into a resumable NDJSON state file."""
+    from proxy.users_export.command import ExportRequest, run_export
+
+    run_export(
+        ExportRequest(
+            source=source.value,
+            out=out,
+            url=url,
+            token_file=token_file,
+            aws_credentials_file=aws_credentials_file,
+            aws_profile=aws_profile,
+            user_pool_id=user_pool_id,
+            file=file,
+            hash_config=hash_config,
+            export_job=export_job,
+            connection_id=connection_id,
+            page_size=page_size,
+            timeout=timeout,
+            restart=restart,
+            as_json=as_json,
+        )
+    )
