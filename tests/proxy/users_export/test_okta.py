@@ -60,9 +60,7 @@ def test_a_login_that_is_not_the_email_becomes_the_username(tmp_path: Path) -> N
     assert lines(tmp_path / "users.ndjson")[0]["username"] == "isaac.b"
 
 
-def test_a_refused_token_is_a_clear_error_without_the_token(
-    okta: FakeOkta, tmp_path: Path
-) -> None:
+def test_a_refused_token_is_a_clear_error_without_the_token(okta: FakeOkta, tmp_path: Path) -> None:
     with pytest.raises(ExportFailed) as failed:
         export(_source(okta, Sleeper(), token="00SEEKRIT-wrong"), tmp_path / "users.ndjson")
     assert "HTTP 401" in str(failed.value) and "okta.users.read" in str(failed.value)
