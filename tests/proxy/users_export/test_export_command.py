@@ -180,3 +180,101 @@ def test_the_json_summary(tmp_path: Path) -> None:
     summary = json.loads(result.stdout)
     assert summary["users"] == 5 and summary["this_run"] == 5 and summary["resumed"] is False
     assert summary["rate_limit_waits"] == 0 and summary["skipped"] == {}
+
+
+def test_each_source_through_the_command(tmp_path: Path) -> None:
+    from proxy.users_export.sigv4 import AwsCredentials
+    from tests.proxy.users_export.vendor_servers import (
+        FIXTURES,
+        FakeAuth0,
+        FakeCognito,
+        auth0_user,
+        cognito_user,
+    )
+
+    runner = CliRunner()
+    pool = "us-east-1_Pool"
+    aws = tmp_path / "aws-credentials"
+    aws.write_text("[default]\naws_access_key_id = AKIAREAD\naws_secret_access_key = SEEKRIT-k\n")
+    cognito = FakeCognito(
+        [cognito_user(i) for i in range(70)], AwsCredentials("AKIAREAD", "SEEKRIT-k"), pool
+    )
+    auth0 = FakeAuth0([auth0_user(i) for i in range(30)], "SEEKRIT-mgmt")
+    auth0_token = tmp_path / "auth0-token"
+    auth0_token.write_text("SEEKRIT-mgmt\n")
+    try:
+        results = {
+            "cognito": runner.invoke(
+                app,
+                [
+                    "users",
+                    "export",
+                    "--source",
+                    "cognito",
+                    "--user-pool-id",
+                    pool,
+                    "--aws-credentials-file",
+                    str(aws),
+                    "--url",
+                    cognito.url,
+                    "--out",
+                    str(tmp_path / "cognito.ndjson"),
+                ],
+            ),
+            "auth0": runner.invoke(
+                app,
+                [
+                    "users",
+                    "export",
+                    "--source",
+                    "auth0",
+                    "--url",
+                    auth0.url,
+                    "--token-file",
+                    str(auth0_token),
+                    "--out",
+                    str(tmp_path / "auth0.ndjson"),
+                ],
+            ),
+            "firebase-file": runner.invoke(
+                app,
+                [
+                    "users",
+                    "export",
+                    "--source",
+                    "firebase-file",
+                    "--file",
+                    str(FIXTURES / "firebase_export.json"),
+                    "--hash-config",
+                    str(FIXTURES / "firebase_hash_config.txt"),
+                    "--out",
+                    str(tmp_path / "firebase-file.ndjson"),
+                ],
+            ),
+        }
+    finally:
+        cognito.stop()
+        auth0.stop()
+    counts = {"cognito": 70, "auth0": 30, "firebase-file": 2}
+    for source, result in results.items():
+        assert result.exit_code == 0, (source, result.output)
+        assert len(lines(tmp_path / f"{source}.ndjson")) == counts[source]
+        assert "SEEKRIT" not in result.output
+    assert "skipped 1: disabled at the source" in results["firebase-file"].output
+
+
+def test_an_unreadable_source_file_or_state_directory_is_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "users",
+            "export",
+            "--source",
+            "firebase-file",
+            "--file",
+            str(tmp_path / "none.json"),
+            "--out",
+            str(tmp_path / "out.ndjson"),
+        ],
+    )
+    assert result.exit_code == 2 and "none.json" in result.output
