@@ -1,4 +1,6 @@
-"""`authswitch users inventory`: what a users file holds (exit 0; 2 when it can't be read).
+"""`authswitch users export`: the legacy provider's users into a resumable NDJSON state file
+(exit 0; 2 options, credentials or state file; 6 the source could not be read).
+`authswitch users inventory`: what a users file holds (exit 0; 2 when it can't be read).
 `authswitch users import`: bulk-import password users into the new provider.
 
 The target is broker.provisioner: a SCIM server, or the WorkOS or Kratos API the broker's
