@@ -1,5 +1,7 @@
 """`authswitch users export`: the legacy provider's users into a resumable NDJSON state file
 (exit 0; 2 options, credentials or state file; 6 the source could not be read).
+`authswitch users diff`: the new provider's users against the source's (exit 0 none; 1 differences;
+2 a file, key or target that can't be read).
 `authswitch users inventory`: what a users file holds (exit 0; 2 when it can't be read).
 `authswitch users import`: bulk-import password users into the new provider.
 
@@ -198,4 +200,48 @@ def export_users(
             restart=restart,
             as_json=as_json,
         )
+    )
+
+
+@users_app.command("diff")
+def diff_users(
+    source: Annotated[
+        Path, typer.Option(help="The source's users: an export state file (NDJSON).")
+    ],
+    target: Annotated[
+        str,
+        typer.Option(
+            help="`workos` (the WorkOS User Management API), or an NDJSON file of the target's "
+            "users (./workos for a file of that name)."
+        ),
+    ],
+    url: Annotated[
+        str | None, typer.Option(help="WorkOS API base [default: https://api.workos.com].")
+    ] = None,
+    api_key_file: Annotated[
+        Path | None, typer.Option(help="The WorkOS API key file (read access to users).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar=CONFIG_ENV,
+            help="authswitch config: a workos broker.provisioner gives the URL and key.",
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, max=300, help="Seconds per request.")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole diff as JSON.")] = False,
+) -> None:
+    """Compare the new provider's users with the source's: missing, extra, changed."""
+    from proxy.users_import.diff_command import run_diff
+
+    run_diff(
+        source=source,
+        target=target,
+        url=url,
+        api_key_file=api_key_file,
+        config=config,
+        timeout=timeout,
+        as_json=as_json,
     )
