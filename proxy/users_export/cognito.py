@@ -56,7 +56,10 @@ class CognitoUsers:
         )
         if response.status_code != 200:
             raise ExportFailed(f"Cognito ListUsers: {_error(response)}")
-        answer = response.json()
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
         users = answer.get("Users") if isinstance(answer, dict) else None
         if not isinstance(users, list):
             raise ExportFailed("Cognito ListUsers: no Users list in the answer")

@@ -41,23 +41,28 @@ class OktaUsers:
             )
         if response.status_code != 200:
             raise ExportFailed(f"GET /api/v1/users: HTTP {response.status_code}")
-        users = response.json()
+        try:
+            users = response.json()
+        except ValueError:
+            users = None
         if not isinstance(users, list):
             raise ExportFailed("GET /api/v1/users: the answer is not a list of users")
-        return page_of(users, okta_line, self._next(response))
+        return page_of(users, okta_line, next_page(response, self.org))
 
     async def close(self) -> None:
         await self.client.close()
 
-    def _next(self, response: httpx.Response) -> str | None:
-        link = response.links.get("next", {}).get("url")
-        if link is None:
-            return None
-        url = httpx.URL(link)
-        # The token goes with every page: never to a host the org URL did not name.
-        if (url.scheme, url.host, url.port) != (self.org.scheme, self.org.host, self.org.port):
-            raise ExportFailed(f"Okta's next-page link points to another origin ({url.host})")
-        return str(url)
+
+def next_page(response: httpx.Response, org: httpx.URL) -> str | None:
+    """The `Link: rel="next"` URL, or None on the last page; refused when it leaves the org."""
+    link = response.links.get("next", {}).get("url")
+    if link is None:
+        return None
+    url = httpx.URL(link)
+    # The token goes with every page: never to a host the org URL did not name.
+    if (url.scheme, url.host, url.port) != (org.scheme, org.host, org.port):
+        raise ExportFailed(f"Okta's next-page link points to another origin ({url.host})")
+    return str(url)
 
 
 def okta_line(user: Any) -> dict[str, Any] | str:
