@@ -29,6 +29,10 @@ users_app = typer.Typer(
 )
 
 
+class ImportTargetKind(StrEnum):
+    okta = "okta"
+
+
 class OnExistingMode(StrEnum):
     ignore = "ignore"
     fail = "fail"
@@ -83,6 +87,16 @@ def import_users(
             help="SCIM /Bulk [default: when the server offers it]; SCIM only.",
         ),
     ] = None,
+    target: Annotated[
+        ImportTargetKind | None,
+        typer.Option(
+            help="okta: the Okta Users API (--okta-url, --token-file: an API token) "
+            "[default: broker.provisioner]."
+        ),
+    ] = None,
+    okta_url: Annotated[
+        str | None, typer.Option(help="--target okta: https://ORG.okta.com.")
+    ] = None,
 ) -> None:
     """Validate every line of FILE, then import the users in checkpointed batches."""
     # Here, not at the top: the import machinery would slow every `authswitch` command.
@@ -101,6 +115,8 @@ def import_users(
         token_file=token_file,
         timeout=timeout,
         bulk=bulk,
+        target=None if target is None else target.value,
+        okta_url=okta_url,
     )
 
 
