@@ -71,7 +71,7 @@ def test_exported_users_import_as_they_are(tmp_path: Path, scim: CountingScim) -
 def test_killed_mid_way_then_resumed_every_user_exactly_once(tmp_path: Path) -> None:
     ids = {f"00u{i:017d}" for i in range(600)}
     server = FakeOkta([okta_user(i) for i in range(600)], TOKEN)
-    server.delay_seconds = 0.1  # 30 pages: the kill lands in the middle
+    server.hold_after = 12  # of 30 pages: the 13th is held, and the kill lands then
     out = tmp_path / "users.ndjson"
     token_file = _token_file(tmp_path)
     try:
@@ -101,24 +101,25 @@ def test_killed_mid_way_then_resumed_every_user_exactly_once(tmp_path: Path) -> 
         cursor = out.with_name(out.name + ".cursor")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if cursor.exists() and json.loads(cursor.read_text())["users"] >= 200:
+            if cursor.exists() and json.loads(cursor.read_text())["users"] == 240:
                 break
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
         state = json.loads(cursor.read_text())
-        assert 200 <= state["users"] < 600 and state["done"] is False
+        assert state["users"] == 240 and state["done"] is False
         served_before = sum(server.served.values())
-        server.delay_seconds = 0.0
+        server.released.set()
         result = _export(out, server.url, token_file, "--page-size", "20")
     finally:
+        server.released.set()
         server.stop()
     assert result.exit_code == 0, result.output
     assert result.output.startswith("resumed: 600 users")
     exported = [line["external_id"] for line in lines(out)]
     assert len(exported) == len(ids) and set(exported) == ids
-    # The resume went on from the cursor: at most one page fetched twice.
-    assert sum(server.served.values()) - served_before <= 600 - state["users"] + 20
+    # The resume went on from the cursor: the rest, and the held page once more at most.
+    assert sum(server.served.values()) - served_before <= 600 - 240 + 20
 
 
 def test_a_state_file_of_another_source_is_not_resumed(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import gzip
 import json
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ class VendorServer:
         self.throttle: set[int] = set()  # 1-based numbers of list requests answered 429
         self.list_requests = 0
         self.delay_seconds = 0.0
+        self.hold_after: int | None = None  # list requests after this many wait for `released`
+        self.released = threading.Event()
         self.served: Counter[str] = Counter()  # users served, by external id
         self.clock = time.time  # the server's clock, for its rate-limit reset times
         self.reset_after_seconds = 1
@@ -57,6 +60,8 @@ class VendorServer:
 
     async def _throttled(self) -> bool:
         self.list_requests += 1
+        if self.hold_after is not None and self.list_requests > self.hold_after:
+            await asyncio.to_thread(self.released.wait, 60)  # an export is killed meanwhile
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
         return self.list_requests in self.throttle
