@@ -250,7 +250,7 @@ def diff_users(
     as_json: Annotated[bool, typer.Option("--json", help="The whole diff as JSON.")] = False,
 ) -> None:
     """Compare the new provider's users with the source's: missing, extra, changed."""
-    from proxy.users_import.diff_command import run_diff
+    from proxy.cli.users_diff import run_diff
 
     run_diff(
         source=source,

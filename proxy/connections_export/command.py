@@ -17,8 +17,7 @@ from foundation.secret_file import read_secret_file
 from proxy.cli.exit_codes import ExitCode
 from proxy.cli.output import fail, print_json
 from proxy.connections_export.fetch import Fetched, auth0_connections, okta_idps
-from proxy.users_export.rate_limits import RateLimitedClient
-from proxy.users_export.source import ExportFailed
+from proxy.http.rate_limits import ApiUnavailable, RateLimitedClient
 
 LegacySource = Literal["auth0", "okta"]
 
@@ -43,7 +42,7 @@ def run_connections_export(
     )
     try:
         fetched = asyncio.run(_fetch(source, url, client))
-    except ExportFailed as exc:
+    except ApiUnavailable as exc:
         fail(str(exc), ExitCode.LEGACY_UNAVAILABLE, error="source_unavailable", as_json=as_json)
     rows = [row for _, row in fetched if not isinstance(row, str)]
     skipped = [(name, row) for name, row in fetched if isinstance(row, str)]

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 
 from connection_map.exports import ExportedConnection, auth0_connection, okta_idp
+from proxy.http.rate_limits import RateLimitedClient
 from proxy.users_export.okta import next_page
-from proxy.users_export.rate_limits import RateLimitedClient
 from proxy.users_export.source import ExportFailed
 
 AUTH0_STRATEGIES = ("samlp", "oidc", "okta", "waad", "adfs")

@@ -3,7 +3,8 @@
 
 One module per source (auth0, cognito, okta, firebase_file), each turning the vendor's
 documented pages into import lines; state.py keeps the file and its cursor so a killed export
-resumes with no gap and no duplicate; rate_limits.py waits out 429s as the vendors document.
+resumes with no gap and no duplicate; proxy/http/rate_limits.py waits out 429s as the vendors
+document them.
 """
 
 from proxy.users_export.run import ExportSummary, export_users

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from proxy.users_export.rate_limits import RateLimitedClient
+from proxy.http.rate_limits import RateLimitedClient
 from proxy.users_export.source import ExportFailed, Page, import_line, page_of
 
 PAGED_LIMIT = 1000  # Auth0 serves this many users by page; more only by an export job

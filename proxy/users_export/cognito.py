@@ -22,7 +22,7 @@ import httpx
 
 from foundation.config_error import ConfigError
 from foundation.secret_file import read_secret_file
-from proxy.users_export.rate_limits import RateLimitedClient
+from proxy.http.rate_limits import RateLimitedClient
 from proxy.users_export.sigv4 import AwsCredentials, sign
 from proxy.users_export.source import ExportFailed, Page, import_line, page_of
 

@@ -16,6 +16,7 @@ from foundation.config_error import ConfigError
 from foundation.secret_file import read_secret_file
 from proxy.cli.exit_codes import ExitCode
 from proxy.cli.output import fail, print_json
+from proxy.http.rate_limits import ApiUnavailable, RateLimitedClient
 from proxy.users_export.auth0 import Auth0Users
 from proxy.users_export.cognito import (
     CognitoUsers,
@@ -26,9 +27,8 @@ from proxy.users_export.cognito import (
 )
 from proxy.users_export.firebase_file import FirebaseExportFile, read_hash_config
 from proxy.users_export.okta import OktaUsers
-from proxy.users_export.rate_limits import RateLimitedClient
 from proxy.users_export.run import ExportSummary, export_users
-from proxy.users_export.source import ExportFailed, UserSource
+from proxy.users_export.source import UserSource
 from proxy.users_export.state import ExportState, StateRefused
 
 SourceKind = Literal["auth0", "cognito", "okta", "firebase-file"]
@@ -68,7 +68,7 @@ def run_export(request: ExportRequest) -> None:
         fail(f"{exc.filename}: {exc.strerror}", ExitCode.USAGE, as_json=request.as_json)
     try:
         summary = asyncio.run(_export(source, state))
-    except ExportFailed as exc:
+    except ApiUnavailable as exc:
         fail(
             f"{exc} ({state.users} users kept in {request.out})",
             ExitCode.LEGACY_UNAVAILABLE,

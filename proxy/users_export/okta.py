@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from proxy.users_export.rate_limits import RateLimitedClient
+from proxy.http.rate_limits import RateLimitedClient
 from proxy.users_export.source import ExportFailed, Page, import_line, page_of
 
 MAX_PAGE_SIZE = 200

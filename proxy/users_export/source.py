@@ -8,10 +8,11 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from proxy.http.rate_limits import ApiUnavailable
 from proxy.users_import.line_schema import UserLine
 
 
-class ExportFailed(Exception):
+class ExportFailed(ApiUnavailable):
     """The source can't be read (unreachable, refused the credentials, rate limit never lifts,
     a malformed answer); the message says what and never carries a credential."""
 

@@ -11,8 +11,7 @@ from typing import Any
 
 import httpx
 
-from proxy.users_export.rate_limits import RateLimitedClient
-from proxy.users_export.source import ExportFailed
+from proxy.http.rate_limits import ApiUnavailable, RateLimitedClient
 from proxy.users_import.diff import UserRecord
 
 _USERS = "/user_management/users"
@@ -30,9 +29,9 @@ async def workos_users(
             params["after"] = after
         response = await client.request("GET", url, params=params)
         if response.status_code in (401, 403):
-            raise ExportFailed(f"GET {_USERS}: WorkOS refused the API key (HTTP 401/403)")
+            raise ApiUnavailable(f"GET {_USERS}: WorkOS refused the API key (HTTP 401/403)")
         if response.status_code != 200:
-            raise ExportFailed(f"GET {_USERS}: HTTP {response.status_code}")
+            raise ApiUnavailable(f"GET {_USERS}: HTTP {response.status_code}")
         page = _page(response)
         for user in page["data"]:
             yield workos_record(user)
@@ -64,5 +63,5 @@ def _page(response: httpx.Response) -> dict[str, Any]:
         or not isinstance(page.get("data"), list)
         or not isinstance(page.get("list_metadata"), dict)
     ):
-        raise ExportFailed(f"GET {_USERS}: not a WorkOS list (data, list_metadata)")
+        raise ApiUnavailable(f"GET {_USERS}: not a WorkOS list (data, list_metadata)")
     return page

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
+from proxy.http.rate_limits import RateLimitedClient, RetryPolicy
 from proxy.users_export import ExportState, ExportSummary, UserSource, export_users
-from proxy.users_export.rate_limits import RateLimitedClient, RetryPolicy
 
 NOW = 1_700_000_000.0  # the injected wall clock, in epoch seconds
 

@@ -8,8 +8,7 @@ from email.utils import formatdate
 import httpx
 import pytest
 
-from proxy.users_export import ExportFailed
-from proxy.users_export.rate_limits import RateLimitedClient, RetryPolicy, retry_after
+from proxy.http.rate_limits import ApiUnavailable, RateLimitedClient, RetryPolicy, retry_after
 
 NOW = 1_700_000_000.0
 
@@ -26,7 +25,7 @@ def test_retry_after_in_seconds_as_a_date_or_a_reset_time() -> None:
 
 def _run(
     answers: list[httpx.Response | Exception], policy: RetryPolicy
-) -> tuple[httpx.Response | ExportFailed, list[float]]:
+) -> tuple[httpx.Response | ApiUnavailable, list[float]]:
     waits: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -38,7 +37,7 @@ def _run(
             raise answer
         return answer
 
-    async def go() -> httpx.Response | ExportFailed:
+    async def go() -> httpx.Response | ApiUnavailable:
         client = RateLimitedClient(
             httpx.AsyncClient(transport=httpx.MockTransport(handler)),
             policy=policy,
@@ -47,7 +46,7 @@ def _run(
         )
         try:
             return await client.request("GET", "http://source.test/api/v1/users?after=x")
-        except ExportFailed as exc:
+        except ApiUnavailable as exc:
             return exc
         finally:
             await client.close()
@@ -71,7 +70,7 @@ def test_back_off_doubles_without_a_header_and_is_capped() -> None:
 
 def test_gives_up_after_the_attempts_with_what_to_do() -> None:
     answer, waits = _run([httpx.Response(429)] * 3, RetryPolicy(attempts=3))
-    assert isinstance(answer, ExportFailed)
+    assert isinstance(answer, ApiUnavailable)
     assert "GET /api/v1/users: HTTP 429 after 3 attempts" in str(answer)
     assert "run the same command again to resume" in str(answer)
     assert len(waits) == 2

@@ -1,4 +1,5 @@
-"""Requests to a source's API that wait out its rate limit, as the vendors document it.
+"""Requests to a vendor's API that wait out its rate limit, as the vendors document it (the
+users export and diff, the connections export).
 
 A 429 is retried after `Retry-After` (seconds or an HTTP date), else after the reset time the
 vendor sends (`X-RateLimit-Reset` at Auth0, `X-Rate-Limit-Reset` at Okta: epoch seconds), else
@@ -19,7 +20,11 @@ from typing import Any
 
 import httpx
 
-from proxy.users_export.source import ExportFailed
+
+class ApiUnavailable(Exception):
+    """The API can't be read (unreachable, refused the credentials, a rate limit that never
+    lifts, a malformed answer); the message says what and never carries a credential."""
+
 
 Sleeper = Callable[[float], Awaitable[None]]
 _RESET_HEADERS = ("x-ratelimit-reset", "x-rate-limit-reset")
@@ -70,7 +75,7 @@ class RateLimitedClient:
                 break
             self.waits.append(wait)
             await self._sleep(wait)
-        raise ExportFailed(
+        raise ApiUnavailable(
             f"{failure} after {self.policy.attempts} attempts (rate limited or unavailable); "
             "the state file keeps what was exported: run the same command again to resume"
         )

@@ -13,8 +13,7 @@ from foundation.config_error import ConfigError
 from foundation.secret_file import read_secret_file
 from proxy.cli.exit_codes import ExitCode
 from proxy.cli.output import fail, print_json, render_table
-from proxy.users_export.rate_limits import RateLimitedClient
-from proxy.users_export.source import ExportFailed
+from proxy.http.rate_limits import ApiUnavailable, RateLimitedClient
 from proxy.users_import.diff import Side, UsersDiff, compare, read_ndjson_side, side_of
 from proxy.users_import.workos_users import workos_users
 
@@ -46,7 +45,7 @@ def run_diff(
         fail(str(exc), ExitCode.USAGE, as_json=as_json)
     except OSError as exc:
         fail(f"{target}: cannot read: {exc.strerror}", ExitCode.USAGE, as_json=as_json)
-    except ExportFailed as exc:
+    except ApiUnavailable as exc:
         fail(f"the target can't be read: {exc}", ExitCode.USAGE, as_json=as_json)
     diff = compare(source_side, target_side)
     if as_json:
