@@ -53,7 +53,7 @@ def test_the_cli_loads_the_broker_and_import_clients_only_for_their_commands() -
     probe = (
         "import sys, proxy.cli.main; "
         "print(sorted(m for m in ('scim2_client', 'scim2_models', 'email_validator', "
-        "'proxy.broker.service', 'proxy.users_import') if m in sys.modules))"
+        "'proxy.broker.service', 'proxy.users_import', 'proxy.users_export') if m in sys.modules))"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True

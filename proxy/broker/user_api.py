@@ -16,9 +16,17 @@ class UserApi(HttpClient):
     """One session per provider; every call has a total deadline; failures name no payload."""
 
     def __init__(
-        self, base_url: str, *, name: str, token: str | None, timeout_seconds: float
+        self,
+        base_url: str,
+        *,
+        name: str,
+        token: str | None,
+        timeout_seconds: float,
+        headers: dict[str, str] | None = None,  # e.g. an Authorization of another scheme
     ) -> None:
-        super().__init__(timeout_seconds, token=token, headers={"Accept": "application/json"})
+        super().__init__(
+            timeout_seconds, token=token, headers={"Accept": "application/json", **(headers or {})}
+        )
         self._base = base_url.rstrip("/")
         self._name = name
 

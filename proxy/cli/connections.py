@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -416,3 +417,41 @@ def _os_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # a container user without a passwd entry
         return "unknown"
+
+
+class LegacyConnectionsSource(StrEnum):
+    auth0 = "auth0"
+    okta = "okta"
+
+
+@export_app.command("legacy")
+def export_legacy(
+    source: Annotated[LegacyConnectionsSource, typer.Option(help="The legacy provider to read.")],
+    url: Annotated[
+        str, typer.Option(help="auth0: https://TENANT.auth0.com; okta: https://ORG.okta.com.")
+    ],
+    token_file: Annotated[
+        Path,
+        typer.Option(
+            help="auth0: a Management API token (read:connections); okta: an API token that "
+            "reads identity providers."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(help="The connections CSV to write (0600: it holds OIDC client secrets)."),
+    ],
+    timeout: Annotated[float, typer.Option(min=0.1, max=300, help="Seconds per request.")] = 30.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Export the legacy provider's SAML and OIDC connections as the connections CSV."""
+    from proxy.connections_export.command import run_connections_export
+
+    run_connections_export(
+        source=source.value,
+        url=url,
+        token_file=token_file,
+        out=out,
+        timeout=timeout,
+        as_json=as_json,
+    )

@@ -1,4 +1,8 @@
-"""`authswitch users inventory`: what a users file holds (exit 0; 2 when it can't be read).
+"""`authswitch users export`: the legacy provider's users into a resumable NDJSON state file
+(exit 0; 2 options, credentials or state file; 6 the source could not be read).
+`authswitch users diff`: the new provider's users against the source's (exit 0 none; 1 differences;
+2 a file, key or target that can't be read).
+`authswitch users inventory`: what a users file holds (exit 0; 2 when it can't be read).
 `authswitch users import`: bulk-import password users into the new provider.
 
 The target is broker.provisioner: a SCIM server, or the WorkOS or Kratos API the broker's
@@ -23,6 +27,10 @@ from proxy.cli.options import CONFIG_ENV
 users_app = typer.Typer(
     help="Take stock of users and bulk-import them into the new provider.", no_args_is_help=True
 )
+
+
+class ImportTargetKind(StrEnum):
+    okta = "okta"
 
 
 class OnExistingMode(StrEnum):
@@ -79,6 +87,16 @@ def import_users(
             help="SCIM /Bulk [default: when the server offers it]; SCIM only.",
         ),
     ] = None,
+    target: Annotated[
+        ImportTargetKind | None,
+        typer.Option(
+            help="okta: the Okta Users API (--okta-url, --token-file: an API token) "
+            "[default: broker.provisioner]."
+        ),
+    ] = None,
+    okta_url: Annotated[
+        str | None, typer.Option(help="--target okta: https://ORG.okta.com.")
+    ] = None,
 ) -> None:
     """Validate every line of FILE, then import the users in checkpointed batches."""
     # Here, not at the top: the import machinery would slow every `authswitch` command.
@@ -97,6 +115,8 @@ def import_users(
         token_file=token_file,
         timeout=timeout,
         bulk=bulk,
+        target=None if target is None else target.value,
+        okta_url=okta_url,
     )
 
 
@@ -112,3 +132,132 @@ def inventory_users(
     from proxy.users_import.inventory import run_inventory
 
     run_inventory(file, as_json=as_json, top=top)
+
+
+class ExportSource(StrEnum):
+    auth0 = "auth0"
+    cognito = "cognito"
+    okta = "okta"
+    firebase_file = "firebase-file"
+
+
+@users_app.command("export")
+def export_users(
+    source: Annotated[ExportSource, typer.Option(help="The legacy provider to read.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="The NDJSON state file (`users import` reads it); a cursor file beside it "
+            "makes a re-run resume."
+        ),
+    ],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="auth0: https://TENANT.auth0.com; okta: https://ORG.okta.com; cognito: the "
+            "endpoint [default: https://cognito-idp.REGION.amazonaws.com]."
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="auth0: a Management API token (read:users); okta: an API token."),
+    ] = None,
+    aws_credentials_file: Annotated[
+        Path | None,
+        typer.Option(help="cognito: an AWS shared-credentials file (cognito-idp:ListUsers)."),
+    ] = None,
+    aws_profile: Annotated[
+        str, typer.Option(help="cognito: the profile in that file.")
+    ] = "default",
+    user_pool_id: Annotated[str | None, typer.Option(help="cognito: the pool (REGION_ID).")] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="firebase-file: the `firebase auth:export` JSON file.")
+    ] = None,
+    hash_config: Annotated[
+        Path | None,
+        typer.Option(help="firebase-file: the project's password hash parameters (hash_config)."),
+    ] = None,
+    export_job: Annotated[
+        bool, typer.Option(help="auth0: by a user-export job (any number of users).")
+    ] = False,
+    connection_id: Annotated[
+        str | None, typer.Option(help="auth0 --export-job: only this connection's users.")
+    ] = None,
+    page_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=1000, help="Users per page [default: the source's most: 100/60/200/1000]."
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, max=300, help="Seconds per request.")] = 30.0,
+    restart: Annotated[
+        bool, typer.Option(help="Start over: discard the state file and its cursor.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The summary as JSON.")] = False,
+) -> None:
+    """Export the legacy provider's users into a resumable NDJSON state file."""
+    from proxy.users_export.command import ExportRequest, run_export
+
+    run_export(
+        ExportRequest(
+            source=source.value,
+            out=out,
+            url=url,
+            token_file=token_file,
+            aws_credentials_file=aws_credentials_file,
+            aws_profile=aws_profile,
+            user_pool_id=user_pool_id,
+            file=file,
+            hash_config=hash_config,
+            export_job=export_job,
+            connection_id=connection_id,
+            page_size=page_size,
+            timeout=timeout,
+            restart=restart,
+            as_json=as_json,
+        )
+    )
+
+
+@users_app.command("diff")
+def diff_users(
+    source: Annotated[
+        Path, typer.Option(help="The source's users: an export state file (NDJSON).")
+    ],
+    target: Annotated[
+        str,
+        typer.Option(
+            help="`workos` (the WorkOS User Management API), or an NDJSON file of the target's "
+            "users (./workos for a file of that name)."
+        ),
+    ],
+    url: Annotated[
+        str | None, typer.Option(help="WorkOS API base [default: https://api.workos.com].")
+    ] = None,
+    api_key_file: Annotated[
+        Path | None, typer.Option(help="The WorkOS API key file (read access to users).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar=CONFIG_ENV,
+            help="authswitch config: a workos broker.provisioner gives the URL and key.",
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, max=300, help="Seconds per request.")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole diff as JSON.")] = False,
+) -> None:
+    """Compare the new provider's users with the source's: missing, extra, changed."""
+    from proxy.cli.users_diff import run_diff
+
+    run_diff(
+        source=source,
+        target=target,
+        url=url,
+        api_key_file=api_key_file,
+        config=config,
+        timeout=timeout,
+        as_json=as_json,
+    )

@@ -34,6 +34,7 @@ from proxy.users_import import (
     scan_source,
 )
 from proxy.users_import.checkpoint import write_atomically
+from proxy.users_import.okta_target import OktaProvisioner
 
 log = logging.getLogger("authswitch.users_import")
 
@@ -62,9 +63,37 @@ def run_import(
     token_file: Path | None,
     timeout: float | None,
     bulk: bool | None,
+    target: str | None = None,
+    okta_url: str | None = None,
 ) -> None:
     """Validate every line of FILE, then import the users in checkpointed batches."""
-    target = _target(config, scim_url, token_file, timeout, bulk, parallel, on_existing)
+    import_target: ImportTarget
+    if target == "okta":
+        import_target = _okta_target(okta_url, token_file, timeout, bulk, on_existing)
+    else:
+        import_target = _target(config, scim_url, token_file, timeout, bulk, parallel, on_existing)
+    _run_import(
+        file,
+        import_target,
+        batch_size,
+        parallel,
+        checkpoint,
+        report_json,
+        skip_invalid,
+        on_existing,
+    )
+
+
+def _run_import(
+    file: Path,
+    target: ImportTarget,
+    batch_size: int,
+    parallel: int,
+    checkpoint: Path | None,
+    report_json: Path | None,
+    skip_invalid: bool,
+    on_existing: OnExisting,
+) -> None:
     try:
         scan = scan_source(file, hash_target=target.hash_target)
     except OSError as exc:
@@ -153,6 +182,30 @@ def _target(
         connections=parallel * 8,
         use_bulk=bulk,
     )
+
+
+def _okta_target(
+    url: str | None,
+    token_file: Path | None,
+    timeout: float | None,
+    bulk: bool | None,
+    on_existing: OnExisting,
+) -> ProvisionerImportTarget:
+    """The Okta Users API as the target (users created with passwords or Okta hash imports)."""
+    if url is None or token_file is None:
+        raise _fail("--target okta needs --okta-url and --token-file (an Okta API token)", 2)
+    if on_existing == "update":
+        raise _fail("--on-existing update needs a SCIM target: use ignore or fail", 2)
+    if bulk is not None:
+        raise _fail("--bulk/--no-bulk apply to a SCIM target, not to okta", 2)
+    try:
+        token = read_secret_file(token_file, "--token-file").decode()
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    provisioner = OktaProvisioner(
+        url, api_token=token, timeout_seconds=timeout or _PROVIDER_TIMEOUT_SECONDS
+    )
+    return ProvisionerImportTarget(provisioner, name="okta")
 
 
 def _provisioner_target(

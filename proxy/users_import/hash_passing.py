@@ -16,6 +16,12 @@ as the target documents it:
   padding); `$scrypt$ln=N,r=R,p=P$salt$hash` (`ln` is N itself; padded base64);
   `{SSHA}`/`{SSHA256}`/`{SSHA512}`; `$firescrypt$ln=MEM_COST,r=ROUNDS,p=1$salt$hash$separator$key`
   (padded base64).
+- Okta (`credentials.password.hash` of Create User, "import a user with a password hash"):
+  `{"algorithm": "BCRYPT", "workFactor": 10, "salt": <22 chars>, "value": <31 chars>}` from a
+  bcrypt hash; `{"algorithm": "SHA-1|SHA-256|SHA-512", "salt": b64, "saltOrder": "POSTFIX",
+  "value": b64}` from `{SSHA}`/`{SSHA256}`/`{SSHA512}` (the digest of password + salt). Okta
+  documents no scrypt, argon2 or Firebase form: those are not passable. The hash object travels
+  as its JSON text.
 
 A hash a target can't take raises HashNotPassable with the reason (never the hash): the
 operator then leaves that user to reset-on-first-login or the JIT broker.
@@ -25,14 +31,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from proxy.broker.hash_schemes import UnsupportedHash, cost_of, scheme_of
 
 # The `password_hash_type` values WorkOS documents, which are also this file's names.
 HASH_TYPES = ("bcrypt", "scrypt", "firebase-scrypt", "ssha", "pbkdf2", "argon2")
-HashTarget = Literal["workos", "kratos"]
+HashTarget = Literal["workos", "kratos", "okta"]
 
 
 class HashNotPassable(ValueError):
@@ -141,11 +148,36 @@ def for_kratos(decoded: DecodedHash) -> str:
     return f"$firescrypt${params}$" + "$".join(_padded(part) for part in parts)
 
 
+def for_okta(decoded: DecodedHash) -> dict[str, Any]:
+    """`credentials.password.hash` as Okta documents it."""
+    if isinstance(decoded, Verbatim) and decoded.kind == "bcrypt":
+        _, _, cost, salt_and_hash = decoded.encoded.split("$")
+        return {
+            "algorithm": "BCRYPT",
+            "workFactor": int(cost),
+            "salt": salt_and_hash[:22],
+            "value": salt_and_hash[22:],
+        }
+    if isinstance(decoded, Verbatim) and decoded.kind == "ssha":
+        label, _, body = decoded.encoded[1:].partition("}")
+        size, algorithm = _OKTA_SHA[label.upper()]
+        raw = base64.b64decode(body)
+        return {
+            "algorithm": algorithm,
+            "salt": base64.b64encode(raw[size:]).decode(),
+            "saltOrder": "POSTFIX",  # {SSHA} is the digest of password + salt
+            "value": base64.b64encode(raw[:size]).decode(),
+        }
+    raise HashNotPassable(f"Okta takes bcrypt and salted SHA hashes, not {_kind(decoded)}")
+
+
 def passed_hash(target: HashTarget, encoded: str, hash_type: str) -> tuple[str, str]:
     """(hash, type) as `target` takes them; HashNotPassable when it can't take this one."""
     decoded = decode_hash(encoded, hash_type)
     if target == "workos":
         return for_workos(decoded)
+    if target == "okta":
+        return json.dumps(for_okta(decoded)), hash_type
     return for_kratos(decoded), hash_type
 
 
@@ -174,6 +206,7 @@ def describe_hash(encoded: str) -> str:
 
 # -- reading -----------------------------------------------------------------------------------
 
+_OKTA_SHA = {"SSHA": (20, "SHA-1"), "SSHA256": (32, "SHA-256"), "SSHA512": (64, "SHA-512")}
 _WORKOS_PBKDF2_MIN = {"sha256": 600_000, "sha512": 210_000}
 _PBKDF2_DIGESTS = frozenset({"sha1", "sha256", "sha512"})
 

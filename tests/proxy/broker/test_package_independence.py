@@ -17,6 +17,14 @@ _PROXY = Path(proxy.__file__).parent
 _ALLOWED = {
     "broker": ("proxy.broker", "proxy.http"),
     "users_import": ("proxy.users_import", "proxy.broker", "proxy.http"),
+    # The exports run their commands with the CLI's output and exit codes.
+    "users_export": ("proxy.users_export", "proxy.users_import", "proxy.http", "proxy.cli"),
+    "connections_export": (
+        "proxy.connections_export",
+        "proxy.users_export",
+        "proxy.http",
+        "proxy.cli",
+    ),
 }
 
 
