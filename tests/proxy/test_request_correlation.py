@@ -134,7 +134,7 @@ def test_configured_header_and_send_request_id(
 
     assert given.headers["x-request-id"] == "Root=1-ab"
     lines = access_lines(captured_logs, "request") + access_lines(captured_logs, "callback")
-    assert [line["request_id"] for line in lines][0] == "Root=1-ab"
+    assert lines[0]["request_id"] == "Root=1-ab"
     sent = [dict(seen["headers"]) for seen in list(legacy)[-3:]]
     assert sent[0]["x-amzn-trace-id"] == "Root=1-ab", "the client's own reaches legacy as it was"
     assert sent[1]["x-amzn-trace-id"] == made.headers["x-request-id"] == lines[1]["request_id"]
