@@ -12,8 +12,8 @@ form field or an exception message (those can carry SAMLResponse, code, state, c
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -78,13 +78,17 @@ class RequestTracing:
         }
         if route is not None:
             attributes["http.route"] = route
-        with self._tracer.start_as_current_span(
-            name,
-            context=_caller_context(scope),
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-            record_exception=False,  # its message could quote request data
-        ) as span:
+        with (
+            self._tracer.start_as_current_span(
+                name,
+                context=_caller_context(scope),
+                kind=SpanKind.SERVER,
+                attributes=attributes,
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span,
+            _error_type(span),
+        ):
             context = span.get_span_context()
             yield TracedRequest(
                 span,
@@ -128,7 +132,12 @@ class RequestTracing:
         tracer = self._tracer
 
         def traced(*args: P.args, **kwargs: P.kwargs) -> R:
-            with tracer.start_as_current_span(name, record_exception=False):
+            with (
+                tracer.start_as_current_span(
+                    name, record_exception=False, set_status_on_exception=False
+                ) as span,
+                _error_type(span),
+            ):
                 return run(*args, **kwargs)
 
         return traced
@@ -140,7 +149,12 @@ class RequestTracing:
         tracer = self._tracer
 
         async def traced(*args: P.args, **kwargs: P.kwargs) -> R:
-            with tracer.start_as_current_span(name, record_exception=False):
+            with (
+                tracer.start_as_current_span(
+                    name, record_exception=False, set_status_on_exception=False
+                ) as span,
+                _error_type(span),
+            ):
                 return await run(*args, **kwargs)
 
         return traced
@@ -153,7 +167,12 @@ class RequestTracing:
         tracer, propagate = self._tracer, self._propagate
 
         async def traced(callback: Callback, /, *args: P.args, **kwargs: P.kwargs) -> None:
-            with tracer.start_as_current_span(name, record_exception=False) as span:
+            with (
+                tracer.start_as_current_span(
+                    name, record_exception=False, set_status_on_exception=False
+                ) as span,
+                _error_type(span),
+            ):
                 if propagate:
                     callback.scope = with_trace_context(callback.scope, span.get_span_context())
                 try:
@@ -168,6 +187,19 @@ class RequestTracing:
                     )
 
         return traced
+
+
+@contextmanager
+def _error_type(span: trace.Span) -> Iterator[None]:
+    """An exception leaving the span marks it failed with the exception's type only: the SDK
+    would record its message, which could quote request data (an upstream URL and its query,
+    a parser's excerpt)."""
+    try:
+        yield
+    except BaseException as exc:
+        span.set_attribute("error.type", type(exc).__name__)
+        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        raise
 
 
 def with_trace_context(scope: Scope, context: SpanContext) -> Scope:

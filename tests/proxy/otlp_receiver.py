@@ -26,6 +26,9 @@ class ReceivedSpan:
     resource: dict[str, Any]
     start_ns: int
     end_ns: int
+    status_code: int  # 0 unset, 1 ok, 2 error
+    status_message: str
+    events: list[str]
 
 
 def _value(any_value: Any) -> Any:
@@ -93,6 +96,9 @@ class OtlpReceiver:
                             resource,
                             span.start_time_unix_nano,
                             span.end_time_unix_nano,
+                            span.status.code,
+                            span.status.message,
+                            [event.name for event in span.events],
                         )
                     )
         with self._lock:

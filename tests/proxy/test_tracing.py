@@ -152,3 +152,24 @@ def test_oidc_code_and_state_never_reach_a_span(
     values: list[Any] = [v for span in receiver.spans for v in span.attributes.values()]
     assert not any("leaky" in str(value) for value in values)
     assert b"leaky" not in b"".join(receiver.raw)
+
+
+def test_a_failing_step_is_marked_by_its_exception_type_never_its_message(
+    receiver: OtlpReceiver,
+) -> None:
+    from proxy.ops.tracing import RequestTracing
+
+    tracing = RequestTracing(propagate=False)
+
+    def identify() -> None:
+        raise ValueError("SAMLResponse=leaky-artifact in https://idp.example/?code=leaky-code")
+
+    with pytest.raises(ValueError, match="leaky"):
+        tracing.step("authswitch.identify", identify)()
+    tracing.shutdown()
+
+    (span,) = named(receiver.spans, "authswitch.identify")
+    assert (span.status_code, span.status_message) == (2, "ValueError")
+    assert span.attributes == {"error.type": "ValueError"}
+    assert span.events == [], "no exception event: it would carry the message"
+    assert b"leaky" not in b"".join(receiver.raw)
