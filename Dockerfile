@@ -9,12 +9,13 @@ COPY connection_map ./connection_map
 COPY flags ./flags
 COPY foundation ./foundation
 # Same install step as README.md ("pip install -c constraints.txt ."), pinned to the project's
-# one lock, into a virtualenv that is copied over.
+# one lock, into a virtualenv that is copied over; with the `tracing` extra, so that
+# `tracing.enabled` (OpenTelemetry) can be switched on without another image.
 # The import check fails the build, not the first request, when lxml's and xmlsec's bundled
 # libxml2 versions disagree.
 RUN python -m venv /opt/authswitch \
-    && /opt/authswitch/bin/pip install --no-cache-dir -c constraints.txt . \
-    && /opt/authswitch/bin/python -I -c "import lxml.etree, xmlsec, proxy.app"
+    && /opt/authswitch/bin/pip install --no-cache-dir -c constraints.txt '.[tracing]' \
+    && /opt/authswitch/bin/python -I -c "import lxml.etree, xmlsec, proxy.app, proxy.ops.tracing"
 
 FROM python:3.11-slim-bookworm
 LABEL org.opencontainers.image.title="authswitch" \

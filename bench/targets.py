@@ -123,7 +123,13 @@ def _authswitch_argv(scenario: str) -> Argv:
     def argv(context: Context, port: int) -> list[str]:
         assert context.authswitch is not None
         config = write_authswitch_config(context, scenario, port)
-        return [str(context.authswitch), "serve", "--config", str(config)]
+        serve = [str(context.authswitch), "serve", "--config", str(config)]
+        if scenario != "fallthrough-traced":
+            return serve
+        # Spans go, in batches, to the bench upstream, which answers 200 to any POST as an
+        # OTLP/HTTP collector does: what exporting costs authswitch, not what a collector does.
+        endpoint = f"http://127.0.0.1:{context.upstream_port}/v1/traces"
+        return ["env", f"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT={endpoint}", *serve]
 
     return argv
 
@@ -133,7 +139,7 @@ def write_authswitch_config(context: Context, scenario: str, port: int) -> Path:
     directory = context.work_dir / f"authswitch-{scenario}"
     directory.mkdir(parents=True, exist_ok=True)
     mode = "proxy" if scenario == "proxy" else "redirect"
-    if scenario == "fallthrough":
+    if scenario in ("fallthrough", "fallthrough-traced"):
         migrated: list[CorpusEntry] = []
     elif scenario == "mix":
         migrated = [entry for entry in context.corpus if is_migrated_in_mix(entry)]
@@ -169,6 +175,7 @@ def write_authswitch_config(context: Context, scenario: str, port: int) -> Path:
         "logging": {"level": context.authswitch_log_level},
         # A free port rather than the default, which another process may hold.
         "metrics": {"host": "127.0.0.1", "port": free_port()},
+        "tracing": {"enabled": scenario == "fallthrough-traced"},
     }
     for name, document in (
         ("connections.yaml", connections),
@@ -230,6 +237,13 @@ AUTHSWITCH = (
         "authswitch",
         "no connection migrated: every callback identified, then proxied to legacy",
         _authswitch_argv("fallthrough"),
+        _reached_legacy,
+    ),
+    Target(
+        "authswitch-fallthrough-traced",
+        "authswitch",
+        "the same with OpenTelemetry tracing on: 6 spans per callback, exported over OTLP/HTTP",
+        _authswitch_argv("fallthrough-traced"),
         _reached_legacy,
     ),
     Target(

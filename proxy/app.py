@@ -11,13 +11,13 @@ import asyncio
 import itertools
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from openfeature import api
 from openfeature.provider import FeatureProvider
 
 from proxy.broker.service import PasswordBroker
 from proxy.callback.account import account_pass_through
-from proxy.callback.context import new_request_id
 from proxy.callback.decide import RouteDecider
 from proxy.callback.fall_through import LegacyFallThrough
 from proxy.callback.pipeline import CallbackPipeline
@@ -26,6 +26,7 @@ from proxy.config import Config
 from proxy.flag_backend import provider_for
 from proxy.flow_affinity import START_PATH, FlowStartEndpoint, flow_store_for
 from proxy.http.asgi_types import Receive, Scope, Send
+from proxy.http.correlation import correlate
 from proxy.http.forwarder import HttpForwarder, ResponseTruncated
 from proxy.http.request_target import MESSAGES as TARGET_MESSAGES
 from proxy.http.request_target import target_problem
@@ -36,6 +37,9 @@ from proxy.ops.json_logging import flush_logs
 from proxy.ops.readiness import readiness_report
 from proxy.outcomes.service import OutcomeService
 from proxy.shadow.service import shadow_sampler_for
+
+if TYPE_CHECKING:
+    from proxy.ops.tracing import RequestTracing
 
 log = logging.getLogger("authswitch")
 _instances = itertools.count(1)
@@ -66,7 +70,10 @@ class AuthSwitch:
             max_header_bytes=config.limits.upstream_max_header_bytes,
             max_headers=config.limits.upstream_max_headers,
         )
-        self._legacy = LegacyFallThrough(config.legacy, config.forwarding, self._forwarder)
+        self._tracing = request_tracing_for(config)
+        self._legacy = LegacyFallThrough(
+            config.legacy, config.forwarding, self._forwarder, config.tracing, self._tracing
+        )
         self._outcomes = (
             OutcomeService(config, lambda: self.connection_map.current)
             if config.outcomes.enabled
@@ -82,6 +89,7 @@ class AuthSwitch:
             legacy=self._legacy,
             outcomes=None if self._outcomes is None else self._outcomes.observer,
             shadow=self.shadow,
+            tracing=self._tracing,
         )
         self._ops_prefix = config.ops_prefix + "/"
         # With a metrics port of their own, the metrics (connection ids, per-tenant counts) are
@@ -163,6 +171,8 @@ class AuthSwitch:
         if self.shadow is not None:
             await asyncio.to_thread(self.shadow.stop)
         self.flag_provider.shutdown()
+        if self._tracing is not None:
+            await asyncio.to_thread(self._tracing.shutdown)  # exports what is buffered
         self._started = False
         # uvicorn re-raises SIGTERM after this, which ends the process without atexit.
         flush_logs()
@@ -173,7 +183,7 @@ class AuthSwitch:
         path: str = scope["path"]
         problem = target_problem(path)
         if problem is not None:
-            await _refuse_target(scope, send, problem)
+            await _refuse_target(scope, send, problem, self.config.tracing.request_id_header)
             return
         if self._broker is not None and path.startswith(self._broker.prefix):
             await self._broker(scope, receive, send)
@@ -217,9 +227,18 @@ class AuthSwitch:
         )
 
 
-async def _refuse_target(scope: Scope, send: Send, reason: str) -> None:
+def request_tracing_for(config: Config) -> RequestTracing | None:
+    """The OpenTelemetry tracer, with tracing on; its module is imported only then."""
+    if not config.tracing.enabled:
+        return None
+    from proxy.ops.tracing import RequestTracing  # only with the optional extra
+
+    return RequestTracing(propagate=config.tracing.propagate)
+
+
+async def _refuse_target(scope: Scope, send: Send, reason: str, request_id_header: str) -> None:
     """A request target that can't be matched and forwarded alike: a 400, counted and logged."""
     started = time.perf_counter()
-    request_id = new_request_id()
+    request_id, trace_id = correlate(scope["headers"], request_id_header.encode())
     await send_error(send, 400, reason, TARGET_MESSAGES[reason], request_id)
-    account_pass_through(scope, request_id, started, 400, reason)
+    account_pass_through(scope, request_id, started, 400, reason, trace_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
 import re
@@ -340,6 +341,34 @@ class Logging(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class Tracing(_Model):
+    """Request correlation (request id, W3C trace context) and OpenTelemetry spans."""
+
+    # Header whose value (when 1-128 safe characters) becomes the request id of the log line
+    # and of answers; what a load balancer sets (nginx $request_id, Envoy, Heroku, ...).
+    request_id_header: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")] = "x-request-id"
+    # Add the request id authswitch made to upstream requests that arrived without one. Off:
+    # legacy receives exactly what it would have without authswitch.
+    send_request_id: bool = False
+    # OpenTelemetry spans per callback and passed-through request (`authswitch[tracing]`);
+    # the exporter, sampler and resource come from the standard OTEL_* environment variables.
+    enabled: bool = False
+    # With tracing on, upstreams get authswitch's span as their parent in `traceparent`
+    # (their spans nest under authswitch's). Off: they get the caller's trace context as it
+    # arrived, so their spans are siblings of authswitch's under the load balancer's span.
+    propagate: bool = False
+
+    @model_validator(mode="after")
+    def _opentelemetry_installed(self) -> Tracing:
+        if self.enabled and importlib.util.find_spec("opentelemetry.sdk") is None:
+            raise ValueError(
+                "tracing.enabled needs OpenTelemetry: pip install 'authswitch[tracing]'"
+            )
+        if self.propagate and not self.enabled:
+            raise ValueError("tracing.propagate needs tracing.enabled: true")
+        return self
+
+
 class Metrics(_Model):
     """Prometheus metrics on a port of their own, aggregated over all workers."""
 
@@ -367,6 +396,7 @@ class Config(_Model):
     forwarding: Forwarding = Forwarding()
     logging: Logging = Logging()
     metrics: Metrics = Metrics()
+    tracing: Tracing = Tracing()
     flow_affinity: FlowAffinity = FlowAffinity()
     ops_prefix: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_.-]+$")] = "/_authswitch"
     broker: Broker = Broker()

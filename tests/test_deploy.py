@@ -237,7 +237,10 @@ def test_dockerfile_installs_like_the_readme_and_ships_no_build_tools() -> None:
     readme = (ROOT / "README.md").read_text()
     deploy_section = readme.split("## Put it in front of a legacy host", 1)[1]
     assert "pip install -c constraints.txt ." in deploy_section
-    install = re.search(r"/pip install (?:--no-cache-dir )?-c constraints\.txt \.(?:\s|$)", build)
+    install = re.search(
+        r"/pip install (?:--no-cache-dir )?-c constraints\.txt '?\.(?:\[tracing\])?'?(?:\s|$)",
+        build,
+    )
     assert install, "the build stage must install like the README, from the lock"
     assert re.search(r"^COPY .*\bconstraints\.txt \./$", build, re.M)
     assert "pip install" not in final and "apt-get" not in final

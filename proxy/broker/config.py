@@ -42,17 +42,6 @@ class BrokerRedis(RedisSettings):
 
     config_key: ClassVar[str] = "broker.redis"
 
-    @model_validator(mode="after")
-    def _no_ca_file_yet(self) -> BrokerRedis:
-        # The broker builds its clients itself (and the limits library its own): until they
-        # come from RedisSettings, a CA file would be silently ignored.
-        for name in ("ca_file", "cert_file", "key_file"):
-            if getattr(self, name) is not None:
-                raise ValueError(f"'{name}' is not supported for broker.redis yet")
-        if self.topology != "standalone":
-            raise ValueError(f"topology {self.topology!r} is not supported for broker.redis yet")
-        return self
-
     # false (default): while this Redis is unreachable every hook is denied but callbacks still
     # route, so /readyz stays 200 and lists it under `degraded` (a Redis outage can't empty the
     # load balancer). true: it is listed under `missing` and /readyz answers 503.

@@ -13,19 +13,18 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from limits.aio.storage import RedisStorage
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from proxy.broker import metrics
-from proxy.broker.backends import provisioner_for, read_optional_secret, verifier_for
+from proxy.broker.backends import provisioner_for, verifier_for
 from proxy.broker.config import Broker as BrokerConfig
 from proxy.broker.credential import Credential, hash_identifier
 from proxy.broker.front_doors import FRONT_DOORS, BadHookRequest, FrontDoor, HookRequest
 from proxy.broker.hook_auth import HookAuthenticator, HookRefused, Signed
 from proxy.broker.provisioning import IdempotentProvisioning, Provisioner, ProvisioningFailed
+from proxy.broker.rate_limit_storage import rate_limit_storage
 from proxy.broker.rate_limits import RateLimits
 from proxy.broker.verifier import LegacyUnavailable, Profile, Verifier
 from proxy.http.asgi_types import RawHeaders, Receive, Scope, Send
@@ -84,26 +83,9 @@ class PasswordBroker:
 
     async def startup(self) -> None:
         redis_config = self.config.redis
-        password = read_optional_secret(redis_config.password_file, "broker.redis.password_file")
-        timeout = redis_config.socket_timeout_seconds
-        self._redis = Redis.from_url(
-            redis_config.url,
-            password=password,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-        )
-        options: dict[str, Any] = {
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-        }
-        if password is not None:
-            options["password"] = password
-        storage = RedisStorage(
-            _limits_uri(redis_config.url),
-            implementation="redispy",
-            key_prefix=f"{redis_config.key_prefix}:broker:rl",
-            **options,
-        )
+        # Standalone, Sentinel or Cluster, TLS and password files: the shared settings block.
+        self._redis = redis_config.async_client("authswitch-broker")
+        storage = rate_limit_storage(redis_config, self._redis)
         rates = self.config.rate_limits
         self._limits = RateLimits(
             storage,
@@ -306,9 +288,3 @@ class PasswordBroker:
                 "fields": {"door": door.name, "identifier_hash": identifier_hash, "result": result}
             },
         )
-
-
-def _limits_uri(url: str) -> str:
-    if url.startswith("unix://"):
-        return "async+redis+unix://" + url.removeprefix("unix://")
-    return "async+" + url

@@ -51,6 +51,8 @@ class CallbackAccounting:
             extra={
                 "fields": {
                     "request_id": callback.request_id,
+                    "trace_id": callback.trace_id,
+                    "span_id": callback.span_id,
                     "method": scope["method"],
                     "path": scope["path"],
                     "connection": connection_id,
@@ -66,7 +68,13 @@ class CallbackAccounting:
 
 
 def account_pass_through(
-    scope: Scope, request_id: str, started: float, status: int, outcome: str
+    scope: Scope,
+    request_id: str,
+    started: float,
+    status: int,
+    outcome: str,
+    trace_id: str | None = None,
+    span_id: str | None = None,
 ) -> None:
     """Record a non-callback request passed to legacy: a counter by outcome, a log line."""
     metrics.PASSTHROUGH.labels(outcome).inc()
@@ -75,6 +83,8 @@ def account_pass_through(
         extra={
             "fields": {
                 "request_id": request_id,
+                "trace_id": trace_id,
+                "span_id": span_id,
                 "method": scope["method"],
                 "path": scope["path"],
                 "status": status,

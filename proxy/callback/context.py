@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +23,8 @@ class Callback:
     match: RouteMatch
     request_id: str
     started: float
+    trace_id: str | None = None  # the caller's W3C trace, or authswitch's span's with tracing
+    span_id: str | None = None  # authswitch's span, with tracing on
     # intake
     body: bytes = b""
     fields: CallbackFields | None = None
@@ -57,8 +58,3 @@ class Callback:
     def connection(self) -> ServedConnection | None:
         """The connection the decision names, if any."""
         return None if self.decision is None else self.decision.connection
-
-
-def new_request_id() -> str:
-    """Correlates log lines and answers; it guards nothing, so no urandom syscall per request."""
-    return f"{random.getrandbits(64):016x}"

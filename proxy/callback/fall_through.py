@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from proxy.callback.account import account_pass_through
-from proxy.callback.context import new_request_id
-from proxy.config import Forwarding, Legacy
-from proxy.http.asgi_types import Message, Receive, Scope, Send
+from proxy.config import Forwarding, Legacy, Tracing
+from proxy.http.asgi_types import Message, RawHeaders, Receive, Scope, Send
+from proxy.http.correlation import correlate
 from proxy.http.forwarded_headers import request_headers
 from proxy.http.forwarder import HttpForwarder, UpstreamFailed, UpstreamUnavailable
 from proxy.http.headers import client_host, has_body, header_value
@@ -23,17 +24,30 @@ from proxy.http.responses import send_error
 
 if TYPE_CHECKING:
     from proxy.callback.context import Callback
+    from proxy.ops.tracing import RequestTracing
 
 
 class LegacyFallThrough:
     """Forwards requests to the legacy upstream and answers with what it answered."""
 
-    def __init__(self, legacy: Legacy, forwarding: Forwarding, forwarder: HttpForwarder) -> None:
+    def __init__(
+        self,
+        legacy: Legacy,
+        forwarding: Forwarding,
+        forwarder: HttpForwarder,
+        correlation: Tracing | None = None,
+        tracing: RequestTracing | None = None,
+    ) -> None:
         url = urlsplit(str(legacy.url))
         self._base = f"{url.scheme}://{url.netloc}{url.path.rstrip('/')}"
         self._host = None if legacy.preserve_host else url.netloc.encode()
         self._trust_forwarded = forwarding.trust_forwarded_headers
         self._forwarder = forwarder
+        correlation = correlation or Tracing()
+        self._request_id_header = correlation.request_id_header.encode()
+        # Set only when configured to add the request id to requests that arrive without one.
+        self._send_request_id = self._request_id_header if correlation.send_request_id else None
+        self._tracing = tracing
 
     async def fall_through(self, callback: Callback, send: Send) -> None:
         """Send the callback to legacy with the body authswitch read; record what happened."""
@@ -45,13 +59,30 @@ class LegacyFallThrough:
     async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A request that is not a callback: streamed to legacy, logged and counted."""
         started = time.perf_counter()
-        request_id = new_request_id()
+        request_id, trace_id = correlate(scope["headers"], self._request_id_header)
+        if self._tracing is None:
+            await self._pass(receive, send, started, request_id, scope, trace_id)
+        else:  # `scope` then comes with the span's trace context when it is propagated
+            run = partial(self._pass, receive, send, started, request_id)
+            await self._tracing.trace_pass_through(scope, request_id, run)
+
+    async def _pass(
+        self,
+        receive: Receive,
+        send: Send,
+        started: float,
+        request_id: str,
+        scope: Scope,
+        trace_id: str | None,
+        span_id: str | None = None,
+    ) -> tuple[int | None, str]:
         body = _stream_body(receive) if has_body(scope["headers"]) else None
         try:
             status, outcome = await self.forward(scope, send, body, request_id, resend=True)
         except ClientDisconnected:
-            return
-        account_pass_through(scope, request_id, started, status, outcome)
+            return None, "client_disconnected"
+        account_pass_through(scope, request_id, started, status, outcome, trace_id, span_id)
+        return status, outcome
 
     async def forward(
         self,
@@ -74,6 +105,8 @@ class LegacyFallThrough:
             upstream_host=self._host,
             trust_forwarded=self._trust_forwarded,
         )
+        if self._send_request_id is not None:
+            add_request_id(headers, scope["headers"], self._send_request_id, request_id)
         raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
         url = self._base + raw_path.decode("latin-1")
         if scope["query_string"]:
@@ -101,6 +134,15 @@ class LegacyFallThrough:
             await send_error(send, 502, exc.reason, f"the legacy upstream {exc.what}", request_id)
             return 502, "legacy_upstream_error"
         return status, "legacy_proxied"
+
+
+def add_request_id(
+    upstream: RawHeaders, incoming: RawHeaders, header: bytes, request_id: str
+) -> None:
+    """Give the upstream request authswitch's request id when the client sent none; one it
+    sent, valid or not, reaches the upstream unchanged."""
+    if header_value(incoming, header) is None:
+        upstream.append((header, request_id.encode()))
 
 
 async def _stream_body(receive: Receive) -> AsyncIterator[bytes]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from connection_map import ForwardMode
-from proxy.callback.fall_through import LegacyFallThrough
+from proxy.callback.fall_through import LegacyFallThrough, add_request_id
 from proxy.config import Forwarding
 from proxy.http.asgi_types import RawHeaders, Send
 from proxy.http.forwarded_headers import request_headers
@@ -106,11 +106,17 @@ class NewProviderForward:
     """Sends a callback decided "new" to its connection's new provider, the way the map says."""
 
     def __init__(
-        self, forwarding: Forwarding, forwarder: HttpForwarder, legacy: LegacyFallThrough
+        self,
+        forwarding: Forwarding,
+        forwarder: HttpForwarder,
+        legacy: LegacyFallThrough,
+        send_request_id: bytes | None = None,
     ) -> None:
         self._forwarding = forwarding
         self._forwarder = forwarder
         self._legacy = legacy
+        # The request id header to add when the client sent none (tracing.send_request_id).
+        self._send_request_id = send_request_id
 
     async def forward(self, callback: Callback, send: Send) -> None:
         """Answer with a redirect or form, or proxy it; record status, outcome and destination."""
@@ -148,6 +154,8 @@ class NewProviderForward:
             trust_forwarded=self._forwarding.trust_forwarded_headers,
             drop_credentials=not self._forwarding.forward_cookies_to_new_provider,
         )
+        if self._send_request_id is not None:
+            add_request_id(headers, scope["headers"], self._send_request_id, callback.request_id)
         try:
             callback.status = await self._forwarder.forward(
                 send,

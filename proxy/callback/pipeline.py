@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from connection_map import ConnectionMap
 from proxy.callback.account import CallbackAccounting
-from proxy.callback.context import Callback, new_request_id
+from proxy.callback.context import Callback
 from proxy.callback.decide import RouteDecider, decide
 from proxy.callback.fall_through import LegacyFallThrough
 from proxy.callback.forward import NewProviderForward
@@ -20,12 +21,17 @@ from proxy.callback.saml_response import SamlRejected
 from proxy.config import Config
 from proxy.flow_store import FlowStore
 from proxy.http.asgi_types import Message, Receive, Scope, Send
+from proxy.http.correlation import correlate
 from proxy.http.forwarder import HttpForwarder, ResponseTruncated
 from proxy.http.request_body import ClientDisconnected, RequestRejected
 from proxy.http.responses import send_error
 from proxy.outcomes.observer import ProxyObserver
 from proxy.shadow.sampler import ShadowSampler
 
+if TYPE_CHECKING:
+    from proxy.ops.tracing import RequestTracing
+
+_UpstreamStep = Callable[[Callback, Send], Awaitable[None]]
 _CANCELLED = (
     "authswitch stopped before this callback was answered; it may have reached the upstream"
 )
@@ -67,6 +73,7 @@ class CallbackPipeline:
         legacy: LegacyFallThrough,
         outcomes: ProxyObserver | None = None,
         shadow: ShadowSampler | None = None,
+        tracing: RequestTracing | None = None,
     ) -> None:
         self._limits = config.limits
         self._body_seconds = config.timeouts.body_seconds
@@ -74,16 +81,47 @@ class CallbackPipeline:
         self._connections = connections
         self._decider = decider
         self._flows = flows
-        self._legacy = legacy
-        self._new_provider = NewProviderForward(config.forwarding, forwarder, legacy)
+        tracing_settings = config.tracing
+        self._request_id_header = tracing_settings.request_id_header.encode()
+        self._new_provider = NewProviderForward(
+            config.forwarding,
+            forwarder,
+            legacy,
+            self._request_id_header if tracing_settings.send_request_id else None,
+        )
         self._accounting = CallbackAccounting(config.metrics.max_connection_labels)
         self._outcomes = outcomes
         self._shadow = shadow
+        # The steps, each in a span of its own with tracing on; the plain functions without.
+        self._tracing = tracing
+        self._take_in = take_in
+        self._recall_flow = recall_flow
+        self._identify = identify
+        self._decide = decide
+        self._forward: _UpstreamStep = self._new_provider.forward
+        self._fall_through: _UpstreamStep = legacy.fall_through
+        if tracing is not None:
+            self._take_in = tracing.async_step("authswitch.intake", take_in)
+            self._recall_flow = tracing.async_step("authswitch.recall_flow", recall_flow)
+            self._identify = tracing.step("authswitch.identify", identify)
+            self._decide = tracing.step("authswitch.decide", decide)
+            self._forward = tracing.upstream_step("authswitch.forward", self._forward)
+            self._fall_through = tracing.upstream_step(
+                "authswitch.fall_through", legacy.fall_through
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, match: RouteMatch) -> None:
         """Route one callback. However it ends (cancelled by shutdown, upstream broke off
         mid-answer, client gone, a bug) it gets one log line and one metric."""
-        callback = Callback(scope, match, new_request_id(), time.perf_counter())
+        started = time.perf_counter()
+        request_id, trace_id = correlate(scope["headers"], self._request_id_header)
+        callback = Callback(scope, match, request_id, started, trace_id)
+        if self._tracing is None:
+            await self._handle(callback, receive, send)
+        else:
+            await self._tracing.trace_callback(callback, self._handle(callback, receive, send))
+
+    async def _handle(self, callback: Callback, receive: Receive, send: Send) -> None:
         answer = AnswerWatch(send)
         try:
             await self._route(callback, receive, answer)
@@ -104,7 +142,7 @@ class CallbackPipeline:
 
     async def _route(self, callback: Callback, receive: Receive, send: Send) -> None:
         try:
-            await take_in(callback, receive, self._limits, self._body_seconds)
+            await self._take_in(callback, receive, self._limits, self._body_seconds)
         except ClientDisconnected:
             callback.status, callback.outcome = 499, "client_disconnected"
             callback.reason = "client_disconnected"
@@ -114,16 +152,16 @@ class CallbackPipeline:
             return
         except NotRead as exc:
             callback.reason = exc.reason
-            await self._legacy.fall_through(callback, send)
+            await self._fall_through(callback, send)
             return
         if self._flows is not None:
-            await recall_flow(callback, self._flows)
-        identify(callback, self._connections())
-        decide(callback, self._decider, self._bounce)
+            await self._recall_flow(callback, self._flows)
+        self._identify(callback, self._connections())
+        self._decide(callback, self._decider, self._bounce)
         if callback.goes_to_new_provider():
-            await self._new_provider.forward(callback, send)
+            await self._forward(callback, send)
         else:
-            await self._legacy.fall_through(callback, send)
+            await self._fall_through(callback, send)
 
     def _unfinished(self, callback: Callback, answer: AnswerWatch, outcome: str) -> None:
         callback.status = answer.status if answer.status is not None else 500

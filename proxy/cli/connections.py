@@ -372,6 +372,13 @@ def push(
         int | None,
         typer.Option(help="Refuse unless this version is live (default: the one live now)."),
     ] = None,
+    if_newer: Annotated[
+        bool,
+        typer.Option(
+            help="Exit 0 without writing when the live version is this file's or newer "
+            "(a deploy hook that runs on every upgrade)."
+        ),
+    ] = False,
 ) -> None:
     """Validate the map file and publish it to Redis: every replica swaps to it at once."""
     try:
@@ -387,6 +394,9 @@ def push(
         fail(f"{exc}; nothing pushed", ExitCode.FAILED)
     try:
         live = store.version()
+        if if_newer and live is not None and live >= document.version:
+            typer.echo(f"version {live} is live, the file has {document.version}: not pushed")
+            return
         expected = live if expect_version is None else expect_version
         result = store.push(
             document,

@@ -68,9 +68,10 @@ def test_the_settings_refuse_inconsistent_topologies(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="'cert_file' is set but the url is not rediss"):
         RedisSettings(cert_file=tmp_path / "c.pem", key_file=tmp_path / "k.pem")
     assert RedisSettings(topology="cluster", key_prefix="{authswitch}").key_prefix == "{authswitch}"
-    # the broker builds its clients itself: refused rather than silently ignored
-    with pytest.raises(ValidationError, match="topology 'cluster' is not supported for broker"):
-        BrokerRedis(topology="cluster", key_prefix="{authswitch}")
+    # the broker takes the same block (tests/proxy/broker/test_broker_topologies.py)
+    assert BrokerRedis(topology="cluster", key_prefix="{authswitch}").topology == "cluster"
+    with pytest.raises(ValidationError, match="needs a hash tag"):
+        BrokerRedis(topology="cluster", key_prefix="authswitch")
 
 
 def _sentinel_settings(group: SentinelGroup, tmp_path: Path) -> RedisSettings:

@@ -116,3 +116,34 @@ def test_a_replica_with_no_map_in_redis_is_not_ready_until_a_push(
     assert report["checks"]["connection_map"]["backend"] == "redis"
     assert report["checks"]["connection_map"]["loaded"] is False
     assert after < 1.0
+
+
+def test_push_if_newer_lets_a_deploy_hook_run_on_every_upgrade(
+    tmp_path: Path,
+    providers: dict[str, LoopbackServer],
+    shared_redis: RedisTarget,  # noqa: F811
+) -> None:
+    config = write_proxy_files(
+        tmp_path,
+        providers["legacy"].url,
+        providers["new"].url,
+        connection_map_redis={"url": shared_redis.url, "key_prefix": shared_redis.prefix},
+    )
+    command = [sys.executable, "-m", "proxy", "connections", "push", "--config", str(config)]
+
+    def push(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, "--reason", "helm upgrade", *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    first = push("--if-newer")
+    again = push("--if-newer")
+    plain = push()
+
+    assert first.returncode == 0 and "pushed version 1" in first.stdout, first.stderr
+    assert again.returncode == 0, "the same version live already: nothing to do, no failure"
+    assert "version 1 is live, the file has 1: not pushed" in again.stdout
+    assert plain.returncode == 1 and "is not newer than the live version" in plain.stderr
