@@ -91,7 +91,7 @@ def import_users(
         ImportTargetKind | None,
         typer.Option(
             help="okta: the Okta Users API (--okta-url, --token-file: an API token) "
-            "[default: broker.provisioner]."
+            "(default: broker.provisioner)."
         ),
     ] = None,
     okta_url: Annotated[
@@ -155,7 +155,7 @@ def export_users(
         str | None,
         typer.Option(
             help="auth0: https://TENANT.auth0.com; okta: https://ORG.okta.com; cognito: the "
-            "endpoint [default: https://cognito-idp.REGION.amazonaws.com]."
+            "endpoint (default https://cognito-idp.REGION.amazonaws.com)."
         ),
     ] = None,
     token_file: Annotated[
@@ -186,7 +186,9 @@ def export_users(
     page_size: Annotated[
         int | None,
         typer.Option(
-            min=1, max=1000, help="Users per page [default: the source's most: 100/60/200/1000]."
+            min=1,
+            max=1000,
+            help="Users per page (default the most the source allows: 100/60/200/1000).",
         ),
     ] = None,
     timeout: Annotated[float, typer.Option(min=0.1, max=300, help="Seconds per request.")] = 30.0,
@@ -232,7 +234,7 @@ def diff_users(
         ),
     ],
     url: Annotated[
-        str | None, typer.Option(help="WorkOS API base [default: https://api.workos.com].")
+        str | None, typer.Option(help="WorkOS API base (default https://api.workos.com).")
     ] = None,
     api_key_file: Annotated[
         Path | None, typer.Option(help="The WorkOS API key file (read access to users).")

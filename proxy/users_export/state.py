@@ -91,7 +91,10 @@ class ExportState:
 
     def _start_file(self) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE)
-        os.close(fd)
+        try:
+            os.fchmod(fd, _PRIVATE)  # a file overwritten by --restart may have had other modes
+        finally:
+            os.close(fd)
         self._write_cursor()
 
     def _resume(self, raw: Any) -> None:

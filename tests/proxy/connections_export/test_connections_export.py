@@ -302,3 +302,48 @@ def test_a_refused_token_is_exit_6_without_the_token(tmp_path: Path) -> None:
     assert result.exit_code == 6 and "HTTP 401" in result.output
     assert "SEEKRIT" not in result.output
     assert not (tmp_path / "connections.csv").exists()
+
+
+def test_an_unreadable_token_file_or_output_is_exit_2(tmp_path: Path) -> None:
+    missing_token = CliRunner().invoke(
+        app,
+        [
+            "connections",
+            "export",
+            "legacy",
+            "--source",
+            "auth0",
+            "--url",
+            "http://127.0.0.1:9",
+            "--token-file",
+            str(tmp_path / "none"),
+            "--out",
+            str(tmp_path / "c.csv"),
+        ],
+    )
+    assert missing_token.exit_code == 2 and "--token-file" in missing_token.output
+    server = FakeAuth0Connections([], TOKEN)
+    try:
+        unwritable = _export(
+            "auth0", server.url, tmp_path, "--out", str(tmp_path / "no-dir" / "c.csv")
+        )
+    finally:
+        server.server.stop()
+    assert unwritable.exit_code == 2 and "cannot write" in unwritable.output
+
+
+def test_the_json_report_lists_exported_skipped_and_notes(
+    tmp_path: Path, certificates: dict[str, str]
+) -> None:
+    server = FakeAuth0Connections(_auth0_connections(tmp_path, certificates), TOKEN)
+    try:
+        result = _export("auth0", server.url, tmp_path, "--json")
+    finally:
+        server.server.stop()
+    report = json.loads(result.stdout)
+    assert report["exported"] == ["acme-saml", "globex-saml", "initech-oidc"]
+    assert report["skipped"] == [
+        {"id": "hooli-adfs", "reason": "adfs is WS-Federation, not SAML or OIDC: move it by hand"}
+    ]
+    assert [note["id"] for note in report["notes"]] == ["globex-saml"]
+    assert "SEEKRIT" not in result.stdout
