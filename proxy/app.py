@@ -65,6 +65,8 @@ class AuthSwitch:
             keepalive_seconds=timeouts.upstream_keepalive_seconds,
             max_header_bytes=config.limits.upstream_max_header_bytes,
             max_headers=config.limits.upstream_max_headers,
+            pool_size=config.limits.upstream_pool_size,
+            pool_wait_seconds=timeouts.upstream_pool_wait_seconds,
         )
         self._legacy = LegacyFallThrough(config.legacy, config.forwarding, self._forwarder)
         self._outcomes = (
