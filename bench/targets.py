@@ -7,6 +7,7 @@ connection map and flags file of its scenario.
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import sys
 from collections.abc import Callable
@@ -37,6 +38,8 @@ class Context:
     work_dir: Path
     authswitch: Path | None
     authswitch_log_level: str
+    # Another checkout's console script (`--before`): its scenarios run as `before-authswitch-*`.
+    before_authswitch: Path | None = None
 
 
 Check = Callable[[Context, CorpusEntry, int, http.client.HTTPResponse], str | None]
@@ -119,11 +122,12 @@ def _reference_argv(kind: str) -> Argv:
     return argv
 
 
-def _authswitch_argv(scenario: str) -> Argv:
+def _authswitch_argv(scenario: str, *, before: bool = False) -> Argv:
     def argv(context: Context, port: int) -> list[str]:
-        assert context.authswitch is not None
+        script = context.before_authswitch if before else context.authswitch
+        assert script is not None
         config = write_authswitch_config(context, scenario, port)
-        return [str(context.authswitch), "serve", "--config", str(config)]
+        return [str(script), "serve", "--config", str(config)]
 
     return argv
 
@@ -254,6 +258,18 @@ AUTHSWITCH = (
         _mixed,
     ),
 )
+
+
+def before_targets() -> tuple[Target, ...]:
+    """The authswitch scenarios again, run by the `--before` checkout's console script."""
+    return tuple(
+        dataclasses.replace(
+            target,
+            name=f"before-{target.name}",
+            argv=_authswitch_argv(target.name.removeprefix("authswitch-"), before=True),
+        )
+        for target in AUTHSWITCH
+    )
 
 
 def check_target(target: Target, context: Context, port: int) -> list[str]:
