@@ -6,6 +6,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from prometheus_client import Counter, Histogram
+
 from proxy.http.asgi_types import Scope
 from proxy.ops import metrics
 from proxy.outcomes.answer_rules import status_class
@@ -21,30 +23,47 @@ class CallbackAccounting:
 
     def __init__(self, max_connection_labels: int) -> None:
         self._connection_label = metrics.ConnectionLabels(max_connection_labels)
+        # Labelled children bound once per label set: `labels()` takes a lock and builds the
+        # key on every call. Bounded like the labels (capped connections, fixed codes).
+        self._counters: dict[tuple[str, str, str, str, str], Counter] = {}
+        self._forward_seconds: dict[str, Histogram] = {}
+        self._callback_seconds: dict[str, Histogram] = {}
 
     def account(self, callback: Callback) -> None:
         """Record a finished callback: metrics by connection, destination, reason and outcome;
         one log line."""
         finished = time.perf_counter()
+        destination = callback.destination
         if callback.decision is not None:
             metrics.DECISION_SECONDS.observe(callback.decided - callback.received)
-            metrics.FORWARD_SECONDS.labels(callback.destination).observe(
-                finished - callback.decided
-            )
+            forward = self._forward_seconds.get(destination)
+            if forward is None:
+                forward = self._forward_seconds[destination] = metrics.FORWARD_SECONDS.labels(
+                    destination
+                )
+            forward.observe(finished - callback.decided)
         connection = callback.connection
         connection_id = connection.id if connection is not None else None
         identification = callback.identification
         strategy = identification.strategy if identification is not None else None
         elapsed = finished - callback.started
-        destination = callback.destination
-        metrics.CALLBACKS.labels(
+        key = (
             self._connection_label(connection_id),
             destination,
             callback.reason,
             callback.outcome,
             status_class(callback.status),
-        ).inc()
-        metrics.CALLBACK_SECONDS.labels(destination).observe(elapsed)
+        )
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = metrics.CALLBACKS.labels(*key)
+        counter.inc()
+        duration = self._callback_seconds.get(destination)
+        if duration is None:
+            duration = self._callback_seconds[destination] = metrics.CALLBACK_SECONDS.labels(
+                destination
+            )
+        duration.observe(elapsed)
         scope = callback.scope
         access_log.info(
             "callback",
