@@ -15,6 +15,7 @@ import time
 from openfeature import api
 from openfeature.provider import FeatureProvider
 
+from flags import RouteFlagProvider
 from proxy.broker.service import PasswordBroker
 from proxy.callback.account import account_pass_through
 from proxy.callback.context import new_request_id
@@ -50,8 +51,11 @@ class AuthSwitch:
         self.flag_provider = flag_provider or provider_for(config.flags)
         self.flags_domain = f"authswitch-{next(_instances)}"
         openfeature = config.flags.openfeature if config.flags.backend == "openfeature" else None
+        builtin = self.flag_provider if isinstance(self.flag_provider, RouteFlagProvider) else None
         decider = RouteDecider(
-            api.get_client(self.flags_domain), openfeature.flag if openfeature else None
+            api.get_client(self.flags_domain),
+            openfeature.flag if openfeature else None,
+            builtin=builtin,
         )
         self._routes = CallbackRoutes(config.routes)
         self._flows = flow_store_for(config)
