@@ -18,6 +18,17 @@ if TYPE_CHECKING:
 access_log = logging.getLogger("authswitch.access")
 
 
+def _access_line(event: str, fields: dict[str, object]) -> None:
+    """One access line, handed to the logger's handlers like `access_log.info` would, minus
+    its stack walk for the caller's file and line (which the JSON line does not carry)."""
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.handle(
+            access_log.makeRecord(
+                access_log.name, logging.INFO, "", 0, event, (), None, extra={"fields": fields}
+            )
+        )
+
+
 class CallbackAccounting:
     """Counts and logs finished callbacks; connection labels are capped (metrics cardinality)."""
 
@@ -65,21 +76,19 @@ class CallbackAccounting:
             )
         duration.observe(elapsed)
         scope = callback.scope
-        access_log.info(
+        _access_line(
             "callback",
-            extra={
-                "fields": {
-                    "request_id": callback.request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "connection": connection_id,
-                    "strategy": strategy.value if strategy else None,
-                    "destination": destination,
-                    "reason": callback.reason,
-                    "outcome": callback.outcome,
-                    "status": callback.status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                }
+            {
+                "request_id": callback.request_id,
+                "method": scope["method"],
+                "path": scope["path"],
+                "connection": connection_id,
+                "strategy": strategy.value if strategy else None,
+                "destination": destination,
+                "reason": callback.reason,
+                "outcome": callback.outcome,
+                "status": callback.status,
+                "duration_ms": round(elapsed * 1000, 3),
             },
         )
 
@@ -89,16 +98,14 @@ def account_pass_through(
 ) -> None:
     """Record a non-callback request passed to legacy: a counter by outcome, a log line."""
     metrics.PASSTHROUGH.labels(outcome).inc()
-    access_log.info(
+    _access_line(
         "request",
-        extra={
-            "fields": {
-                "request_id": request_id,
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "outcome": outcome,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            }
+        {
+            "request_id": request_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "outcome": outcome,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         },
     )
