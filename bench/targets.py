@@ -25,7 +25,7 @@ RAW_AIOHTTP = "ref-raw-aiohttp"
 RAW_HTTPX = "ref-raw-httpx"
 RAW_HTTPX_AIOHTTP = "ref-raw-httpx-aiohttp"
 RAW_NOFORWARD = "ref-raw-noforward"
-AUTHSWITCH_SCENARIOS = ("fallthrough", "redirect", "proxy", "mix")
+AUTHSWITCH_SCENARIOS = ("fallthrough", "passthrough", "redirect", "proxy", "mix")
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,15 @@ def write_authswitch_config(context: Context, scenario: str, port: int) -> Path:
         "legacy": {"url": f"http://127.0.0.1:{context.upstream_port}"},
         "connection_map": "connections.yaml",
         "flags": {"file": "flags.yaml"},
-        "routes": [{"path": CALLBACK_PATH, "protocol": "saml", "identify": ["saml_issuer"]}],
+        # passthrough: the callback route is elsewhere, so every request is streamed to legacy
+        # as a non-callback request (the bulk of a legacy host's traffic).
+        "routes": [
+            {
+                "path": "/elsewhere/acs" if scenario == "passthrough" else CALLBACK_PATH,
+                "protocol": "saml",
+                "identify": ["saml_issuer"],
+            }
+        ],
         "logging": {"level": context.authswitch_log_level},
         # A free port rather than the default, which another process may hold.
         "metrics": {"host": "127.0.0.1", "port": free_port()},
@@ -234,6 +242,13 @@ AUTHSWITCH = (
         "authswitch",
         "no connection migrated: every callback identified, then proxied to legacy",
         _authswitch_argv("fallthrough"),
+        _reached_legacy,
+    ),
+    Target(
+        "authswitch-passthrough",
+        "authswitch",
+        "no callback route matches: every request streamed to legacy unread",
+        _authswitch_argv("passthrough"),
         _reached_legacy,
     ),
     Target(
