@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from flags import RolloutState, write_rollout_state
 from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.loopback_server import LoopbackServer
@@ -84,11 +85,16 @@ def _passthrough_count(outcome: str) -> float:
     return 0.0
 
 
-def _busy_callbacks() -> float:
+def _busy_callbacks(destination: str) -> float:
     total = 0.0
     for family in metrics.CALLBACKS.collect():
         for sample in family.samples:
-            if sample.name.endswith("_total") and sample.labels["outcome"] == "upstream_busy":
+            labels = sample.labels
+            if (
+                sample.name.endswith("_total")
+                and labels["outcome"] == "upstream_busy"
+                and labels["destination"] == destination
+            ):
                 total += sample.value
     return total
 
@@ -124,9 +130,12 @@ def test_a_burst_larger_than_the_pool_queues_and_every_request_completes(
     assert len(set(codes)) == 30, "each callback's code reached the upstream exactly once"
 
 
+@pytest.mark.parametrize("destination", ["legacy", "new"])
 def test_a_request_that_waits_past_the_queue_bound_gets_503_and_is_never_sent(
-    tmp_path: Path,
+    tmp_path: Path, destination: str
 ) -> None:
+    """On the new provider's side too: a full pool is authswitch's own state, so the callback
+    neither falls back to legacy nor counts as the new provider failing."""
     with CountingUpstream(delay=1.0) as legacy:
         config = load_config(
             write_proxy_files(
@@ -141,7 +150,11 @@ def test_a_request_that_waits_past_the_queue_bound_gets_503_and_is_never_sent(
                 },
             )
         )
-        before = _passthrough_count("upstream_busy"), _busy_callbacks()
+        if destination == "new":
+            write_rollout_state(
+                tmp_path / "flags.yaml", RolloutState(version=1, overrides={"piedpiper": "on"})
+            )
+        before = _passthrough_count("upstream_busy"), _busy_callbacks(destination)
         with LoopbackServer(AuthSwitch(config), name="authswitch") as server:
 
             async def two() -> list[httpx.Response]:
@@ -166,7 +179,8 @@ def test_a_request_that_waits_past_the_queue_bound_gets_503_and_is_never_sent(
     assert "secret" not in second.text
     assert not any(b"secret-code-busy" in body for body in legacy.bodies), "never sent"
     assert legacy.most_open == 1
-    assert (_passthrough_count("upstream_busy"), _busy_callbacks()) == (before[0], before[1] + 1)
+    after = _passthrough_count("upstream_busy"), _busy_callbacks(destination)
+    assert after == (before[0], before[1] + 1)
 
 
 @pytest.mark.parametrize("size", [0, 100_001])
