@@ -93,11 +93,18 @@ class CallbackAccounting:
         )
 
 
+# Bound once per outcome (a handful of fixed codes), as CallbackAccounting does.
+_passthrough_counters: dict[str, Counter] = {}
+
+
 def account_pass_through(
     scope: Scope, request_id: str, started: float, status: int, outcome: str
 ) -> None:
     """Record a non-callback request passed to legacy: a counter by outcome, a log line."""
-    metrics.PASSTHROUGH.labels(outcome).inc()
+    counter = _passthrough_counters.get(outcome)
+    if counter is None:
+        counter = _passthrough_counters[outcome] = metrics.PASSTHROUGH.labels(outcome)
+    counter.inc()
     _access_line(
         "request",
         {
