@@ -28,7 +28,14 @@ from bench.load import LoadFailed, run_wrk, wrk_available
 from bench.processes import PinnedServer, ServerFailed, free_port
 from bench.reference_proxies import missing_package
 from bench.report import Measurement, Phase, Rounds
-from bench.targets import AUTHSWITCH, REFERENCES, Context, Target, check_target
+from bench.targets import (
+    AUTHSWITCH,
+    REFERENCES,
+    Context,
+    Target,
+    before_targets,
+    check_target,
+)
 
 DATA_DIR = Path(__file__).with_name(".data")
 
@@ -53,6 +60,14 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--no-authswitch", action="store_true", help="references only")
     parser.add_argument(
         "--authswitch-log-level", default="info", choices=("debug", "info", "warning", "error")
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout's authswitch console script: its scenarios run side by side",
+    )
+    parser.add_argument(
+        "--nofile", type=int, help="open-file limit (ulimit -n) for the servers under test"
     )
     parser.add_argument("--quick", action="store_true", help="1 round, short phases (smoke)")
     args = parser.parse_args()
@@ -85,6 +100,8 @@ def _targets(args: argparse.Namespace, authswitch: Path | None) -> list[Target]:
             targets.append(target)
     if authswitch is not None and not args.no_authswitch:
         targets.extend(AUTHSWITCH)
+        if args.before is not None:
+            targets.extend(before_targets())
     if args.only:
         wanted = {name.strip() for name in args.only.split(",")}
         targets = [t for t in targets if t.name in wanted]
@@ -95,7 +112,7 @@ def _measure(target: Target, context: Context, args: argparse.Namespace) -> Meas
     port = free_port()
     server = PinnedServer(
         target.name,
-        target.argv(context, port),
+        _limited(target.argv(context, port), args.nofile),
         cpu=args.sut_cpu,
         port=port,
         log_dir=context.work_dir,
@@ -125,6 +142,11 @@ def _measure(target: Target, context: Context, args: argparse.Namespace) -> Meas
         raise TargetBroken(f"{type(exc).__name__}: {exc}\n{server.log_tail()}") from None
     finally:
         server.stop()
+
+
+def _limited(argv: list[str], nofile: int | None) -> list[str]:
+    """`argv` under an open-file limit, as a worker started with `ulimit -n` would be."""
+    return argv if nofile is None else ["prlimit", f"--nofile={nofile}:{nofile}", "--", *argv]
 
 
 def _progress(target: Target, measured: Measurement) -> str:
@@ -202,6 +224,7 @@ def main() -> int:
             work_dir=Path(work),
             authswitch=authswitch,
             authswitch_log_level=args.authswitch_log_level,
+            before_authswitch=args.before,
         )
         upstream = PinnedServer(
             "upstream",
@@ -261,6 +284,7 @@ def _save(
                 "broken": broken,
             },
             indent=1,
+            default=str,  # Path arguments
         )
     )
     print(f"raw figures: {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")

@@ -7,6 +7,7 @@ connection map and flags file of its scenario.
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import sys
 from collections.abc import Callable
@@ -24,7 +25,7 @@ RAW_AIOHTTP = "ref-raw-aiohttp"
 RAW_HTTPX = "ref-raw-httpx"
 RAW_HTTPX_AIOHTTP = "ref-raw-httpx-aiohttp"
 RAW_NOFORWARD = "ref-raw-noforward"
-AUTHSWITCH_SCENARIOS = ("fallthrough", "redirect", "proxy", "mix")
+AUTHSWITCH_SCENARIOS = ("fallthrough", "passthrough", "redirect", "proxy", "mix")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Context:
     work_dir: Path
     authswitch: Path | None
     authswitch_log_level: str
+    # Another checkout's console script (`--before`): its scenarios run as `before-authswitch-*`.
+    before_authswitch: Path | None = None
 
 
 Check = Callable[[Context, CorpusEntry, int, http.client.HTTPResponse], str | None]
@@ -119,11 +122,12 @@ def _reference_argv(kind: str) -> Argv:
     return argv
 
 
-def _authswitch_argv(scenario: str) -> Argv:
+def _authswitch_argv(scenario: str, *, before: bool = False) -> Argv:
     def argv(context: Context, port: int) -> list[str]:
-        assert context.authswitch is not None
+        script = context.before_authswitch if before else context.authswitch
+        assert script is not None
         config = write_authswitch_config(context, scenario, port)
-        serve = [str(context.authswitch), "serve", "--config", str(config)]
+        serve = [str(script), "serve", "--config", str(config)]
         if scenario != "fallthrough-traced":
             return serve
         # Spans go, in batches, to the bench upstream, which answers 200 to any POST as an
@@ -171,12 +175,21 @@ def write_authswitch_config(context: Context, scenario: str, port: int) -> Path:
         "legacy": {"url": f"http://127.0.0.1:{context.upstream_port}"},
         "connection_map": "connections.yaml",
         "flags": {"file": "flags.yaml"},
-        "routes": [{"path": CALLBACK_PATH, "protocol": "saml", "identify": ["saml_issuer"]}],
+        # passthrough: the callback route is elsewhere, so every request is streamed to legacy
+        # as a non-callback request (the bulk of a legacy host's traffic).
+        "routes": [
+            {
+                "path": "/elsewhere/acs" if scenario == "passthrough" else CALLBACK_PATH,
+                "protocol": "saml",
+                "identify": ["saml_issuer"],
+            }
+        ],
         "logging": {"level": context.authswitch_log_level},
         # A free port rather than the default, which another process may hold.
         "metrics": {"host": "127.0.0.1", "port": free_port()},
-        "tracing": {"enabled": scenario == "fallthrough-traced"},
     }
+    if scenario == "fallthrough-traced":  # only then: a --before checkout may not know the key
+        config["tracing"] = {"enabled": True}
     for name, document in (
         ("connections.yaml", connections),
         ("flags.yaml", flags),
@@ -247,6 +260,13 @@ AUTHSWITCH = (
         _reached_legacy,
     ),
     Target(
+        "authswitch-passthrough",
+        "authswitch",
+        "no callback route matches: every request streamed to legacy unread",
+        _authswitch_argv("passthrough"),
+        _reached_legacy,
+    ),
+    Target(
         "authswitch-redirect",
         "authswitch",
         "all migrated, mode redirect: Issuer identified, 307, no upstream call",
@@ -268,6 +288,18 @@ AUTHSWITCH = (
         _mixed,
     ),
 )
+
+
+def before_targets() -> tuple[Target, ...]:
+    """The authswitch scenarios again, run by the `--before` checkout's console script."""
+    return tuple(
+        dataclasses.replace(
+            target,
+            name=f"before-{target.name}",
+            argv=_authswitch_argv(target.name.removeprefix("authswitch-"), before=True),
+        )
+        for target in AUTHSWITCH
+    )
 
 
 def check_target(target: Target, context: Context, port: int) -> list[str]:

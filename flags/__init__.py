@@ -19,7 +19,7 @@ from flags.rollout_store import (
     StoreUnavailable,
     VersionConflict,
 )
-from flags.route_provider import FlagSourceHealth, ReportsFlagHealth
+from flags.route_provider import FlagSourceHealth, ReportsFlagHealth, RouteFlagProvider
 from flags.stage_plan import StagePlan, plan_stage
 from flags.state import RolloutState
 
@@ -42,6 +42,7 @@ __all__ = [
     "RolloutStore",
     "RolloutStoreError",
     "RouteDecision",
+    "RouteFlagProvider",
     "StagePlan",
     "StoreNotEmpty",
     "StoreUnavailable",

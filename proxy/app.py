@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from openfeature import api
 from openfeature.provider import FeatureProvider
 
+from flags import RouteFlagProvider
 from proxy.broker.service import PasswordBroker
 from proxy.callback.account import account_pass_through
 from proxy.callback.decide import RouteDecider
@@ -54,8 +55,11 @@ class AuthSwitch:
         self.flag_provider = flag_provider or provider_for(config.flags)
         self.flags_domain = f"authswitch-{next(_instances)}"
         openfeature = config.flags.openfeature if config.flags.backend == "openfeature" else None
+        builtin = self.flag_provider if isinstance(self.flag_provider, RouteFlagProvider) else None
         decider = RouteDecider(
-            api.get_client(self.flags_domain), openfeature.flag if openfeature else None
+            api.get_client(self.flags_domain),
+            openfeature.flag if openfeature else None,
+            builtin=builtin,
         )
         self._routes = CallbackRoutes(config.routes)
         self._flows = flow_store_for(config)
@@ -69,6 +73,8 @@ class AuthSwitch:
             keepalive_seconds=timeouts.upstream_keepalive_seconds,
             max_header_bytes=config.limits.upstream_max_header_bytes,
             max_headers=config.limits.upstream_max_headers,
+            pool_size=config.limits.upstream_pool_size,
+            pool_wait_seconds=timeouts.upstream_pool_wait_seconds,
         )
         self._tracing = request_tracing_for(config)
         self._legacy = LegacyFallThrough(

@@ -303,6 +303,10 @@ class Limits(_Model):
     # answer a default nginx passes is passed too; beyond them the client gets a clear 502.
     upstream_max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 16 * 1024
     upstream_max_headers: Annotated[int, Field(ge=16, le=10_000)] = 256
+    # Requests upstream at once per worker (legacy and new provider together), one connection
+    # each; more queue. Keep it well below the open-file limit (`ulimit -n`), which client
+    # connections share.
+    upstream_pool_size: Annotated[int, Field(ge=1, le=100_000)] = 100
 
 
 class ServerLimits(_Model):
@@ -324,6 +328,9 @@ class Timeouts(_Model):
     # Below the upstream's own idle timeout, so a pooled connection is never reused just as
     # the upstream closes it (a single-use callback can't be retried).
     upstream_keepalive_seconds: Annotated[float, Field(ge=0, le=300)] = 4.0
+    # How long a request queues for a pooled upstream connection before it gets 503
+    # `upstream_busy` (never sent upstream, so a client may safely try again).
+    upstream_pool_wait_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
 
 
 _CSP_SOURCE = r"^(https?:|https?://[A-Za-z0-9.*-]+(:[0-9]{1,5})?)$"

@@ -6,6 +6,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from prometheus_client import Counter, Histogram
+
 from proxy.http.asgi_types import Scope
 from proxy.ops import metrics
 from proxy.outcomes.answer_rules import status_class
@@ -16,55 +18,85 @@ if TYPE_CHECKING:
 access_log = logging.getLogger("authswitch.access")
 
 
+def _access_line(event: str, fields: dict[str, object]) -> None:
+    """One access line, handed to the logger's handlers like `access_log.info` would, minus
+    its stack walk for the caller's file and line (which the JSON line does not carry)."""
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.handle(
+            access_log.makeRecord(
+                access_log.name, logging.INFO, "", 0, event, (), None, extra={"fields": fields}
+            )
+        )
+
+
 class CallbackAccounting:
     """Counts and logs finished callbacks; connection labels are capped (metrics cardinality)."""
 
     def __init__(self, max_connection_labels: int) -> None:
         self._connection_label = metrics.ConnectionLabels(max_connection_labels)
+        # Labelled children bound once per label set: `labels()` takes a lock and builds the
+        # key on every call. Bounded like the labels (capped connections, fixed codes).
+        self._counters: dict[tuple[str, str, str, str, str], Counter] = {}
+        self._forward_seconds: dict[str, Histogram] = {}
+        self._callback_seconds: dict[str, Histogram] = {}
 
     def account(self, callback: Callback) -> None:
         """Record a finished callback: metrics by connection, destination, reason and outcome;
         one log line."""
         finished = time.perf_counter()
+        destination = callback.destination
         if callback.decision is not None:
             metrics.DECISION_SECONDS.observe(callback.decided - callback.received)
-            metrics.FORWARD_SECONDS.labels(callback.destination).observe(
-                finished - callback.decided
-            )
+            forward = self._forward_seconds.get(destination)
+            if forward is None:
+                forward = self._forward_seconds[destination] = metrics.FORWARD_SECONDS.labels(
+                    destination
+                )
+            forward.observe(finished - callback.decided)
         connection = callback.connection
         connection_id = connection.id if connection is not None else None
         identification = callback.identification
         strategy = identification.strategy if identification is not None else None
         elapsed = finished - callback.started
-        destination = callback.destination
-        metrics.CALLBACKS.labels(
+        key = (
             self._connection_label(connection_id),
             destination,
             callback.reason,
             callback.outcome,
             status_class(callback.status),
-        ).inc()
-        metrics.CALLBACK_SECONDS.labels(destination).observe(elapsed)
+        )
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = metrics.CALLBACKS.labels(*key)
+        counter.inc()
+        duration = self._callback_seconds.get(destination)
+        if duration is None:
+            duration = self._callback_seconds[destination] = metrics.CALLBACK_SECONDS.labels(
+                destination
+            )
+        duration.observe(elapsed)
         scope = callback.scope
-        access_log.info(
+        _access_line(
             "callback",
-            extra={
-                "fields": {
-                    "request_id": callback.request_id,
-                    "trace_id": callback.trace_id,
-                    "span_id": callback.span_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "connection": connection_id,
-                    "strategy": strategy.value if strategy else None,
-                    "destination": destination,
-                    "reason": callback.reason,
-                    "outcome": callback.outcome,
-                    "status": callback.status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                }
+            {
+                "request_id": callback.request_id,
+                "trace_id": callback.trace_id,
+                "span_id": callback.span_id,
+                "method": scope["method"],
+                "path": scope["path"],
+                "connection": connection_id,
+                "strategy": strategy.value if strategy else None,
+                "destination": destination,
+                "reason": callback.reason,
+                "outcome": callback.outcome,
+                "status": callback.status,
+                "duration_ms": round(elapsed * 1000, 3),
             },
         )
+
+
+# Bound once per outcome (a handful of fixed codes), as CallbackAccounting does.
+_passthrough_counters: dict[str, Counter] = {}
 
 
 def account_pass_through(
@@ -77,19 +109,20 @@ def account_pass_through(
     span_id: str | None = None,
 ) -> None:
     """Record a non-callback request passed to legacy: a counter by outcome, a log line."""
-    metrics.PASSTHROUGH.labels(outcome).inc()
-    access_log.info(
+    counter = _passthrough_counters.get(outcome)
+    if counter is None:
+        counter = _passthrough_counters[outcome] = metrics.PASSTHROUGH.labels(outcome)
+    counter.inc()
+    _access_line(
         "request",
-        extra={
-            "fields": {
-                "request_id": request_id,
-                "trace_id": trace_id,
-                "span_id": span_id,
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "outcome": outcome,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            }
+        {
+            "request_id": request_id,
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "outcome": outcome,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         },
     )

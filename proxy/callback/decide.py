@@ -13,7 +13,8 @@ from openfeature.flag_evaluation import FlagEvaluationDetails
 
 from connection_map import ServedConnection
 from connection_map.routes import Identification, Outcome
-from flags import FLAG_KEY, Destination
+from flags import Destination, RouteFlagProvider
+from proxy.callback.route_flag import RouteFlag
 from proxy.config import BounceBack, OpenFeatureFlag
 from proxy.flow_store import FlowRecord
 
@@ -51,8 +52,16 @@ def decide(callback: Callback, decider: RouteDecider, bounce: BounceBack) -> Non
 class RouteDecider:
     """Turns an identified callback into a destination; in-memory only, no I/O."""
 
-    def __init__(self, flags: OpenFeatureClient, flag: OpenFeatureFlag | None = None) -> None:
+    def __init__(
+        self,
+        flags: OpenFeatureClient,
+        flag: OpenFeatureFlag | None = None,
+        *,
+        builtin: RouteFlagProvider | None = None,
+    ) -> None:
         self._flags = flags
+        # `authswitch.route`; asked of `builtin` directly when the SDK would add nothing.
+        self._route = RouteFlag(flags, builtin)
         # One context per connection, reused: building it is a third of an evaluation's cost.
         # Bounded by the connection map (ids come from the map, never from the request).
         self._contexts: dict[str, EvaluationContext] = {}
@@ -93,11 +102,11 @@ class RouteDecider:
             context = self._contexts[connection.id] = EvaluationContext(targeting_key=connection.id)
         if self._flag is not None:
             return self._configured_flag(connection, context, self._flag)
-        details = self._flags.get_string_details(FLAG_KEY, "legacy", context)
-        if details.error_code is not None:
-            return Decision("legacy", f"flag_error_{details.error_code.value.lower()}", connection)
-        reason = details.variant or "flag"
-        if details.value == "new":
+        answer = self._route.evaluate(context)
+        if answer.error_code is not None:
+            return Decision("legacy", f"flag_error_{answer.error_code.value.lower()}", connection)
+        reason = answer.variant or "flag"
+        if answer.value == "new":
             return Decision("new", reason, connection)
         return Decision("legacy", reason, connection)
 

@@ -17,7 +17,14 @@ from proxy.config import Forwarding, Legacy, Tracing
 from proxy.http.asgi_types import Message, RawHeaders, Receive, Scope, Send
 from proxy.http.correlation import correlate
 from proxy.http.forwarded_headers import request_headers
-from proxy.http.forwarder import HttpForwarder, UpstreamFailed, UpstreamUnavailable
+from proxy.http.forwarder import (
+    BUSY_MESSAGE,
+    BUSY_REASON,
+    HttpForwarder,
+    UpstreamBusy,
+    UpstreamFailed,
+    UpstreamUnavailable,
+)
 from proxy.http.headers import client_host, has_body, header_value
 from proxy.http.request_body import ClientDisconnected
 from proxy.http.responses import send_error
@@ -130,6 +137,9 @@ class LegacyFallThrough:
                 request_id,
             )
             return 502, "legacy_unavailable"
+        except UpstreamBusy:
+            await send_error(send, 503, BUSY_REASON, BUSY_MESSAGE, request_id)
+            return 503, BUSY_REASON
         except UpstreamFailed as exc:
             await send_error(send, 502, exc.reason, f"the legacy upstream {exc.what}", request_id)
             return 502, "legacy_upstream_error"

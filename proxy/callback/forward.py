@@ -14,7 +14,14 @@ from proxy.callback.fall_through import LegacyFallThrough, add_request_id
 from proxy.config import Forwarding
 from proxy.http.asgi_types import RawHeaders, Send
 from proxy.http.forwarded_headers import request_headers
-from proxy.http.forwarder import HttpForwarder, UpstreamFailed, UpstreamUnavailable
+from proxy.http.forwarder import (
+    BUSY_MESSAGE,
+    BUSY_REASON,
+    HttpForwarder,
+    UpstreamBusy,
+    UpstreamFailed,
+    UpstreamUnavailable,
+)
 from proxy.http.headers import client_host, header_value
 from proxy.http.responses import send_bytes, send_error
 
@@ -169,6 +176,12 @@ class NewProviderForward:
             # Nothing reached the new provider, so legacy may still take the callback.
             await self._legacy.fall_through(callback, send)
             callback.reason = "new_provider_unreachable"
+            return
+        except UpstreamBusy:
+            # Authswitch's own pool was full, not the new provider's fault: no fallback (the
+            # decision stands) and no failure counted against the connection.
+            await send_error(send, 503, BUSY_REASON, BUSY_MESSAGE, callback.request_id)
+            callback.status, callback.outcome = 503, BUSY_REASON
             return
         except UpstreamFailed as exc:
             await send_error(

@@ -9,10 +9,17 @@ Delivery rule: a callback carries a single-use artifact (SAML assertion, OIDC co
 sent upstream at most once. aiohttp resends an idempotent request (GET, HEAD, OPTIONS, TRACE,
 PUT, DELETE) once when the connection closes or resets before the answer (RFC 9112 9.3.1);
 `forward(..., resend=False)` turns that off for callbacks. Pass-through requests keep it.
+
+Pool bound: at most `pool_size` requests are upstream at once, each holding one connection.
+Beyond it a request queues (FIFO) for up to `pool_wait_seconds`, then ends as `UpstreamBusy`
+without having been sent. Unbounded, a load spike opened one upstream connection per client
+and, under the common 1 024 open-file limit, half of the callbacks failed for lack of file
+descriptors; queued, they wait a few milliseconds instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -27,6 +34,18 @@ _SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
 class UpstreamUnavailable(Exception):
     """The upstream could not be reached: it cannot have received the request."""
+
+
+class UpstreamBusy(Exception):
+    """Every pooled upstream connection stayed in use for the whole queue wait: nothing sent."""
+
+
+# The client's 503 for UpstreamBusy; also the outcome code in logs and metrics.
+BUSY_REASON = "upstream_busy"
+BUSY_MESSAGE = (
+    "every upstream connection (limits.upstream_pool_size) stayed in use for"
+    " timeouts.upstream_pool_wait_seconds; nothing was sent upstream, try again"
+)
 
 
 class UpstreamFailed(Exception):
@@ -80,6 +99,8 @@ class HttpForwarder:
         keepalive_seconds: float,
         max_header_bytes: int = 8190,
         max_headers: int = 128,
+        pool_size: int = 100,
+        pool_wait_seconds: float = 10.0,
     ) -> None:
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_seconds, sock_read=read_seconds
@@ -87,11 +108,16 @@ class HttpForwarder:
         self._keepalive = keepalive_seconds
         self._max_header_bytes = max_header_bytes
         self._max_headers = max_headers
+        self._pool_size = pool_size
+        self._pool_wait = pool_wait_seconds
+        self._slots = asyncio.Semaphore(pool_size)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
+        # The connector's own limit backs the slots up: with both at `pool_size`, aiohttp never
+        # waits for a connection itself (its wait would count against the connect timeout).
         connector = aiohttp.TCPConnector(
-            limit=0, keepalive_timeout=self._keepalive, ttl_dns_cache=60
+            limit=self._pool_size, keepalive_timeout=self._keepalive, ttl_dns_cache=60
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -123,17 +149,44 @@ class HttpForwarder:
         """Send the request upstream and stream its answer to `send`; return the status.
 
         With `resend` False (callbacks) the request is written at most once; with True
-        (pass-through) aiohttp's one resend of idempotent methods applies.
+        (pass-through) aiohttp's one resend of idempotent methods applies. `UpstreamBusy`
+        when no pooled connection came free within the queue wait.
         """
         if self._session is None:
             raise RuntimeError("HttpForwarder.start() was not awaited")
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(self._pool_wait):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise UpstreamBusy from None
+        else:
+            await self._slots.acquire()  # free: returns at once, no timer
+        try:
+            return await self._exchange(
+                self._session, send, method, url, headers, body, extra_response_headers, resend
+            )
+        finally:
+            self._slots.release()
+
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        send: Send,
+        method: str,
+        url: str,
+        headers: RawHeaders,
+        body: bytes | AsyncIterator[bytes] | None,
+        extra_response_headers: RawHeaders | None,
+        resend: bool,
+    ) -> int:
         header_map = CIMultiDict(
             (name.decode("latin-1"), _header_text(value)) for name, value in headers
         )
         if isinstance(body, bytes):
             header_map.popall("Content-Length", None)
         try:
-            response = await self._session.request(
+            response = await session.request(
                 method,
                 URL(url, encoded=True),
                 headers=header_map,

@@ -22,10 +22,20 @@ class JsonFormatter(logging.Formatter):
     """Formats a record as JSON; structured fields come from `extra={"fields": {...}}` (or
     from other `extra` keys)."""
 
+    _second = -1
+    _second_text = ""
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        # strftime once per second, not per line: most lines share their second.
+        second = int(record.created)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text}.{int(record.msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
@@ -53,8 +63,10 @@ class BufferedLineHandler(logging.Handler):
         self._lines: list[str] = []
         self._buffer_lock = threading.Lock()
         self._wake = threading.Event()
-        self._writer = threading.Thread(target=self._write_loop, name="log-writer", daemon=True)
-        self._writer.start()
+        # Started by the first buffered line: a handler that is configured and then replaced
+        # (the serve command configures logging before and after forking workers) or that only
+        # sees lines written at once never needs one.
+        self._writer: threading.Thread | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -65,6 +77,11 @@ class BufferedLineHandler(logging.Handler):
         with self._buffer_lock:
             self._lines.append(line)
             pending = len(self._lines)
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="log-writer", daemon=True
+                )
+                self._writer.start()
         if record.levelno >= logging.WARNING or record.name.startswith("uvicorn"):
             self.flush()
         elif pending >= 1024:
