@@ -98,8 +98,7 @@ def _back() -> str:
 
 
 async def apply(request: Request, console: Console, person: Person) -> Response:
-    form = await request.form()
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    fields: dict[str, str] = request.state.form  # read and CSRF-checked by the guard
     wanted = parse_action(fields)
     if fields.get("confirm") != "yes":
         return _answer(request, person, wanted, "Not applied: tick the confirmation first.", 400)

@@ -20,6 +20,7 @@ from flags import AuditInputError, RolloutStore, RolloutStoreError
 from proxy.config import Config
 from proxy.console import action_pages, audit_page, connection_pages
 from proxy.console.actions import ActionDesk, ActionRefused
+from proxy.console.form_body import FormRefused, read_form
 from proxy.console.identity import Person, SignInRefused
 from proxy.console.map_reader import MapReader, MapUnavailable
 from proxy.console.page import layout, message_page
@@ -168,7 +169,11 @@ async def _guarded(
             request, 403, "Operators only", "only operators may change the rollout", person
         )
     if write:
-        form = await request.form()
+        try:
+            form = await read_form(request)
+        except FormRefused as exc:
+            return _refusal(request, 400, "Refused", str(exc), person)
+        request.state.form = form
         if not csrf_matches(request, form.get("csrf_token")):
             return _refusal(
                 request, 403, "Refused", "missing or wrong CSRF token: reload the page", person
