@@ -83,7 +83,7 @@ def build_console_app(
         return endpoint
 
     routes = [
-        Route("/console/", lambda r: RedirectResponse("/console/connections", 303)),
+        Route("/console/", _to_connections),
         Route("/console/connections", page(connection_pages.connections)),
         Route("/console/connections/{connection}", page(connection_pages.detail)),
         Route("/console/api/connections", page(connection_pages.connections_json)),
@@ -96,10 +96,10 @@ def build_console_app(
             methods=["POST"],
         ),
         Route("/console/sign-out", page(_sign_out, write=True), methods=["POST"]),
-        Route("/console/sign-in", lambda r: _sign_in_start(r, console), name="console_sign_in"),
+        Route("/console/sign-in", _bound(_sign_in_start, console), name="console_sign_in"),
         Route(
             "/console/auth/callback",
-            lambda r: _sign_in_finish(r, console),
+            _bound(_sign_in_finish, console),
             name="console_oidc_callback",
         ),
         Mount("/console/static", StaticFiles(directory=STATIC), name="console_static"),
@@ -195,6 +195,19 @@ def _refusal(
 ) -> Response:
     body = message_page(title, message, person=person, csrf=csrf_token(request))
     return HTMLResponse(body, status_code=status)
+
+
+def _bound(
+    handler: Callable[[Request, Console], Awaitable[Response]], console: Console
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        return await handler(request, console)
+
+    return endpoint
+
+
+async def _to_connections(request: Request) -> Response:
+    return RedirectResponse("/console/connections", 303)
 
 
 async def _sign_in_start(request: Request, console: Console) -> Response:

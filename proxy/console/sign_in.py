@@ -12,6 +12,9 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+from joserfc.errors import JoseError
+
 from authlib.deprecate import AuthlibDeprecationWarning
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -22,6 +25,7 @@ from proxy.console.settings import ConsoleSettings, OidcSignIn
 
 with warnings.catch_warnings():  # authlib prefers httpx2; httpx is what authswitch ships
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.common.errors import AuthlibBaseError
     from authlib.integrations.base_client import OAuthError
     from authlib.integrations.starlette_client import OAuth
 
@@ -75,7 +79,12 @@ class SignIn:
         target = request.query_params.get("next", "")
         request.session[_SESSION_NEXT] = target if _local(target) else "/console/connections"
         redirect_uri = str(request.url_for("console_oidc_callback"))
-        response: Response = await self._oidc.authorize_redirect(request, redirect_uri)
+        try:
+            response: Response = await self._oidc.authorize_redirect(request, redirect_uri)
+        except httpx.HTTPError as exc:  # the discovery document
+            raise SignInRefused(
+                502, f"the IdP could not be reached ({type(exc).__name__})"
+            ) from None
         return response
 
     async def finish(self, request: Request) -> Response:
@@ -87,6 +96,12 @@ class SignIn:
             # The error code only: the description may quote what the IdP received.
             log.warning("console sign-in failed", extra={"error": exc.error})
             raise SignInRefused(401, f"sign-in failed ({exc.error}); try again") from None
+        except (JoseError, AuthlibBaseError) as exc:  # the ID token: signature, claims, nonce
+            log.warning("console sign-in failed", extra={"error": type(exc).__name__})
+            raise SignInRefused(401, "sign-in failed (the ID token was not valid)") from None
+        except httpx.HTTPError as exc:  # the token endpoint or the keys
+            log.warning("console sign-in failed", extra={"error": type(exc).__name__})
+            raise SignInRefused(502, f"the IdP did not answer ({type(exc).__name__})") from None
         claims = token.get("userinfo") or {}
         oidc = self._settings.oidc
         assert oidc is not None

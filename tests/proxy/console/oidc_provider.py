@@ -13,7 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
@@ -91,7 +91,7 @@ class OidcProvider:
         return RedirectResponse(f"{params['redirect_uri']}?{query}", 302)
 
     async def _token(self, request: Request) -> Response:
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        form = dict(parse_qsl((await request.body()).decode()))
         self.token_requests.append(form)
         grant = self.codes.pop(form.get("code", ""), None)  # single use
         if grant is None or form.get("client_id") != CLIENT_ID:
