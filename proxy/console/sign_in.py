@@ -13,9 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from joserfc.errors import JoseError
-
 from authlib.deprecate import AuthlibDeprecationWarning
+from joserfc.errors import JoseError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 

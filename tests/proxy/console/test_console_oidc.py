@@ -3,7 +3,6 @@ the ID token verified; roles from the token's groups; nothing of the flow in log
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
