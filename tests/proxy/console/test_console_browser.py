@@ -26,6 +26,7 @@ from tests.proxy.console.test_console_actions import callback_lands, wait_for_ro
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
+INSTALL = "apt-get install chromium chromium-driver"
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -36,12 +37,8 @@ from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 def chrome_paths() -> tuple[str, str]:
     if CHROMIUM is None or CHROMEDRIVER is None:
         if os.environ.get("CI") == "true":
-            pytest.fail(
-                "Chromium and chromedriver are required in CI (apt-get install chromium chromium-driver)"
-            )
-        pytest.skip(
-            "chromium / chromedriver not installed (apt-get install chromium chromium-driver)"
-        )
+            pytest.fail(f"Chromium and chromedriver are required in CI ({INSTALL})")
+        pytest.skip(f"chromium / chromedriver not installed here ({INSTALL}); CI runs this test")
     return CHROMIUM, CHROMEDRIVER
 
 
