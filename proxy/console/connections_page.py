@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from flags import RolloutState
-from proxy.console.page import esc, link
+from proxy.console.page import PREFIX, esc, link
 from proxy.console.rollout_view import ConnectionRow
 from proxy.outcomes.status_report import SideFigures
 
@@ -175,7 +176,8 @@ def _row(row: ConnectionRow, missing: str | None, may_change: bool) -> str:
     )
     name = f'<br><span class="sub">{esc(c.name)}</span>' if c.name else ""
     cells = [
-        f'<th scope="row"><a href="{link("/connections/" + c.id)}">{esc(c.id)}</a>{name}</th>',
+        f'<th scope="row"><a href="{PREFIX}/connections/{esc(quote(c.id, safe=""))}">'
+        f"{esc(c.id)}</a>{name}</th>",
         f"<td>{esc(c.protocol.value)}</td>",
         f"<td>{triage}</td>",
         f"<td>{route_badge(row.route.route)} {esc(explain_route(row))}</td>",
@@ -191,9 +193,12 @@ def _row(row: ConnectionRow, missing: str | None, may_change: bool) -> str:
 
 
 def action_links(connection: str) -> str:
+    # built by hand, not by `link`: it runs for every row of a 1 000-row page
+    quoted = esc(quote(connection, safe=""))
+    name = esc(connection)
     return " ".join(
-        f'<a class="action" href="{link("/actions/preview", action=action, connection=connection)}"'
-        f' aria-label="{esc(label)} {esc(connection)}">{esc(label)}</a>'
+        f'<a class="action" href="{PREFIX}/actions/preview?action={action}&amp;connection={quoted}"'
+        f' aria-label="{label} {name}">{label}</a>'
         for action, label in (("disable", "Kill"), ("enable", "Enable"), ("clear", "Clear"))
     )
 
