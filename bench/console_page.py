@@ -156,14 +156,16 @@ def main() -> None:
 
         reference_median, _ = timed(reference, args.rounds)
     print(f"connections page, {args.connections} connections with 60 min of outcome counts")
-    print(f"  first request (reads and triages the map): {cold * 1000:8.1f} ms")
-    print(
-        f"  page, median of {args.rounds}:                  {page_median * 1000:8.1f} ms  ({size / 1024:.0f} KiB)"
-    )
-    print(f"  page without outcome counts, median:    {bare_median * 1000:8.1f} ms")
-    print(f"  filtered + sorted page, median:         {filtered_median * 1000:8.1f} ms")
-    print(f"  reference: flags status rows as JSON:   {reference_median * 1000:8.1f} ms")
-    print(f"  ratio page / reference:                 {page_median / reference_median:8.1f}x")
+    figures = [
+        ("first request (reads and triages the map)", cold),
+        (f"page, median of {args.rounds} ({size / 1024:.0f} KiB)", page_median),
+        ("page without outcome counts, median", bare_median),
+        ("filtered + sorted page, median", filtered_median),
+        ("reference: flags status rows as JSON", reference_median),
+    ]
+    for label, seconds in figures:
+        print(f"  {label:<45} {seconds * 1000:8.1f} ms")
+    print(f"  {'ratio page / reference':<45} {page_median / reference_median:8.1f}x")
 
 
 if __name__ == "__main__":

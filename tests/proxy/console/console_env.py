@@ -17,6 +17,7 @@ from proxy.app import AuthSwitch
 from proxy.config import Config, load_config
 from proxy.console.app import COOKIE, build_console_app
 from proxy.demo.loopback_server import LoopbackServer
+from proxy.outcomes.counts import OutcomeStore
 from tests.conftest import write_proxy_files
 
 LEGACY_HOST = "https://login.legacy.example"
@@ -76,14 +77,23 @@ class ConsoleEnv:
 
 @contextmanager
 def running_console(
-    directory: Path, providers: dict[str, LoopbackServer], console: dict[str, Any]
+    directory: Path,
+    providers: dict[str, LoopbackServer],
+    console: dict[str, Any],
+    *,
+    outcomes: OutcomeStore | None = None,
+    **config_changes: Any,
 ) -> Iterator[ConsoleEnv]:
     legacy, new = providers["legacy"], providers["new"]
-    config = load_config(write_console_files(directory, legacy.url, new.url, console))
+    path = write_console_files(directory, legacy.url, new.url, console)
+    if config_changes:
+        document = yaml.safe_load(path.read_text())
+        path.write_text(yaml.safe_dump({**document, **config_changes}))
+    config = load_config(path)
     app = AuthSwitch(config)
     with (
         LoopbackServer(app, name="authswitch") as proxy,
-        LoopbackServer(build_console_app(config), name="console") as served,
+        LoopbackServer(build_console_app(config, outcomes=outcomes), name="console") as served,
     ):
         yield ConsoleEnv(config, directory, proxy, served, app)
 
