@@ -280,6 +280,9 @@ def test_headers_are_honoured_only_from_the_configured_proxy(
 
 def test_no_user_header_is_not_signed_in(env: ConsoleEnv) -> None:
     assert Browserless(env.url).get("/console/connections").status_code == 401
+    unnameable = as_person(env, "o" * 200 + "@example.com")  # too long for the audit trail
+    answer = unnameable.get("/console/connections")
+    assert answer.status_code == 403 and "be used as an actor" in answer.text
 
 
 def test_security_headers_and_cookie_flags(env: ConsoleEnv) -> None:
@@ -319,6 +322,11 @@ def test_detail_explains_the_route_and_lists_its_flag_history(env: ConsoleEnv) -
     held = operator.get("/console/connections/umbrella").text
     assert "the map keeps it on legacy" in held or "it goes to legacy" in held
     assert operator.get("/console/connections/nope").status_code == 404
+    hooli = operator.get("/console/connections/hooli").text
+    assert "Identified as hooli by its callback_path strategy." in hooli
+    piedpiper = operator.get("/console/connections/piedpiper").text
+    assert "Identified as piedpiper by its path strategy." in piedpiper
+    assert "The flag says legacy (stage_out" in piedpiper
 
 
 def test_audit_page_filters_and_exports_jsonl(env: ConsoleEnv) -> None:

@@ -86,6 +86,7 @@ def browser(chrome_paths: tuple[str, str], tmp_path: Path) -> Iterator[WebDriver
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(chrome_paths[1]), options=options)
     driver.set_page_load_timeout(30)
+    driver.implicitly_wait(10)  # find_element waits for the next page's element
     yield driver
     driver.quit()
 
@@ -102,6 +103,18 @@ def sign_in(browser: WebDriver, env: ConsoleEnv, op: OidcProvider, user: dict[st
         browser.page_source[:500]
     )
     assert "Signed in as" in browser.find_element(By.CLASS_NAME, "who").text
+
+
+def apply_and_wait(browser: WebDriver) -> str:
+    """Click the confirmation form's button; the page the console answers with."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.find_element(By.ID, "apply").click()
+    WebDriverWait(browser, 20).until(lambda b: "/console/actions/apply" in b.current_url)
+    WebDriverWait(browser, 20).until(
+        lambda b: b.execute_script("return document.readyState") == "complete"
+    )
+    return browser.page_source
 
 
 def table_routes(browser: WebDriver) -> dict[str, str]:
@@ -139,7 +152,7 @@ def test_an_operator_kills_a_connection_in_the_browser_and_the_proxy_follows(
     browser.find_element(By.ID, "apply").click()  # refused by the browser: not confirmed yet
     assert "/actions/preview" in browser.current_url
     browser.find_element(By.ID, "confirm").click()
-    browser.find_element(By.ID, "apply").click()
+    apply_and_wait(browser)
     outcome = browser.find_element(By.ID, "outcome").text
     assert "Moved to legacy: acme" in outcome and "by ops@example.com" in outcome
 
@@ -165,8 +178,7 @@ def test_a_post_without_the_csrf_token_and_a_stale_preview_are_refused(
     browser.execute_script("document.querySelector('form.confirm input[name=csrf_token]').remove()")
     browser.find_element(By.ID, "reason").send_keys("forged")
     browser.find_element(By.ID, "confirm").click()
-    browser.find_element(By.ID, "apply").click()
-    assert "missing or wrong CSRF token" in browser.page_source
+    assert "missing or wrong CSRF token" in apply_and_wait(browser)
     assert store.read().kill_all is False
 
     browser.get(console_url(env, "/console/actions/preview?action=stage&percent=100"))
@@ -180,8 +192,7 @@ def test_a_post_without_the_csrf_token_and_a_stale_preview_are_refused(
     )
     browser.find_element(By.ID, "reason").send_keys("all in")
     browser.find_element(By.ID, "confirm").click()
-    browser.find_element(By.ID, "apply").click()
-    assert "the state changed since the preview" in browser.page_source
+    assert "the state changed since the preview" in apply_and_wait(browser)
     assert store.read().stage_percent == 0 and store.read().version == 1
 
 
