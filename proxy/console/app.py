@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -159,7 +160,7 @@ async def _guarded(
     if person is None:
         if request.method != "GET":
             return _refusal(request, 401, "Not signed in", "sign in first", None)
-        return RedirectResponse(f"/console/sign-in?next={request.url.path}", 303)
+        return RedirectResponse(f"/console/sign-in?next={quote(request.url.path)}", 303)
     if person.role is None:
         return _refusal(
             request, 403, "No access", f"{person.name} has no role in this console", person
