@@ -34,6 +34,7 @@ from foundation.strict_yaml import YamlDocumentError, load_yaml_mapping
 
 # The broker owns its models.
 from proxy.broker.config import Broker as Broker
+from proxy.console.settings import ConsoleSettings
 from proxy.outcomes.settings import OutcomesSettings
 from proxy.shadow.settings import ShadowSettings
 
@@ -409,6 +410,7 @@ class Config(_Model):
     broker: Broker = Broker()
     outcomes: OutcomesSettings = OutcomesSettings()
     shadow: ShadowSettings = ShadowSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @model_validator(mode="after")
     def _oidc_state_needs_flow_affinity(self) -> Config:
@@ -447,6 +449,7 @@ class Config(_Model):
                 "broker": self.broker.resolve_paths(base),
                 "outcomes": self.outcomes.resolve_paths(base),
                 "shadow": self.shadow.resolve_paths(base),
+                "console": self.console.resolve_paths(base),
             }
         )
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import Protocol
 
 from redis.exceptions import RedisError
 
@@ -100,3 +104,82 @@ def served_map_name(config: Config) -> str:
     if config.connection_map_redis is None:
         return str(config.connection_map)
     return f"key prefix {config.connection_map_redis.key_prefix!r} in Redis"
+
+
+class ServedMapSource(Protocol):
+    """The whole served map for tools that need more than the routing records."""
+
+    where: str
+
+    def stamp(self) -> Hashable:
+        """What changes when the map does; MapBackendUnavailable / ConnectionMapError if unknown."""
+
+    def read(self) -> ConnectionMapDocument:
+        """The document; ConnectionMapError (invalid, or none pushed) or MapBackendUnavailable."""
+
+
+class MapFileSource:
+    """The map file: its modification time, size and inode say when to read it again."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self.where = str(path)
+
+    def stamp(self) -> Hashable:
+        try:
+            stat = self._path.stat()
+        except OSError as exc:
+            raise ConnectionMapError(f"connection map '{self._path}': {exc.strerror}") from None
+        return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+    def read(self) -> ConnectionMapDocument:
+        return read_connection_map_document(self._path)
+
+
+class RedisMapSource:
+    """The map pushed to Redis: its version, asked at most once per `interval` seconds."""
+
+    def __init__(
+        self,
+        store: RedisMapStore,
+        *,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._interval = interval
+        self._clock = clock
+        self._asked_at: float | None = None
+        self._version: int | None = None
+        self.where = store.where
+
+    def stamp(self) -> Hashable:
+        now = self._clock()
+        if self._asked_at is None or now - self._asked_at >= self._interval:
+            try:
+                self._version = self._store.version()
+            except RedisError as exc:
+                raise MapBackendUnavailable(f"{self.where}: {type(exc).__name__}") from None
+            self._asked_at = now
+        return self._version
+
+    def read(self) -> ConnectionMapDocument:
+        try:
+            document = self._store.read()
+        except RedisError as exc:
+            raise MapBackendUnavailable(f"{self.where}: {type(exc).__name__}") from None
+        if document is None:
+            raise ConnectionMapError(
+                f"no connection map in {self.where} yet: push one with "
+                "'authswitch connections push'"
+            )
+        return document
+
+
+def served_map_source(
+    config: Config, *, interval: float = 1.0, clock: Callable[[], float] = time.monotonic
+) -> ServedMapSource:
+    """The served map, in full, for a long-lived reader (the shadow checks, the console)."""
+    if config.connection_map_redis is None:
+        return MapFileSource(config.connection_map)
+    return RedisMapSource(open_map_store(config, min_timeout=1.0), interval=interval, clock=clock)

@@ -6,9 +6,9 @@ reason, before -> after). Exit codes are part of the interface (see ``ExitCode``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -20,14 +20,15 @@ from flags import (
     RolloutState,
     plan_stage,
 )
+from flags.rollout_change import same_state, set_canary, set_kill_all, set_override, stale_preview
 from flags.route_report import ConnectionFacts, ConnectionRoute, ids_not_in, route_report
 from flags.stage_plan import StagePlan, token_version
 from flags.validation_messages import describe_validation_error
 from proxy.cli.exit_codes import ExitCode
-from proxy.cli.flags_session import FlagsSession, flags_session, same_state, stop
+from proxy.cli.flags_session import FlagsSession, flags_session, stop
 from proxy.cli.options import ActorOption, ApplyOption, ApplyReasonOption, ConfigOption, JsonOption
 from proxy.cli.output import print_json, render_table
-from proxy.shadow.gate import gate_refusals
+from proxy.shadow.gate import forced_past_gate, gate_refusals
 from proxy.shadow.service import readiness_store_for
 
 flags_app = typer.Typer(
@@ -95,7 +96,7 @@ def enable(
         session.check_connection(connection, force=force, moving=True)
         reason = _pass_gate(session, [connection], force, reason)
         session.change(
-            "enable", _set_override(connection, "on"), actor, reason, connection=connection
+            "enable", set_override(connection, "on"), actor, reason, connection=connection
         )
 
 
@@ -112,7 +113,7 @@ def disable(
     with flags_session(config, as_json) as session:
         session.check_connection(connection, force=force, moving=False)
         session.change(
-            "disable", _set_override(connection, "off"), actor, reason, connection=connection
+            "disable", set_override(connection, "off"), actor, reason, connection=connection
         )
 
 
@@ -127,7 +128,7 @@ def clear(
     """Remove CONNECTION's override: it follows the canary list and the stage again."""
     with flags_session(config, as_json) as session:
         session.change(
-            "clear", _set_override(connection, None), actor, reason, connection=connection
+            "clear", set_override(connection, None), actor, reason, connection=connection
         )
 
 
@@ -144,7 +145,7 @@ def kill(
     """Global kill switch: every callback goes to legacy (--all required)."""
     with flags_session(config, as_json) as session:
         _require_all(all_connections, "kill")
-        session.change("kill_all", _set_kill_all(True), actor, reason)
+        session.change("kill_all", set_kill_all(True), actor, reason)
 
 
 @flags_app.command()
@@ -160,7 +161,7 @@ def unkill(
     """Lift the global kill switch (--all required)."""
     with flags_session(config, as_json) as session:
         _require_all(all_connections, "unkill")
-        session.change("unkill_all", _set_kill_all(False), actor, reason)
+        session.change("unkill_all", set_kill_all(False), actor, reason)
 
 
 @canary_app.command("add")
@@ -176,7 +177,7 @@ def canary_add(
     with flags_session(config, as_json) as session:
         session.check_connection(connection, force=force, moving=True)
         session.change(
-            "canary_add", _set_canary(connection, True), actor, reason, connection=connection
+            "canary_add", set_canary(connection, True), actor, reason, connection=connection
         )
 
 
@@ -191,7 +192,7 @@ def canary_remove(
     """Take CONNECTION out of the canary list."""
     with flags_session(config, as_json) as session:
         session.change(
-            "canary_remove", _set_canary(connection, False), actor, reason, connection=connection
+            "canary_remove", set_canary(connection, False), actor, reason, connection=connection
         )
 
 
@@ -272,10 +273,6 @@ def initialise_empty_store(
         session.print_record(record)
 
 
-def _updated(state: RolloutState, **changes: Any) -> RolloutState:
-    return RolloutState.model_validate({**state.model_dump(), **changes})
-
-
 def _not_ready(session: FlagsSession, ids: Sequence[str]) -> dict[str, str]:
     """The connections among `ids` the readiness gate refuses, with why (gate off: none)."""
     shadow = session.config.shadow
@@ -304,33 +301,7 @@ def _pass_gate(session: FlagsSession, ids: Sequence[str], force: bool, reason: s
             "not_ready",
             f"not ready to move (shadow readiness) - {listed}; --force --reason moves it anyway",
         )
-    return f"{reason} [forced past the readiness gate - {listed}]"
-
-
-def _set_override(connection: str, value: str | None) -> Callable[[RolloutState], RolloutState]:
-    def mutate(state: RolloutState) -> RolloutState:
-        overrides: dict[str, str] = dict(state.overrides)
-        if value is None:
-            overrides.pop(connection, None)
-        else:
-            overrides[connection] = value
-        return _updated(state, overrides=overrides)
-
-    return mutate
-
-
-def _set_canary(connection: str, member: bool) -> Callable[[RolloutState], RolloutState]:
-    def mutate(state: RolloutState) -> RolloutState:
-        canary = [c for c in state.canary if c != connection]
-        if member:
-            canary = [*state.canary] if connection in state.canary else [*canary, connection]
-        return _updated(state, canary=canary)
-
-    return mutate
-
-
-def _set_kill_all(value: bool) -> Callable[[RolloutState], RolloutState]:
-    return lambda state: _updated(state, kill_all=value)
+    return forced_past_gate(reason, refused)
 
 
 def _plan(state: RolloutState, target: float, facts: Sequence[ConnectionFacts]) -> StagePlan:
@@ -341,19 +312,11 @@ def _plan(state: RolloutState, target: float, facts: Sequence[ConnectionFacts]) 
 
 
 def _check_token(token: str, plan: StagePlan) -> None:
-    previewed = token_version(token)
-    if previewed is None:
+    if token_version(token) is None:
         stop(ExitCode.USAGE, "usage", f"--apply {token!r} is not a preview token")
-    if token == plan.token:
-        return
-    if previewed != plan.version:
-        why = f"the state changed since the preview (version {previewed} -> {plan.version})"
-    else:
-        why = (
-            "the plan differs from the previewed one (another stage percent, or the connection "
-            "map changed who would move)"
-        )
-    stop(ExitCode.CONFLICT, "stale_preview", f"{why}; nothing was written: preview again")
+    why = stale_preview(token, planned=plan.token, version=plan.version)
+    if why is not None:
+        stop(ExitCode.CONFLICT, "stale_preview", f"{why}; nothing was written: preview again")
 
 
 def _parse_percent(text: str) -> float:

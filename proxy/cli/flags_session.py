@@ -22,6 +22,7 @@ from flags import (
     StoreNotEmpty,
     VersionConflict,
 )
+from flags.rollout_change import same_state
 from flags.route_report import ConnectionFacts, route_report
 from flags.stage_plan import StagePlan
 from proxy.cli.exit_codes import ExitCode
@@ -260,11 +261,6 @@ def _open_store(config: Config) -> RolloutStore:
     return open_rollout_store(
         config, client_name="authswitch-flags-cli", min_timeout=_CLI_MIN_SOCKET_TIMEOUT
     )
-
-
-def same_state(a: RolloutState, b: RolloutState) -> bool:
-    """Whether two states say the same apart from their version."""
-    return a.model_dump(exclude={"version"}) == b.model_dump(exclude={"version"})
 
 
 def listed_ids(ids: Sequence[str]) -> str:

@@ -53,3 +53,9 @@ def gate_refusals(
         if why is not None:
             refusals[connection.id] = why
     return refusals
+
+
+def forced_past_gate(reason: str, refused: dict[str, str]) -> str:
+    """The audit reason of a change forced past the gate: it says past what."""
+    listed = "; ".join(f"{cid}: {why}" for cid, why in refused.items())
+    return f"{reason} [forced past the readiness gate - {listed}]"

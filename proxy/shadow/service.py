@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from proxy.shadow.imports import ImportedConnections, MapFileSource, MapSource, RedisMapSource
+from proxy.map_backend import served_map_source
+from proxy.shadow.imports import ImportedConnections
 from proxy.shadow.readiness_store import (
     MemoryReadinessStore,
     ReadinessStore,
@@ -34,16 +35,7 @@ def shadow_sampler_for(config: Config) -> ShadowSampler | None:
         return None
     return ShadowSampler(
         config.shadow,
-        ImportedConnections(_map_source(config)),
+        ImportedConnections(served_map_source(config)),
         readiness_store_for(config.shadow),
         max_connection_labels=config.metrics.max_connection_labels,
     )
-
-
-def _map_source(config: Config) -> MapSource:
-    """The map the proxy serves, in full: the file, or the document pushed to Redis."""
-    if config.connection_map_redis is None:
-        return MapFileSource(config.connection_map)
-    from proxy.map_backend import open_map_store
-
-    return RedisMapSource(open_map_store(config, min_timeout=0.0))
