@@ -6,6 +6,7 @@ from typing import cast
 
 from openfeature.provider import FeatureProvider
 
+from connection_map import Connection
 from flags import (
     FileFlagProvider,
     FileRolloutStore,
@@ -15,6 +16,7 @@ from flags import (
     RolloutStore,
     RolloutStoreError,
 )
+from flags.route_report import ConnectionFacts
 from proxy.config import Config, ConfigError, Flags, OpenFeatureFlags, provider_kwargs
 
 
@@ -86,3 +88,13 @@ def open_rollout_store(config: Config, *, client_name: str, min_timeout: float) 
         return RedisRolloutStore(client, keys, url=settings.url, publish=settings.pubsub)
     assert flags.file is not None  # the config requires it for the file backend
     return FileRolloutStore(flags.file, audit_path=flags.audit_file)
+
+
+def connection_facts_of(connection: Connection) -> ConnectionFacts:
+    """What the route report needs to know of a connection."""
+    return ConnectionFacts(
+        id=connection.id,
+        protocol=connection.protocol.value,
+        assessment=connection.assessment.value,
+        imported=connection.new_provider is not None,
+    )

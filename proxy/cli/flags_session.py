@@ -28,7 +28,7 @@ from flags.stage_plan import StagePlan
 from proxy.cli.exit_codes import ExitCode
 from proxy.cli.output import fail, print_json
 from proxy.config import Config, ConfigError, load_config
-from proxy.flag_backend import UnmanagedFlagBackend, open_rollout_store
+from proxy.flag_backend import UnmanagedFlagBackend, connection_facts_of, open_rollout_store
 from proxy.map_backend import MapBackendUnavailable, served_map_document, served_map_name
 
 _WRITE_ATTEMPTS = 3
@@ -222,16 +222,6 @@ class FlagsSession:
         if not facts:
             return {"route": row.flag_route, "reason": f"{row.flag_reason}; not in the map"}
         return {"route": row.route, "reason": row.reason}
-
-
-def connection_facts_of(connection: Connection) -> ConnectionFacts:
-    """What the route report needs to know of a connection."""
-    return ConnectionFacts(
-        id=connection.id,
-        protocol=connection.protocol.value,
-        assessment=connection.assessment.value,
-        imported=connection.new_provider is not None,
-    )
 
 
 @contextmanager

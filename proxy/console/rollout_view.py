@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from connection_map import Connection
 from flags import AuditRecord, RolloutState
 from flags.route_report import ConnectionRoute, route_report
-from proxy.cli.flags_session import connection_facts_of
 from proxy.console.map_reader import MapView
+from proxy.flag_backend import connection_facts_of
 from proxy.outcomes.counts import OutcomeStore, OutcomesUnavailable
 from proxy.outcomes.guard import RolloutGuard, legacy_side_source, new_side_source
 from proxy.outcomes.settings import OutcomesSettings
