@@ -99,7 +99,6 @@ def _write_files(directory: Path, port: int, upstream: str, redis_url: str, pref
         "connection_map": "connections.yaml",
         "flags": {"file": "flags.yaml"},
         "routes": [{"path": "/login/callback", "protocol": "saml", "identify": ["saml_issuer"]}],
-        "metrics": {"port": None},
         "broker": {
             "enabled": True,
             "secret_file": "hook-secret",

@@ -65,7 +65,6 @@ def _write(
             {"path": "/oidc/{connection}/callback", "protocol": "oidc", "identify": ["path"]}
         ],
         "logging": {"level": "warning"},
-        "metrics": {"port": None},
         "timeouts": {"connect_seconds": 0.2},
         "outcomes": {
             "enabled": True,

@@ -186,7 +186,6 @@ def _write_files(
             {"path": "/oidc/{connection}/callback", "protocol": "oidc", "identify": ["path"]}
         ],
         "logging": {"level": "warning"},
-        "metrics": {"port": None},
         "outcomes": {
             "enabled": outcomes,
             "store": "redis",

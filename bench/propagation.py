@@ -77,7 +77,6 @@ def _write_files(directory: Path, port: int, redis_url: str, prefix: str) -> Pat
         # The probe records a flow per answer: kept in the replica's memory, not in Redis.
         "flow_affinity": {"enabled": True, "secret_file": "flow-secret", "store": "memory"},
         "logging": {"level": "warning"},
-        "metrics": {"port": None},
     }
     path = directory / "authswitch.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -168,7 +168,7 @@ def write_authswitch_config(context: Context, scenario: str, port: int) -> Path:
         "routes": [{"path": CALLBACK_PATH, "protocol": "saml", "identify": ["saml_issuer"]}],
         "logging": {"level": context.authswitch_log_level},
         # A free port rather than the default, which another process may hold.
-        "metrics": {"host": "127.0.0.1", "port": free_port()},
+        "ops": {"host": "127.0.0.1", "port": free_port()},
     }
     for name, document in (
         ("connections.yaml", connections),

@@ -106,6 +106,7 @@ class BrokerEnv:
     scim: ScimServer
     app: AuthSwitch
     secret: bytes = HOOK_SECRET
+    ops_url: str = ""  # its ops listener (/livez, /readyz, /metrics), when the test started one
 
     def call(
         self,

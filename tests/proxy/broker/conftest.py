@@ -11,6 +11,8 @@ import pytest
 from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.loopback_server import LoopbackServer
+from proxy.ops.ops_listener import OpsListener
+from tests.conftest import ops_listener
 from tests.flags.redis_support import RedisTarget, shared_redis  # noqa: F401
 from tests.proxy.broker.broker_support import (
     BrokerEnv,
@@ -37,7 +39,7 @@ def start_broker(
     scim_server: ScimServer,
 ) -> Iterator[StartBroker]:
     """Start authswitch with the broker on; keyword arguments go into the `broker` section."""
-    servers: list[LoopbackServer] = []
+    servers: list[LoopbackServer | OpsListener] = []
 
     def start(verifier: dict[str, Any] | None = None, **broker: Any) -> BrokerEnv:
         path = write_broker_config(
@@ -49,8 +51,9 @@ def start_broker(
         )
         app = AuthSwitch(load_config(path))
         server = serve(app, "authswitch-broker")
-        servers.append(server)
-        return BrokerEnv(server.url, shared_redis.prefix, scim_server, app)
+        ops = ops_listener(app).start()
+        servers.extend((server, ops))
+        return BrokerEnv(server.url, shared_redis.prefix, scim_server, app, ops_url=ops.url)
 
     yield start
     for server in servers:
