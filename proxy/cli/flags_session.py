@@ -35,6 +35,7 @@ from proxy.cli.output import fail, print_json
 from proxy.config import Config, ConfigError, load_config
 from proxy.flag_backend import UnmanagedFlagBackend, open_rollout_store
 from proxy.map_backend import open_map_store
+from proxy.map_preview import connection_facts_of
 
 _WRITE_ATTEMPTS = 3
 _CLI_MIN_SOCKET_TIMEOUT = 2.0
@@ -252,16 +253,6 @@ class FlagsSession:
         if not facts:
             return {"route": row.flag_route, "reason": f"{row.flag_reason}; not in the map"}
         return {"route": row.route, "reason": row.reason}
-
-
-def connection_facts_of(connection: Connection) -> ConnectionFacts:
-    """What the route report needs to know of a connection."""
-    return ConnectionFacts(
-        id=connection.id,
-        protocol=connection.protocol.value,
-        assessment=connection.assessment.value,
-        imported=connection.new_provider is not None,
-    )
 
 
 @contextmanager
