@@ -21,7 +21,7 @@ from proxy.cli.main import app as cli
 from proxy.config import load_config
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.map_preview import preview_map_push
-from tests.conftest import write_proxy_files
+from tests.conftest import free_port, write_proxy_files
 from tests.flags.redis_support import (
     RedisTarget,
     shared_redis,  # noqa: F401  (registers the fixture for this module)
@@ -211,3 +211,22 @@ def test_the_preview_follows_the_proxys_own_join_of_map_and_flags() -> None:
     )
     assert unknown_flags.route_changes is None and unknown_flags.needs_apply
     assert not preview_map_push(live, live.model_copy(update={"version": 2}), state).needs_apply
+
+
+def test_redis_down_exits_3_and_no_output_shows_the_redis_password(tmp_path: Path) -> None:
+    closed = f"redis://ops:hunter2@127.0.0.1:{free_port()}/11"
+    config = write_proxy_files(
+        tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9", connection_map_redis={"url": closed}
+    )
+    runs = [
+        _cli(config, "connections", "push", "--preview"),
+        _cli(config, "connections", "push", "--reason", "r"),
+        _cli(config, "connections", "history", "--json"),
+        _cli(config, "connections", "rollback", "1", "--preview"),
+    ]
+    both = _cli(config, "connections", "push", "--preview", "--apply", "1-abc", "--reason", "r")
+
+    for run in runs:
+        assert run.exit_code == 3, run.output
+        assert "hunter2" not in run.output
+    assert both.exit_code == 2 and "not both" in both.stderr
