@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from foundation.version import authswitch_version
 
 READINESS_DIR_ENV = "AUTHSWITCH_READINESS_DIR"
 PUBLISH_SECONDS = 1.0
+log = logging.getLogger("authswitch")
 
 Readiness = Callable[[], tuple[int, dict[str, object]]]
 
@@ -40,7 +42,11 @@ class ReadinessPublisher:
         return None if not directory else cls(Path(directory), readiness)
 
     def start(self) -> None:
-        self.publish()
+        try:
+            self.publish()
+        except OSError as exc:  # no supervisor reads it: this worker then counts as missing
+            log.error("readiness not reported to the ops listener: %s", exc.strerror or exc)
+            return
         self._task = asyncio.create_task(self._every_second())
 
     def stop(self) -> None:

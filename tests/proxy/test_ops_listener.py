@@ -269,3 +269,14 @@ def test_a_worker_publishes_its_report_and_withdraws_it_when_stopping(tmp_path: 
         return while_up, readiness()[0]
 
     assert asyncio.run(scenario()) == (200, 503)
+
+
+def test_a_worker_without_a_readiness_directory_still_starts(tmp_path: Path) -> None:
+    publisher = ReadinessPublisher(tmp_path / "gone", lambda: _report(True))
+
+    async def scenario() -> None:
+        publisher.start()  # logs, and serves on: the supervisor will count it as missing
+        publisher.stop()
+
+    asyncio.run(scenario())
+    assert not (tmp_path / "gone").exists()
