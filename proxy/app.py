@@ -87,7 +87,7 @@ class AuthSwitch:
         # The flow-start endpoint's path; the rest of ops_prefix is the legacy host's.
         self._flow_start_path = f"{config.ops_prefix}/{START_PATH}"
         self._map_watch: asyncio.Task[None] | None = None
-        # With several workers, the ops listener (in the supervisor) reads their reports.
+        # Under `authswitch serve` the ops listener, in the supervisor, reads each worker's report.
         self._readiness_publisher = ReadinessPublisher.from_env(self.readiness)
         self._started = False
         self._broker = (

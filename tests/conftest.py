@@ -117,8 +117,8 @@ class ProxyEnv:
     app: AuthSwitch
     legacy: LoopbackServer
     new: LoopbackServer
-    ops: OpsListener
     flags: RolloutState = field(default_factory=RolloutState)
+    ops: OpsListener | None = None
 
     @property
     def url(self) -> str:
@@ -126,7 +126,14 @@ class ProxyEnv:
 
     @property
     def ops_url(self) -> str:
+        """Its ops listener, started on first use (most tests never need a second server)."""
+        if self.ops is None:
+            self.ops = ops_listener(self.app).start()
         return self.ops.url
+
+    def stop_ops(self) -> None:
+        if self.ops is not None:
+            self.ops.stop()
 
     def set_flags(self, **changes: Any) -> None:
         """Write the flag file as an SRE would and make the proxy read it now."""
@@ -186,8 +193,10 @@ def proxy_env(tmp_path: Path, providers: dict[str, LoopbackServer]) -> Iterator[
     legacy, new = providers["legacy"], providers["new"]
     config = load_config(write_proxy_files(tmp_path, legacy.url, new.url))
     app = AuthSwitch(config)
-    with LoopbackServer(app, name="authswitch") as server, ops_listener(app) as ops:
-        yield ProxyEnv(tmp_path, server, app, legacy, new, ops)
+    with LoopbackServer(app, name="authswitch") as server:
+        env = ProxyEnv(tmp_path, server, app, legacy, new)
+        yield env
+        env.stop_ops()
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """Running the app under uvicorn: one process or N workers, JSON logs, no access log.
 
-Client connections go through `GuardedHttpProtocol` (request head limits and deadline, a
-connection cap). On SIGTERM the listening socket stops taking new connections, its accept
-queue is emptied by the still-running workers, and only then do the workers drain: see
-`_StopListeningFirst` and `_DrainingServer`.
+The ops listener (/livez, /readyz, /metrics, the console) is started here, in the supervisor
+(or only) process, before the workers. Client connections go through `GuardedHttpProtocol`
+(request head limits and deadline, a connection cap). On SIGTERM the listening socket stops
+taking new connections, its accept queue is emptied by the still-running workers, and only
+then do the workers drain: see `_StopListeningFirst` and `_DrainingServer`.
 """
 
 from __future__ import annotations

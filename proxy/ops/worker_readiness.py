@@ -1,10 +1,11 @@
 """Readiness across worker processes: each worker reports, the ops listener adds them up.
 
-With ``--workers N`` the ops listener runs in the supervisor, which routes nothing itself, so
-each worker writes its own /readyz report to a file of its own in a private directory, every
-`PUBLISH_SECONDS`; the supervisor reads them all per probe. A worker that died (its pid is
-gone), hung (its report is older than `max_age_seconds`) or has not started yet counts as
-missing: the replica is ready only when every worker it runs says so.
+The ops listener runs in the supervisor (with one worker: the same process, on a thread and
+loop of its own), so whatever the worker count each worker writes its /readyz report to a
+file of its own in a private directory, every `PUBLISH_SECONDS`; the supervisor reads them
+all per probe. A worker that died (its pid is gone), hung (its report is older than
+`max_age_seconds`) or has not started yet counts as missing: the replica is ready only when
+every worker it runs says so.
 """
 
 from __future__ import annotations

@@ -247,15 +247,15 @@ def test_new_provider_down_in_proxy_mode_falls_back_to_legacy(
     from proxy.app import AuthSwitch
     from proxy.config import load_config
     from proxy.demo.loopback_server import LoopbackServer
-    from tests.conftest import ops_listener, write_proxy_files
+    from tests.conftest import write_proxy_files
 
     directory = tmp_path_factory.mktemp("down")
     closed = LoopbackServer(name="closed")  # a bound port nobody listens on
     closed.stop()
     config = load_config(write_proxy_files(directory, providers["legacy"].url, closed.url))
     app = AuthSwitch(config)
-    with LoopbackServer(app, name="authswitch") as server, ops_listener(app) as ops:
-        env = ProxyEnv(directory, server, app, providers["legacy"], providers["new"], ops)
+    with LoopbackServer(app, name="authswitch") as server:
+        env = ProxyEnv(directory, server, app, providers["legacy"], providers["new"])
         env.set_flags(overrides={"initech": "on"})
         body = saml_body(idps["initech"])
         target = "/login/callback" if path == "/login/callback" else "/sso/initech/acs"

@@ -36,7 +36,6 @@ from tests.conftest import (
     LEGACY_SP_ENTITY_ID,
     PUBLIC_ACS,
     ProxyEnv,
-    ops_listener,
     write_proxy_files,
 )
 from tests.proxy.openfeature_helpers import connection_list_provider
@@ -99,8 +98,10 @@ def _proxy(
     flags = {"backend": "openfeature", "openfeature": openfeature}
     config = load_config(write_proxy_files(tmp_path, legacy.url, new.url, flags=flags))
     app = AuthSwitch(config)
-    with LoopbackServer(app, name="authswitch") as server, ops_listener(app) as ops:
-        yield ProxyEnv(tmp_path, server, app, legacy, new, ops)
+    with LoopbackServer(app, name="authswitch") as server:
+        env = ProxyEnv(tmp_path, server, app, legacy, new)
+        yield env
+        env.stop_ops()
 
 
 def _access(logs: pytest.LogCaptureFixture, connection: str) -> list[dict[str, Any]]:

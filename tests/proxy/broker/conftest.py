@@ -11,8 +11,6 @@ import pytest
 from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.loopback_server import LoopbackServer
-from proxy.ops.ops_listener import OpsListener
-from tests.conftest import ops_listener
 from tests.flags.redis_support import RedisTarget, shared_redis  # noqa: F401
 from tests.proxy.broker.broker_support import (
     BrokerEnv,
@@ -39,7 +37,8 @@ def start_broker(
     scim_server: ScimServer,
 ) -> Iterator[StartBroker]:
     """Start authswitch with the broker on; keyword arguments go into the `broker` section."""
-    servers: list[LoopbackServer | OpsListener] = []
+    servers: list[LoopbackServer] = []
+    envs: list[BrokerEnv] = []
 
     def start(verifier: dict[str, Any] | None = None, **broker: Any) -> BrokerEnv:
         path = write_broker_config(
@@ -51,10 +50,12 @@ def start_broker(
         )
         app = AuthSwitch(load_config(path))
         server = serve(app, "authswitch-broker")
-        ops = ops_listener(app).start()
-        servers.extend((server, ops))
-        return BrokerEnv(server.url, shared_redis.prefix, scim_server, app, ops_url=ops.url)
+        servers.append(server)
+        envs.append(BrokerEnv(server.url, shared_redis.prefix, scim_server, app))
+        return envs[-1]
 
     yield start
     for server in servers:
         server.stop()
+    for env in envs:
+        env.stop_ops()

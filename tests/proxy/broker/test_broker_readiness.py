@@ -12,7 +12,7 @@ import yaml
 from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.loopback_server import LoopbackServer
-from tests.conftest import ops_listener, readyz, write_proxy_files
+from tests.conftest import readyz, write_proxy_files
 from tests.flags.redis_support import (
     PrivateRedis,
     RedisTarget,
@@ -76,8 +76,7 @@ def test_broker_redis_down_is_reported_and_hooks_fail_closed(
     path = write_proxy_files(tmp_path, providers["legacy"].url, providers["new"].url, broker=broker)
     app = AuthSwitch(load_config(path))
     server = serve(app, "authswitch-broker")
-    ops = ops_listener(app).start()
-    env = BrokerEnv(server.url, target.prefix, scim_server, app, ops_url=ops.url)
+    env = BrokerEnv(server.url, target.prefix, scim_server, app)
     try:
         up = readyz(env.ops_url)
         callback_up = httpx.get(env.url + "/oidc/hooli/callback?code=a&state=b", timeout=5)
@@ -94,7 +93,7 @@ def test_broker_redis_down_is_reported_and_hooks_fail_closed(
         hook_back = env.call("okta", *ALICE)
     finally:
         server.stop()
-        ops.stop()
+        env.stop_ops()
 
     assert up[0] == 200 and up[1]["checks"]["broker"] == {"redis_reachable": True}
     if requires_redis:
