@@ -188,7 +188,11 @@ def _gated_push(
         _print_preview(plan, as_json, command)
         return
     if not reason:
-        fail("--reason is required to push (it is kept in the audit trail)", ExitCode.USAGE)
+        fail(
+            "--reason is required to push (it is kept in the audit trail)",
+            ExitCode.USAGE,
+            as_json=as_json,
+        )
     if apply is not None and apply != plan.token:
         fail(
             f"preview {apply} is stale: the live map, the file or the rollout state changed "
