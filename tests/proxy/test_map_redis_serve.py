@@ -123,7 +123,7 @@ def deployment(
     env = Deployment(push_config, push_map, urls, ops, shared_redis, providers["new"].url)
     try:
         for url, process, log in zip(ops, processes, logs, strict=True):
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60  # start-up under coverage on a loaded machine
             while True:
                 assert process.poll() is None, log.read_text()
                 try:
