@@ -28,16 +28,19 @@ RUN groupadd --system --gid 10001 authswitch \
 COPY --from=build /opt/authswitch /opt/authswitch
 # Bytecode was compiled at install time; nothing is written at run time, so the root
 # filesystem can be mounted read-only.
+# The ops listener binds all interfaces in a container (probes and Prometheus reach the pod's
+# address); keep its port off any public load balancer (a NetworkPolicy does on Kubernetes).
 ENV PATH=/opt/authswitch/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    AUTHSWITCH__OPS__HOST=0.0.0.0
 USER 10001:10001
-# 8080: traffic and /_authswitch/{livez,readyz}; 9464: Prometheus metrics (metrics.port).
+# 8080: customer traffic only (listen.port); 9464: the ops listener (ops.port): /livez,
+# /readyz, /metrics and the console.
 EXPOSE 8080 9464
 # The config (and the connection map it names) is mounted from outside at /etc/authswitch;
-# it must set listen.host: 0.0.0.0 and keep listen.port 8080 and the default ops_prefix,
-# which this check assumes.
+# it must set listen.host: 0.0.0.0 and keep ops.port 9464, which this check assumes.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/_authswitch/livez', timeout=2).status == 200 else 1)"]
+    CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9464/livez', timeout=2).status == 200 else 1)"]
 ENTRYPOINT ["authswitch"]
 CMD ["serve", "--config", "/etc/authswitch/authswitch.yaml"]

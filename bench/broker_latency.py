@@ -95,11 +95,11 @@ def _write_files(directory: Path, port: int, upstream: str, redis_url: str, pref
     write_rollout_state(directory / "flags.yaml", RolloutState())
     config = {
         "listen": {"host": "127.0.0.1", "port": port},
+        "ops": {"port": 0},  # several replicas on one machine: any free port
         "legacy": {"url": "http://127.0.0.1:9"},
         "connection_map": "connections.yaml",
         "flags": {"file": "flags.yaml"},
         "routes": [{"path": "/login/callback", "protocol": "saml", "identify": ["saml_issuer"]}],
-        "metrics": {"port": None},
         "broker": {
             "enabled": True,
             "secret_file": "hook-secret",

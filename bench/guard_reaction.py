@@ -58,6 +58,7 @@ def _write(
     (directory / "secret").write_bytes(SECRET)
     config = {
         "listen": {"host": "127.0.0.1", "port": port},
+        "ops": {"port": 0},  # several replicas on one machine: any free port
         "legacy": {"url": "http://127.0.0.1:9"},
         "connection_map": "connections.yaml",
         "flags": {"backend": "redis", "redis": {"url": redis_url, "key_prefix": prefix}},
@@ -65,7 +66,6 @@ def _write(
             {"path": "/oidc/{connection}/callback", "protocol": "oidc", "identify": ["path"]}
         ],
         "logging": {"level": "warning"},
-        "metrics": {"port": None},
         "timeouts": {"connect_seconds": 0.2},
         "outcomes": {
             "enabled": True,

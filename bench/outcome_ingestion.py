@@ -179,6 +179,7 @@ def _write_files(
     (directory / "webhook-secret").write_bytes(SECRET)
     config = {
         "listen": {"host": "127.0.0.1", "port": port},
+        "ops": {"port": 0},  # several replicas on one machine: any free port
         "legacy": {"url": "http://127.0.0.1:9"},
         "connection_map": "connections.yaml",
         "flags": {"file": "flags.yaml"},
@@ -186,7 +187,6 @@ def _write_files(
             {"path": "/oidc/{connection}/callback", "protocol": "oidc", "identify": ["path"]}
         ],
         "logging": {"level": "warning"},
-        "metrics": {"port": None},
         "outcomes": {
             "enabled": outcomes,
             "store": "redis",

@@ -68,6 +68,7 @@ def _write_files(directory: Path, port: int, redis_url: str, prefix: str) -> Pat
     )
     config = {
         "listen": {"host": "127.0.0.1", "port": port},
+        "ops": {"port": 0},  # several replicas on one machine: any free port
         "legacy": {"url": "http://127.0.0.1:9"},
         "connection_map": "connections.yaml",
         "flags": {"backend": "redis", "redis": {"url": redis_url, "key_prefix": prefix}},
@@ -77,7 +78,6 @@ def _write_files(directory: Path, port: int, redis_url: str, prefix: str) -> Pat
         # The probe records a flow per answer: kept in the replica's memory, not in Redis.
         "flow_affinity": {"enabled": True, "secret_file": "flow-secret", "store": "memory"},
         "logging": {"level": "warning"},
-        "metrics": {"port": None},
     }
     path = directory / "authswitch.yaml"
     path.write_text(yaml.safe_dump(config))

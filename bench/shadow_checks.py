@@ -128,7 +128,6 @@ def _proxy_config(directory: Path, legacy_url: str, idp: DemoIdP, rate: float) -
         "connection_map": "connections.yaml",
         "flags": {"file": "flags.yaml"},
         "routes": [{"path": "/login/callback", "protocol": "saml", "identify": ["saml_issuer"]}],
-        "metrics": {"port": None},
         "logging": {"level": "warning"},
         "shadow": {"default_sample_rate": rate},
     }

@@ -186,7 +186,7 @@ def write_authswitch_config(context: Context, scenario: str, port: int) -> Path:
         ],
         "logging": {"level": context.authswitch_log_level},
         # A free port rather than the default, which another process may hold.
-        "metrics": {"host": "127.0.0.1", "port": free_port()},
+        "ops": {"host": "127.0.0.1", "port": free_port()},
     }
     if scenario == "fallthrough-traced":  # only then: a --before checkout may not know the key
         config["tracing"] = {"enabled": True}

@@ -16,6 +16,7 @@ from connection_map.file_store import (
     save_connection_map,
 )
 from connection_map.index import ConnectionMap, IssuerMatch
+from connection_map.map_diff import ConnectionChange, FieldChange, MapDiff, diff_maps
 from connection_map.metadata_fetch import MetadataFetchError, fetch_metadata
 from connection_map.model import (
     Assessment,
@@ -52,12 +53,14 @@ __all__ = [
     "CheckEntry",
     "CheckReport",
     "Connection",
+    "ConnectionChange",
     "ConnectionMap",
     "ConnectionMapDocument",
     "ConnectionMapError",
     "ConnectionMapFile",
     "CsvExport",
     "CsvImport",
+    "FieldChange",
     "ForwardMode",
     "Hold",
     "Identification",
@@ -66,6 +69,7 @@ __all__ = [
     "ImportRefused",
     "IssuerMatch",
     "LegacyEndpoint",
+    "MapDiff",
     "MetadataError",
     "MetadataFetchError",
     "NewProvider",
@@ -83,6 +87,7 @@ __all__ = [
     "Triage",
     "TriageSettings",
     "check_connections",
+    "diff_maps",
     "export_connections_csv",
     "fetch_metadata",
     "identify_connection",

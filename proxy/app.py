@@ -1,8 +1,9 @@
 """The authswitch ASGI application: callbacks are routed, everything else goes to legacy.
 
 Construction validates the map and flags; the lifespan starts and stops what runs beside the
-requests; dispatch sends each request to the broker, the ops endpoints, the callback pipeline
-(proxy/callback/) or through to legacy.
+requests; dispatch sends each request to the broker, the flow-start endpoint, the callback
+pipeline (proxy/callback/) or through to legacy. Nothing operational is served here: /livez,
+/readyz and /metrics are on the ops listener (proxy/ops/ops_listener.py).
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from proxy.http.correlation import correlate
 from proxy.http.forwarder import HttpForwarder, ResponseTruncated
 from proxy.http.request_target import MESSAGES as TARGET_MESSAGES
 from proxy.http.request_target import target_problem
-from proxy.http.responses import send_bytes, send_error, send_json
+from proxy.http.responses import send_error
 from proxy.map_backend import MapSource, follow_connection_map, map_source_for
-from proxy.ops import metrics
 from proxy.ops.json_logging import flush_logs
 from proxy.ops.readiness import readiness_report
+from proxy.ops.worker_readiness import ReadinessPublisher
 from proxy.outcomes.service import OutcomeService
 from proxy.shadow.service import shadow_sampler_for
 
@@ -97,11 +98,11 @@ class AuthSwitch:
             shadow=self.shadow,
             tracing=self._tracing,
         )
-        self._ops_prefix = config.ops_prefix + "/"
-        # With a metrics port of their own, the metrics (connection ids, per-tenant counts) are
-        # not also served to whoever reaches the public listener.
-        self._public_metrics = config.metrics.port is None
+        # The flow-start endpoint's path; the rest of ops_prefix is the legacy host's.
+        self._flow_start_path = f"{config.ops_prefix}/{START_PATH}"
         self._map_watch: asyncio.Task[None] | None = None
+        # Under `authswitch serve` the ops listener, in the supervisor, reads each worker's report.
+        self._readiness_publisher = ReadinessPublisher.from_env(self.readiness)
         self._started = False
         self._broker = (
             PasswordBroker(
@@ -159,12 +160,16 @@ class AuthSwitch:
         if self.shadow is not None:
             self.shadow.start()
         self._started = True
+        if self._readiness_publisher is not None:
+            self._readiness_publisher.start()
         log.info(
             "started",
             extra={"connections": len(self.connection_map.current), "flags": self.flags_domain},
         )
 
     async def shutdown(self) -> None:
+        if self._readiness_publisher is not None:
+            self._readiness_publisher.stop()
         if self._map_watch is not None:
             self._map_watch.cancel()
         await self._forwarder.close()
@@ -197,28 +202,14 @@ class AuthSwitch:
         if self._outcomes is not None and path.startswith(self._outcomes.webhooks.prefix):
             await self._outcomes.webhooks(scope, receive, send)
             return
-        if path.startswith(self._ops_prefix):
-            await self._ops(path[len(self._ops_prefix) :], scope, send)
+        if path == self._flow_start_path and self._flow_start is not None:
+            await self._flow_start(scope, send, self.connection_map.current)
             return
         match = self._routes.match(path)
         if match is None or scope["method"] not in match.route.methods:
             await self._legacy.pass_through(scope, receive, send)
             return
         await self._callback(scope, receive, send, match)
-
-    async def _ops(self, name: str, scope: Scope, send: Send) -> None:
-        if name == START_PATH and self._flow_start is not None:
-            await self._flow_start(scope, send, self.connection_map.current)
-        elif name == "livez":
-            await send_json(send, 200, {"status": "ok"})
-        elif name == "readyz":
-            status, report = self.readiness()
-            await send_json(send, status, report)
-        elif name == "metrics" and self._public_metrics:
-            body, content_type = metrics.exposition()
-            await send_bytes(send, 200, body, [], content_type=content_type.encode())
-        else:
-            await send_json(send, 404, {"error": "not_found"})
 
     def readiness(self) -> tuple[int, dict[str, object]]:
         """Whether this replica can route: map loaded, flag state known; the body says why not."""

@@ -260,6 +260,8 @@ class ConnectionMapRedis(RedisSettings):
     config_key: ClassVar[str] = "connection_map_redis"
 
     resync_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
+    # How many pushed maps (the live one included) Redis keeps whole, for `connections rollback`.
+    history: Annotated[int, Field(ge=0, le=1000)] = 20
 
 
 class FlowAffinity(_Model):
@@ -378,12 +380,38 @@ class Tracing(_Model):
 
 
 class Metrics(_Model):
-    """Prometheus metrics on a port of their own, aggregated over all workers."""
+    """What the metrics say; they are served by the ops listener (``ops``), added up over all
+    workers."""
 
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] | None = 9464  # None: only under ops_prefix
     # Connections beyond this many distinct ids share the label value "other".
     max_connection_labels: Annotated[int, Field(ge=1, le=100_000)] = 500
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_to_ops(cls, data: Any) -> Any:
+        # An old config's metrics port would silently stop meaning anything (and `port: null`
+        # used to publish the metrics on the public listener, which nothing does any more).
+        if isinstance(data, dict):
+            moved = [key for key in ("host", "port") if key in data]
+            if moved:
+                keys = " and ".join(f"'metrics.{key}'" for key in moved)
+                new = " and ".join(f"'ops.{key}'" for key in moved)
+                raise ValueError(
+                    f"{keys} moved to {new}: the ops listener serves /metrics, /livez and "
+                    "/readyz; the public listener serves none of them"
+                )
+        return data
+
+
+class Ops(_Model):
+    """The ops listener: /livez, /readyz, /metrics and the console, never on the public port."""
+
+    # Loopback by default: readyz names files and map sources, the metrics name every
+    # connection. A container binds 0.0.0.0 (AUTHSWITCH__OPS__HOST) behind a NetworkPolicy.
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    header_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
+    max_connections: Annotated[int, Field(ge=1, le=100_000)] = 256
 
 
 class Config(_Model):
@@ -404,8 +432,11 @@ class Config(_Model):
     forwarding: Forwarding = Forwarding()
     logging: Logging = Logging()
     metrics: Metrics = Metrics()
+    ops: Ops = Ops()
     tracing: Tracing = Tracing()
     flow_affinity: FlowAffinity = FlowAffinity()
+    # Where the public listener serves the broker's hooks and the flow-start endpoint; every
+    # other path under it is the legacy host's (nothing operational is served there).
     ops_prefix: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_.-]+$")] = "/_authswitch"
     broker: Broker = Broker()
     outcomes: OutcomesSettings = OutcomesSettings()

@@ -70,7 +70,13 @@ def open_map_store(config: Config, *, min_timeout: float) -> RedisMapStore:
         )
     client = settings.client("authswitch-connections-cli", min_socket_timeout=min_timeout)
     where = f"redis {redact_url(settings.url)}"
-    return RedisMapStore(client, MapKeys(settings.key_prefix), where=where, publish=settings.pubsub)
+    return RedisMapStore(
+        client,
+        MapKeys(settings.key_prefix),
+        where=where,
+        publish=settings.pubsub,
+        keep_history=settings.history,
+    )
 
 
 class MapBackendUnavailable(Exception):

@@ -17,13 +17,14 @@ import yaml
 
 from flags import RolloutState, write_rollout_state
 from proxy.app import AuthSwitch
-from proxy.config import load_config
+from proxy.config import Ops, load_config
 from proxy.demo.idp import DemoIdP
 from proxy.demo.keys import generate_keypair
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.demo.saml_validation import TrustedIdP
 from proxy.demo.service_provider import create_service_provider_app
 from proxy.ops.json_logging import JsonFormatter
+from proxy.ops.ops_listener import OpsListener
 
 # What the IdPs are configured with: the legacy host's public name, never the test ports.
 PUBLIC_ACS = "https://login.legacy.example/login/callback"
@@ -69,10 +70,15 @@ async def request_body(receive: Any) -> bytes:
             return body
 
 
-def readyz(base_url: str) -> tuple[int, dict[str, Any]]:
-    """A proxy's /readyz status and report."""
-    response = httpx.get(base_url + "/_authswitch/readyz", timeout=5)
+def readyz(ops_url: str) -> tuple[int, dict[str, Any]]:
+    """A proxy's /readyz status and report, from its ops listener."""
+    response = httpx.get(ops_url + "/readyz", timeout=5)
     return response.status_code, response.json()
+
+
+def ops_listener(app: AuthSwitch) -> OpsListener:
+    """The ops listener for an app served in this process (`with` starts and stops it)."""
+    return OpsListener(Ops(port=0), app.readiness)
 
 
 @pytest.fixture(scope="session")
@@ -112,10 +118,22 @@ class ProxyEnv:
     legacy: LoopbackServer
     new: LoopbackServer
     flags: RolloutState = field(default_factory=RolloutState)
+    ops: OpsListener | None = None
 
     @property
     def url(self) -> str:
         return self.server.url
+
+    @property
+    def ops_url(self) -> str:
+        """Its ops listener, started on first use (most tests never need a second server)."""
+        if self.ops is None:
+            self.ops = ops_listener(self.app).start()
+        return self.ops.url
+
+    def stop_ops(self) -> None:
+        if self.ops is not None:
+            self.ops.stop()
 
     def set_flags(self, **changes: Any) -> None:
         """Write the flag file as an SRE would and make the proxy read it now."""
@@ -162,7 +180,7 @@ def write_proxy_files(directory: Path, legacy_url: str, new_url: str, **config: 
             {"path": "/oidc-callback/{slug}", "protocol": "oidc", "identify": ["callback_path"]},
         ],
         "timeouts": {"connect_seconds": 1, "read_seconds": 5},
-        "metrics": {"port": None},
+        "ops": {"port": 0},  # `serve` tests that probe it pick a free port
         **config,
     }
     path = directory / "authswitch.yaml"
@@ -176,7 +194,9 @@ def proxy_env(tmp_path: Path, providers: dict[str, LoopbackServer]) -> Iterator[
     config = load_config(write_proxy_files(tmp_path, legacy.url, new.url))
     app = AuthSwitch(config)
     with LoopbackServer(app, name="authswitch") as server:
-        yield ProxyEnv(tmp_path, server, app, legacy, new)
+        env = ProxyEnv(tmp_path, server, app, legacy, new)
+        yield env
+        env.stop_ops()
 
 
 @pytest.fixture

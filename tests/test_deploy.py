@@ -23,7 +23,6 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
-OPS_PREFIX = "/_authswitch"  # the config's ops_prefix default; the manifests keep it
 
 
 def _yaml(path: Path) -> Any:
@@ -86,34 +85,39 @@ def test_deploy_check_passes() -> None:
     assert "FAIL" not in result.stdout
 
 
-def test_probes_hit_the_ops_endpoints_on_the_listening_port(
+def test_probes_hit_the_ops_listener_and_never_the_public_port(
     container: dict[str, Any], app_config: dict[str, Any]
 ) -> None:
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["http"] == app_config["listen"]["port"]
+    assert ports["ops"] == app_config["ops"]["port"]
     assert app_config["listen"]["host"] == "0.0.0.0"  # reachable by the kubelet and Service
-    assert app_config.get("ops_prefix", OPS_PREFIX) == OPS_PREFIX
+    assert app_config["ops"]["host"] == "0.0.0.0"  # the kubelet probes the pod's address
     for probe, path in (
-        ("livenessProbe", f"{OPS_PREFIX}/livez"),
-        ("startupProbe", f"{OPS_PREFIX}/livez"),
-        ("readinessProbe", f"{OPS_PREFIX}/readyz"),
+        ("livenessProbe", "/livez"),
+        ("startupProbe", "/livez"),
+        ("readinessProbe", "/readyz"),
     ):
-        assert container[probe]["httpGet"] == {"path": path, "port": "http"}, probe
+        assert container[probe]["httpGet"] == {"path": path, "port": "ops"}, probe
 
 
-def test_metrics_port_agrees_everywhere(
+def test_ops_port_agrees_everywhere(
     pod: dict[str, Any], container: dict[str, Any], app_config: dict[str, Any]
 ) -> None:
-    port = app_config["metrics"]["port"]
-    assert app_config["metrics"]["host"] == "0.0.0.0"
-    assert {"name": "metrics", "containerPort": port, "protocol": "TCP"} in container["ports"]
+    port = app_config["ops"]["port"]
+    assert {"name": "ops", "containerPort": port, "protocol": "TCP"} in container["ports"]
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
     compose_config = _yaml(DEPLOY / "compose" / "authswitch.yaml")
     scrape = _yaml(DEPLOY / "prometheus" / "prometheus.yml")["scrape_configs"]
     (job,) = [s for s in scrape if s["job_name"] == "authswitch"]
-    assert job["static_configs"][0]["targets"] == [
-        f"authswitch:{compose_config['metrics']['port']}"
-    ]
+    assert job["static_configs"][0]["targets"] == [f"authswitch:{compose_config['ops']['port']}"]
+    ops_service = _yaml(K8S / "service-ops.yaml")["spec"]["ports"]
+    assert ops_service == [{"name": "ops", "port": port, "targetPort": "ops", "protocol": "TCP"}]
+    public = _yaml(K8S / "service.yaml")["spec"]["ports"]
+    assert [p["targetPort"] for p in public] == ["http"]  # the ops port is not public
+    policy = _yaml(K8S / "networkpolicy.yaml")["spec"]["ingress"]
+    open_to_all = [rule for rule in policy if "from" not in rule]
+    assert [p["port"] for rule in open_to_all for p in rule["ports"]] == ["http"]
 
 
 def test_pod_runs_non_root_with_a_read_only_root(
@@ -246,7 +250,8 @@ def test_dockerfile_installs_like_the_readme_and_ships_no_build_tools() -> None:
     assert "pip install" not in final and "apt-get" not in final
     assert not re.search(r"\b(gcc|build-essential|make)\b", final)
     assert re.search(r"^USER \d+:\d+$", final, re.M)
-    assert f"127.0.0.1:8080{OPS_PREFIX}/livez" in final.split("HEALTHCHECK", 1)[1]
+    assert "127.0.0.1:9464/livez" in final.split("HEALTHCHECK", 1)[1]
+    assert "AUTHSWITCH__OPS__HOST=0.0.0.0" in final  # probes reach a container's ops port
     assert _exec_form(final, "ENTRYPOINT") == ["authswitch"]
     assert _exec_form(final, "CMD")[:3] == ["serve", "--config", "/etc/authswitch/authswitch.yaml"]
 

@@ -75,7 +75,7 @@ def test_the_rendered_config_loads_with_the_app_and_shares_the_map_and_flags(
     assert config.flags.backend == "redis"
     assert config.connection_map_redis is not None, "several replicas: the map from Redis"
     assert config.connection_map_redis.url == config.flags.redis.url
-    assert config.metrics.port == 9464 and config.metrics.host == "0.0.0.0"
+    assert config.ops.port == 9464 and config.ops.host == "0.0.0.0"
     assert "@" not in config.flags.redis.url, "no credentials in a ConfigMap"
 
 
@@ -123,7 +123,7 @@ def test_pods_are_non_root_and_probes_and_ports_agree() -> None:
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"http": 8080, "ops": 9464}
     for probe, path in (("livenessProbe", "livez"), ("readinessProbe", "readyz")):
-        assert container[probe]["httpGet"] == {"path": f"/_authswitch/{path}", "port": "http"}
+        assert container[probe]["httpGet"] == {"path": f"/{path}", "port": "ops"}
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["runAsUser"] == 10001
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -137,10 +137,17 @@ def test_pods_are_non_root_and_probes_and_ports_agree() -> None:
     assert {port["port"] for rule in ingress for port in rule["ports"]} == {"http", "ops"}
 
 
-def test_the_ops_listener_switch_moves_the_probes_to_the_ops_port() -> None:
-    manifests = render({"ops": {"listener": True, "port": 9100}})
+def test_the_probes_and_metrics_are_on_the_ops_listener_never_the_public_port() -> None:
+    manifests = render({"ops": {"port": 9100}})
     (container,) = pod_of(manifests, "Deployment", "prod-authswitch")["spec"]["containers"]
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ops"}
+    for probe, path in (
+        ("startupProbe", "/livez"),
+        ("livenessProbe", "/livez"),
+        ("readinessProbe", "/readyz"),
+    ):
+        assert container[probe]["httpGet"] == {"path": path, "port": "ops"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["ops"] == 9100
     config = yaml.safe_load(manifests["ConfigMap/prod-authswitch"]["data"]["authswitch.yaml"])
     assert config["ops"] == {"host": "0.0.0.0", "port": 9100}
     assert "metrics" not in config

@@ -22,9 +22,20 @@ _URL_WITH_SECRETS = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/@?#]*:[^/@?#]*@|
 
 
 def render_effective_config(config: Config) -> str:
-    """The validated configuration as YAML, secrets masked."""
+    """The validated configuration as YAML, secrets masked, then what listens where (as YAML
+    comments, so the output stays a valid config)."""
     masked = _mask(config.model_dump(mode="json"))
-    return yaml.safe_dump(masked, sort_keys=False, allow_unicode=True)
+    return yaml.safe_dump(masked, sort_keys=False, allow_unicode=True) + _listeners(config)
+
+
+def _listeners(config: Config) -> str:
+    listen, ops = config.listen, config.ops
+    return (
+        f"# public listener {listen.host}:{listen.port}: the legacy host's traffic, callbacks, "
+        f"broker hooks, {config.ops_prefix}/flows/start; nothing operational\n"
+        f"# ops listener {ops.host}:{ops.port}: /livez /readyz /metrics (and the console); "
+        "keep it off the public load balancer\n"
+    )
 
 
 def _mask(value: Any, name: str = "") -> Any:

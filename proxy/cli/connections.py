@@ -8,7 +8,6 @@ Redis did not answer.
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,7 +18,6 @@ import redis
 import typer
 
 from connection_map import (
-    ConnectionMap,
     ConnectionMapDocument,
     ConnectionMapError,
     ImportRefused,
@@ -41,7 +39,6 @@ from connection_map import (
 from connection_map.check_report import CHECK_COLUMNS
 from connection_map.metadata_fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SECONDS
 from connection_map.metadata_signature import SignaturePin, verify_metadata_signature
-from connection_map.redis_store import PushRefused
 from connection_map.triage import DEFAULT_NAME_ID_FORMATS
 from flags import (
     FlagFileError,
@@ -51,12 +48,13 @@ from flags import (
     load_rollout_state,
 )
 from foundation.atomic_file import write_file_atomically
+from proxy.cli import connections_push
 from proxy.cli.exit_codes import ExitCode
-from proxy.cli.options import ActorOption, ConfigOption, JsonOption
+from proxy.cli.options import ConfigOption, JsonOption
 from proxy.cli.output import fail, print_json, render_table
 from proxy.config import Config, ConfigError, load_config
 from proxy.flag_backend import open_rollout_store
-from proxy.map_backend import MapBackendUnavailable, open_map_store, served_map_document
+from proxy.map_backend import MapBackendUnavailable, served_map_document
 from proxy.shadow.readiness_report import COLUMNS as READINESS_COLUMNS
 from proxy.shadow.readiness_report import readiness_rows
 from proxy.shadow.readiness_report import table_rows as readiness_table
@@ -359,74 +357,10 @@ def _rollout_state(config: Config) -> RolloutState:
     return store.read()
 
 
-@connections_app.command()
-def push(
-    config: ConfigOption,
-    reason: Annotated[str, typer.Option(help="Why; kept in the audit trail.")],
-    from_file: Annotated[
-        Path | None,
-        typer.Option("--from", help="The map file to push (default: the config's connection_map)."),
-    ] = None,
-    actor: ActorOption = None,
-    expect_version: Annotated[
-        int | None,
-        typer.Option(help="Refuse unless this version is live (default: the one live now)."),
-    ] = None,
-    if_newer: Annotated[
-        bool,
-        typer.Option(
-            help="Exit 0 without writing when the live version is this file's or newer "
-            "(a deploy hook that runs on every upgrade)."
-        ),
-    ] = False,
-) -> None:
-    """Validate the map file and publish it to Redis: every replica swaps to it at once."""
-    try:
-        settings = load_config(config)
-        store = open_map_store(settings, min_timeout=5.0)
-    except ConfigError as exc:
-        fail(str(exc), ExitCode.USAGE)
-    source = from_file if from_file is not None else settings.connection_map
-    try:
-        document = read_connection_map_document(source)
-        ConnectionMap.build(document)  # what the replicas will do with it
-    except ConnectionMapError as exc:
-        fail(f"{exc}; nothing pushed", ExitCode.FAILED)
-    try:
-        live = store.version()
-        if if_newer and live is not None and live >= document.version:
-            typer.echo(f"version {live} is live, the file has {document.version}: not pushed")
-            return
-        expected = live if expect_version is None else expect_version
-        result = store.push(
-            document,
-            expected_version=expected,
-            actor=actor or _os_user(),
-            reason=reason,
-        )
-    except PushRefused as exc:
-        fail(str(exc), ExitCode.FAILED)
-    except redis.RedisError as exc:
-        fail(
-            f"{store.where}: {type(exc).__name__}: {exc}; nothing pushed",
-            ExitCode.BACKEND_UNAVAILABLE,
-        )
-    typer.echo(
-        f"pushed version {result.version} ({result.connections} connections, "
-        f"{result.doc_bytes} bytes compressed, sha256 {result.sha256[:12]}) to {store.where}"
-        + (
-            f"; it replaces version {result.previous_version}"
-            if result.previous_version is not None
-            else " (the first map there)"
-        )
-    )
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # a container user without a passwd entry
-        return "unknown"
+# Publishing to Redis, previewed, with history and rollback: in their own module.
+connections_app.command()(connections_push.push)
+connections_app.command()(connections_push.history)
+connections_app.command()(connections_push.rollback)
 
 
 class LegacyConnectionsSource(StrEnum):

@@ -54,6 +54,7 @@ def serve(
     ] = 25,
 ) -> None:
     """Serve the proxy in front of the legacy host described by CONFIG."""
+    from proxy.ops.server import OpsListenerUnavailable
     from proxy.ops.server import serve as run_server
 
     try:
@@ -65,7 +66,10 @@ def serve(
         _check_secrets_and_broker(settings)
     except (ConfigError, ConnectionMapError, FlagFileError) as exc:
         fail(str(exc), ExitCode.USAGE)
-    run_server(str(config), settings, workers=workers, graceful_seconds=graceful_seconds)
+    try:
+        run_server(str(config), settings, workers=workers, graceful_seconds=graceful_seconds)
+    except OpsListenerUnavailable as exc:
+        fail(str(exc), ExitCode.USAGE)
 
 
 def _check_secrets_and_broker(settings: Config) -> None:

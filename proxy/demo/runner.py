@@ -24,12 +24,13 @@ import yaml
 from connection_map import Connection, read_connection_map_document
 from flags import FileFlagProvider, RolloutState, evaluate, write_rollout_state
 from proxy.app import AuthSwitch
-from proxy.config import load_config
+from proxy.config import Ops, load_config
 from proxy.demo.idp import DemoIdP
 from proxy.demo.keys import generate_keypair
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.demo.saml_validation import TrustedIdP
 from proxy.demo.service_provider import create_service_provider_app
+from proxy.ops.ops_listener import OpsListener
 
 SALT = "authswitch-demo"
 ACS_PATH = "/login/callback"
@@ -268,12 +269,14 @@ def _serve(demo: Demo, out: TextIO) -> None:
             destination=demo.acs_url, audience=demo.sp_entity_id, name_id="user@acme.example"
         )
     )
+    # The ops endpoints are on a listener of their own, never on the proxy's port.
+    ops = OpsListener(Ops(port=0), demo.app.readiness).start()
     out.write(
         "\nThe demo keeps running (Ctrl+C to stop). Try:\n"
-        f"  curl -i {demo.proxy.url}/_authswitch/readyz\n"
+        f"  curl -i {ops.url}/readyz\n"
         f"  curl -i -X POST {demo.acs_url} -H 'content-type: application/x-www-form-urlencoded' "
         f"--data-binary @{sample}\n"
-        f"  curl -s {demo.proxy.url}/_authswitch/metrics | grep authswitch_callbacks_total\n"
+        f"  curl -s {ops.url}/metrics | grep authswitch_callbacks_total\n"
         f"Edit the flags in {demo.directory / 'flags.yaml'} and post again (a signed response "
         "is valid for 5 minutes and once only at each SP).\n"
     )
@@ -283,3 +286,5 @@ def _serve(demo: Demo, out: TextIO) -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         out.write("stopped\n")
+    finally:
+        ops.stop()

@@ -1,9 +1,10 @@
 """Running the app under uvicorn: one process or N workers, JSON logs, no access log.
 
-Client connections go through `GuardedHttpProtocol` (request head limits and deadline, a
-connection cap). On SIGTERM the listening socket stops taking new connections, its accept
-queue is emptied by the still-running workers, and only then do the workers drain: see
-`_StopListeningFirst` and `_DrainingServer`.
+The ops listener (/livez, /readyz, /metrics, the console) is started here, in the supervisor
+(or only) process, before the workers. Client connections go through `GuardedHttpProtocol`
+(request head limits and deadline, a connection cap). On SIGTERM the listening socket stops
+taking new connections, its accept queue is emptied by the still-running workers, and only
+then do the workers drain: see `_StopListeningFirst` and `_DrainingServer`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 import uvicorn
@@ -29,7 +31,8 @@ from proxy.ops.http_protocol import GuardedHttpProtocol
 from proxy.ops.json_logging import configure_logging
 from proxy.ops.listener_drain import quiesce, quiesce_async
 from proxy.ops.metrics import MULTIPROC_ENV
-from proxy.ops.metrics_server import MetricsServer
+from proxy.ops.ops_listener import OpsListener, build_ops_app
+from proxy.ops.worker_readiness import READINESS_DIR_ENV, WorkerReadiness
 
 CONFIG_ENV = "AUTHSWITCH_CONFIG"
 # At most this long for running workers to accept what the kernel queued before stopping.
@@ -45,14 +48,24 @@ def create_app_from_env() -> object:
     return AuthSwitch(config)
 
 
+class OpsListenerUnavailable(Exception):
+    """The ops listener's address can't be bound (in use, not local, not permitted)."""
+
+
 def serve(config_path: str, config: Config, *, workers: int, graceful_seconds: int) -> None:
     """Block serving `config` until SIGINT/SIGTERM."""
     os.environ[CONFIG_ENV] = os.path.abspath(config_path)
     configure_logging(config.logging.level)
     if workers > 1:
         _use_multiprocess_metrics()
-    if config.metrics.port is not None:
-        _start_metrics_server(config.metrics.host, config.metrics.port)
+    ops = _start_ops_listener(config, workers)
+    try:
+        _serve_public(config, workers=workers, graceful_seconds=graceful_seconds)
+    finally:
+        ops.stop()
+
+
+def _serve_public(config: Config, *, workers: int, graceful_seconds: int) -> None:
     server_config = uvicorn_config(
         config,
         "proxy.ops.server:create_app_from_env",
@@ -141,6 +154,21 @@ def _use_multiprocess_metrics() -> None:
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
 
 
-def _start_metrics_server(host: str, port: int) -> None:
-    """Serve the metrics on their own port from this (supervisor or only) process."""
-    MetricsServer(host, port).start()
+def _start_ops_listener(config: Config, workers: int) -> OpsListener:
+    """Serve /livez, /readyz, /metrics (and the console) from this supervisor or only process.
+
+    Workers report their readiness through files in a private directory (the same way with
+    one worker as with many), which the listener adds up per probe.
+    """
+    directory = tempfile.mkdtemp(prefix="authswitch-ready-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    os.environ[READINESS_DIR_ENV] = directory  # inherited by the workers
+    readiness = WorkerReadiness(Path(directory), workers)
+    try:
+        listener = OpsListener(config.ops, readiness, build_ops_app(config))
+    except OSError as exc:
+        raise OpsListenerUnavailable(
+            f"ops listener {config.ops.host}:{config.ops.port} (keys 'ops.host', 'ops.port'): "
+            f"cannot listen: {exc.strerror or exc}"
+        ) from None
+    return listener.start()

@@ -165,7 +165,6 @@ def write_config(
         "routes": routes,
         "flow_affinity": {"enabled": True, "secret_file": "flow-secret", "store": "memory"},
         "timeouts": {"connect_seconds": 1, "read_seconds": 5},
-        "metrics": {"port": None},
     }
     path = directory / "authswitch.yaml"
     path.write_text(yaml.safe_dump(document))

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from proxy.config import ConfigError, load_config
 
@@ -141,9 +142,12 @@ def test_config_check_prints_the_effective_configuration_with_secrets_masked(
         config_file,
         AUTHSWITCH__FLAGS__BACKEND="redis",
         AUTHSWITCH__FLAGS__REDIS__URL="redis://ops:hunter2@redis.internal:6379/0",
+        AUTHSWITCH__OPS__HOST="0.0.0.0",
     )
 
     assert done.returncode == 0, done.stderr
+    assert "# ops listener 0.0.0.0:9464: /livez /readyz /metrics" in done.stdout
+    assert yaml.safe_load(done.stdout)["ops"]["host"] == "0.0.0.0"
     assert "url: redis://ops:***@redis.internal:6379/0" in done.stdout
     assert "backend: redis" in done.stdout
     assert "hunter2" not in done.stdout + done.stderr

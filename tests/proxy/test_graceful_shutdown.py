@@ -47,9 +47,13 @@ def test_sigterm_during_load_loses_no_accepted_request(
     tmp_path: Path, providers: dict[str, LoopbackServer]
 ) -> None:
     with LoopbackServer(_slow_legacy, name="slow-legacy") as legacy:
-        port = free_port()
+        port, ops_port = free_port(), free_port()
         config = write_proxy_files(
-            tmp_path, legacy.url, providers["new"].url, listen={"host": "127.0.0.1", "port": port}
+            tmp_path,
+            legacy.url,
+            providers["new"].url,
+            listen={"host": "127.0.0.1", "port": port},
+            ops={"port": ops_port},
         )
         log = tmp_path / "serve.log"
         process = subprocess.Popen(
@@ -59,7 +63,7 @@ def test_sigterm_during_load_loses_no_accepted_request(
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_ready(url, process, log)
+            _wait_ready(f"http://127.0.0.1:{ops_port}", process, log)
 
             async def scenario() -> list[int | str]:
                 load = asyncio.create_task(_load(url + "/login/callback", 20))
@@ -108,9 +112,13 @@ def test_sigterm_under_a_stream_of_new_connections_refuses_new_ones_and_loses_no
     """A rolling restart: callbacks keep arriving on new connections while SIGTERM lands.
     Each is either answered or refused before it was sent; none is reset after sending."""
     with LoopbackServer(_slow_legacy, name="slow-legacy") as legacy:
-        port = free_port()
+        port, ops_port = free_port(), free_port()
         config = write_proxy_files(
-            tmp_path, legacy.url, providers["new"].url, listen={"host": "127.0.0.1", "port": port}
+            tmp_path,
+            legacy.url,
+            providers["new"].url,
+            listen={"host": "127.0.0.1", "port": port},
+            ops={"port": ops_port},
         )
         log = tmp_path / "serve.log"
         options = ["--workers", str(workers), "--graceful-seconds", "20"]
@@ -120,7 +128,7 @@ def test_sigterm_under_a_stream_of_new_connections_refuses_new_ones_and_loses_no
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_ready(f"http://127.0.0.1:{port}", process, log)
+            _wait_ready(f"http://127.0.0.1:{ops_port}", process, log)
 
             async def stream() -> list[str]:
                 calls = []

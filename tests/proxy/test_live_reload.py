@@ -51,7 +51,7 @@ def test_broken_flag_file_keeps_the_last_good_state(
     provider = proxy_env.app.flag_provider
     _eventually(lambda: provider.last_error is not None)  # type: ignore[attr-defined]
     assert _status_for(proxy_env, idps["acme"]) == 307
-    ready = httpx.get(proxy_env.url + "/_authswitch/readyz", timeout=5)
+    ready = httpx.get(proxy_env.ops_url + "/readyz", timeout=5)
     assert ready.status_code == 200
 
 

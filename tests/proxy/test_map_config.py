@@ -15,7 +15,7 @@ import yaml
 from proxy.app import AuthSwitch
 from proxy.config import ConfigError, load_config
 from proxy.demo.loopback_server import LoopbackServer
-from tests.conftest import write_proxy_files
+from tests.conftest import ops_listener, write_proxy_files
 from tests.flags.redis_support import (
     RedisTarget,
     shared_redis,  # noqa: F401  (registers the fixture for this module)
@@ -97,8 +97,8 @@ def test_a_replica_with_no_map_in_redis_is_not_ready_until_a_push(
         connection_map_redis={"url": shared_redis.url, "key_prefix": shared_redis.prefix},
     )
     app = AuthSwitch(load_config(config))
-    with LoopbackServer(app, name="authswitch") as server:
-        readyz = server.url + "/_authswitch/readyz"
+    with LoopbackServer(app, name="authswitch"), ops_listener(app) as ops:
+        readyz = ops.url + "/readyz"
         wait_until(
             lambda: httpx.get(readyz, timeout=5).json()["checks"]["connection_map"]["last_error"]
         )

@@ -45,16 +45,16 @@ class Deployment:
     config: Path
     map_file: Path
     urls: list[str]
-    metrics: list[str]
+    ops: list[str]  # each replica's ops listener
     redis: RedisTarget
     new_url: str
 
-    def readyz(self, url: str) -> dict[str, Any]:
-        report: dict[str, Any] = httpx.get(url + "/_authswitch/readyz", timeout=5).json()
+    def readyz(self, ops_url: str) -> dict[str, Any]:
+        report: dict[str, Any] = httpx.get(ops_url + "/readyz", timeout=5).json()
         return report
 
     def map_versions(self) -> list[int | None]:
-        return [self.readyz(url)["checks"]["connection_map"]["version"] for url in self.urls]
+        return [self.readyz(url)["checks"]["connection_map"]["version"] for url in self.ops]
 
 
 def _push(config: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -81,18 +81,18 @@ def deployment(
     shared_redis: RedisTarget,  # noqa: F811  (the fixture imported above)
 ) -> Iterator[Deployment]:
     """Version 1 of the map pushed to Redis, then two replicas following it; acme flagged on."""
-    urls, metrics, processes, logs = [], [], [], []
+    urls, ops, processes, logs = [], [], [], []
     config = map_file = Path()
     for number in (1, 2):
         directory = tmp_path / f"replica{number}"
         directory.mkdir()
-        port, metrics_port = free_port(), free_port()
+        port, ops_port = free_port(), free_port()
         config = write_proxy_files(
             directory,
             providers["legacy"].url,
             providers["new"].url,
             listen={"host": "127.0.0.1", "port": port},
-            metrics={"port": metrics_port},
+            ops={"port": ops_port},
             connection_map_redis={
                 "url": shared_redis.url,
                 "key_prefix": shared_redis.prefix,
@@ -102,7 +102,13 @@ def deployment(
         write_rollout_state(directory / "flags.yaml", RolloutState(overrides={"acme": "on"}))
         map_file = directory / "connections.yaml"
         if number == 1:
-            done, _ = _push(config, "--reason", "first map")
+            # acme is flagged on: the first map moves it to the new provider, so the push is
+            # previewed and applied with the preview's token.
+            refused, _ = _push(config, "--reason", "first map")
+            assert refused.returncode == 5 and "acme: legacy (not_in_map) -> new" in refused.stdout
+            preview, _ = _push(config, "--preview", "--json")
+            token = json.loads(preview.stdout)["token"]
+            done, _ = _push(config, "--apply", token, "--reason", "first map")
             assert done.returncode == 0, done.stderr
         else:  # a replica needs no map file: it serves what Redis holds
             map_file.unlink()
@@ -111,17 +117,17 @@ def deployment(
         processes.append(subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT))
         logs.append(log)
         urls.append(f"http://127.0.0.1:{port}")
-        metrics.append(f"http://127.0.0.1:{metrics_port}/metrics")
+        ops.append(f"http://127.0.0.1:{ops_port}")
     push_config = tmp_path / "replica1" / "authswitch.yaml"
     push_map = tmp_path / "replica1" / "connections.yaml"
-    env = Deployment(push_config, push_map, urls, metrics, shared_redis, providers["new"].url)
+    env = Deployment(push_config, push_map, urls, ops, shared_redis, providers["new"].url)
     try:
-        for url, process, log in zip(urls, processes, logs, strict=True):
-            deadline = time.monotonic() + 20
+        for url, process, log in zip(ops, processes, logs, strict=True):
+            deadline = time.monotonic() + 60  # start-up under coverage on a loaded machine
             while True:
                 assert process.poll() is None, log.read_text()
                 try:
-                    if httpx.get(url + "/_authswitch/readyz", timeout=5).status_code == 200:
+                    if httpx.get(url + "/readyz", timeout=5).status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
@@ -210,8 +216,8 @@ def test_a_push_under_traffic_swaps_both_replicas_without_a_failed_callback(
         first_new = replica.answers.index(new)
         assert old not in replica.answers[first_new:], "a replica went back to the old map"
         assert replica.answers[0] == old and replica.answers[-1] == new
-    for url in deployment.metrics:
-        text = httpx.get(url, timeout=5).text
+    for url in deployment.ops:
+        text = httpx.get(url + "/metrics", timeout=5).text
         assert 'authswitch_connection_map_version{backend="redis"} 2.0' in text
         assert 'authswitch_connection_map_connections{backend="redis"} 6.0' in text
     print(
@@ -257,7 +263,7 @@ def test_a_bad_push_is_refused_and_a_corrupted_doc_is_not_served(
             client.set(keys.served, data)
             client.set(keys.version, 3)
             client.publish(keys.changed, 3)
-            for url in deployment.urls:
+            for url in deployment.ops:
                 wait_until(
                     lambda url=url, problem=problem: (
                         problem

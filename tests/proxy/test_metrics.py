@@ -13,8 +13,6 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.app import AuthSwitch
-from proxy.config import load_config
 from proxy.demo.idp import DemoIdP
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.ops.metrics import ConnectionLabels
@@ -41,19 +39,19 @@ def _callback_counts(text: str) -> dict[tuple[str, str, str], float]:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_scripted_callbacks_are_counted_exactly_on_the_metrics_port(
+def test_scripted_callbacks_are_counted_exactly_on_the_ops_listener(
     tmp_path: Path,
     providers: dict[str, LoopbackServer],
     idps: dict[str, DemoIdP],
     workers: int,
 ) -> None:
-    port, metrics_port = free_port(), free_port()
+    port, ops_port = free_port(), free_port()
     config = write_proxy_files(
         tmp_path,
         providers["legacy"].url,
         providers["new"].url,
         listen={"host": "127.0.0.1", "port": port},
-        metrics={"port": metrics_port},
+        ops={"port": ops_port},
     )
     (tmp_path / "flags.yaml").write_text("version: 1\noverrides: {acme: 'on'}\n")
     log = tmp_path / "serve.log"
@@ -73,7 +71,7 @@ def test_scripted_callbacks_are_counted_exactly_on_the_metrics_port(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process, log)
+        _wait_ready(f"http://127.0.0.1:{ops_port}", process, log)
         script = {"acme": 5, "globex": 3}
         with httpx.Client(timeout=10) as client:
             for cid, times in script.items():
@@ -94,7 +92,7 @@ def test_scripted_callbacks_are_counted_exactly_on_the_metrics_port(
         # Each callback is counted once its answer is out: poll briefly for the last ones.
         deadline = time.monotonic() + 5
         while True:
-            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+            text = httpx.get(f"http://127.0.0.1:{ops_port}/metrics", timeout=10).text
             if sum(_callback_counts(text).values()) >= 11 or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -126,19 +124,3 @@ def test_connection_labels_are_capped_with_an_other_bucket() -> None:
         "other",
         "unknown",
     ]
-
-
-def test_with_a_metrics_port_the_public_listener_does_not_serve_metrics(
-    tmp_path: Path, providers: dict[str, LoopbackServer]
-) -> None:
-    """Metrics name every connection (a company's customers) with its login counts: with a
-    port of their own (the default) they are not also answered on the public listener."""
-    public = write_proxy_files(
-        tmp_path, providers["legacy"].url, providers["new"].url, metrics={"port": free_port()}
-    )
-    with LoopbackServer(AuthSwitch(load_config(public)), name="authswitch") as server:
-        scrape = httpx.get(f"{server.url}/_authswitch/metrics", timeout=5)
-        encoded = httpx.get(f"{server.url}/_authswitch%2Fmetrics", timeout=5)
-    assert scrape.status_code == 404
-    assert encoded.status_code == 404
-    assert "authswitch_callbacks_total" not in scrape.text + encoded.text

@@ -32,7 +32,12 @@ from proxy.cli.main import app as cli_app
 from proxy.config import ConfigError, OpenFeatureFlag, Strategy, load_config
 from proxy.demo.idp import DemoIdP
 from proxy.demo.loopback_server import LoopbackServer
-from tests.conftest import LEGACY_SP_ENTITY_ID, PUBLIC_ACS, ProxyEnv, write_proxy_files
+from tests.conftest import (
+    LEGACY_SP_ENTITY_ID,
+    PUBLIC_ACS,
+    ProxyEnv,
+    write_proxy_files,
+)
 from tests.proxy.openfeature_helpers import connection_list_provider
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -94,7 +99,9 @@ def _proxy(
     config = load_config(write_proxy_files(tmp_path, legacy.url, new.url, flags=flags))
     app = AuthSwitch(config)
     with LoopbackServer(app, name="authswitch") as server:
-        yield ProxyEnv(tmp_path, server, app, legacy, new)
+        env = ProxyEnv(tmp_path, server, app, legacy, new)
+        yield env
+        env.stop_ops()
 
 
 def _access(logs: pytest.LogCaptureFixture, connection: str) -> list[dict[str, Any]]:
@@ -159,7 +166,7 @@ def test_one_flagd_string_flag_targeted_by_connection_id_routes_and_follows_the_
 
     with _proxy(tmp_path, providers, settings) as env:
         assert type(env.app.flag_provider).__name__ == "FlagdProvider"
-        ready = httpx.get(env.url + "/_authswitch/readyz", timeout=5)
+        ready = httpx.get(env.ops_url + "/readyz", timeout=5)
         assert ready.status_code == 200
         assert ready.json()["checks"]["flags"] == {"provider_status": "READY"}
 

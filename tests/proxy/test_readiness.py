@@ -12,7 +12,7 @@ from flags.redis.keys import connect
 from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.loopback_server import LoopbackServer
-from tests.conftest import ProxyEnv, readyz, write_proxy_files
+from tests.conftest import ProxyEnv, ops_listener, readyz, write_proxy_files
 from tests.flags.redis_support import (
     PrivateRedis,
     private_redis,  # noqa: F401  (registers the fixture for this module)
@@ -21,8 +21,8 @@ from tests.flags.redis_support import (
 
 
 def test_livez_and_readyz_with_the_file_backend(proxy_env: ProxyEnv) -> None:
-    assert httpx.get(proxy_env.url + "/_authswitch/livez", timeout=5).json() == {"status": "ok"}
-    status, report = readyz(proxy_env.url)
+    assert httpx.get(proxy_env.ops_url + "/livez", timeout=5).json() == {"status": "ok"}
+    status, report = readyz(proxy_env.ops_url)
     assert (status, report["ready"], report["missing"]) == (200, True, [])
     assert report["checks"]["connection_map"]["connections"] == 6
     assert report["checks"]["flags"]["backend"] == "file"
@@ -52,11 +52,12 @@ def test_readyz_follows_redis_when_configured_to(
         providers["new"].url,
         flags={"backend": "redis", "redis": redis_settings},
     )
-    with LoopbackServer(AuthSwitch(load_config(config)), name="authswitch") as server:
-        assert readyz(server.url)[0] == 200
+    app = AuthSwitch(load_config(config))
+    with LoopbackServer(app, name="authswitch") as server, ops_listener(app) as ops:
+        assert readyz(ops.url)[0] == 200
         private_redis.stop()
-        wait_until(lambda: readyz(server.url)[1]["checks"]["flags"]["stale"])
-        down_status, down_report = readyz(server.url)
+        wait_until(lambda: readyz(ops.url)[1]["checks"]["flags"]["stale"])
+        down_status, down_report = readyz(ops.url)
         route = httpx.get(server.url + "/oidc/hooli/callback?code=a&state=b", timeout=5)
         private_redis.start()  # empty: the replica may already have recorded its version
         store = RedisRolloutStore(
@@ -70,7 +71,7 @@ def test_readyz_follows_redis_when_configured_to(
             reason="r",
             action="x",
         )
-        wait_until(lambda: readyz(server.url)[0] == 200)
+        wait_until(lambda: readyz(ops.url)[0] == 200)
     assert route.status_code == 302, "the last known state keeps routing during the outage"
     if requires_redis:
         assert down_status == 503 and down_report["ready"] is False

@@ -25,7 +25,7 @@ from flags.redis.keys import connect
 from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.loopback_server import LoopbackServer
-from tests.conftest import readyz, write_proxy_files
+from tests.conftest import ops_listener, readyz, write_proxy_files
 from tests.flags.redis_support import (
     PrivateRedis,
     RedisTarget,
@@ -66,20 +66,21 @@ def two_replicas(
     providers: dict[str, LoopbackServer],
     shared_redis: RedisTarget,  # noqa: F811  (the fixture imported above)
 ) -> Iterator[tuple[Path, list[str], list[str]]]:
-    """Two `python -m proxy serve` processes sharing one Redis key prefix; (config, urls)."""
-    urls, processes, logs, metrics = [], [], [], []
+    """Two `python -m proxy serve` processes sharing one Redis key prefix; (config, public
+    urls, ops listener urls)."""
+    urls, processes, logs, ops = [], [], [], []
     config = tmp_path / "authswitch.yaml"
     for number in (1, 2):
         directory = tmp_path / f"replica{number}"
         directory.mkdir()
-        port, metrics_port = free_port(), free_port()
-        metrics.append(f"http://127.0.0.1:{metrics_port}/metrics")
+        port, ops_port = free_port(), free_port()
+        ops.append(f"http://127.0.0.1:{ops_port}")
         config = write_proxy_files(
             directory,
             providers["legacy"].url,
             providers["new"].url,
             listen={"host": "127.0.0.1", "port": port},
-            metrics={"port": metrics_port},
+            ops={"port": ops_port},
             flags={
                 "backend": "redis",
                 "redis": {"url": shared_redis.url, "key_prefix": shared_redis.prefix},
@@ -90,8 +91,8 @@ def two_replicas(
         logs.append(log)
         urls.append(f"http://127.0.0.1:{port}")
     try:
-        for url, process, log in zip(urls, processes, logs, strict=True):
-            deadline = time.monotonic() + 20
+        for url, process, log in zip(ops, processes, logs, strict=True):
+            deadline = time.monotonic() + 60  # start-up under coverage on a loaded machine
             while True:
                 assert process.poll() is None, log.read_text()
                 try:
@@ -101,7 +102,7 @@ def two_replicas(
                     pass
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.05)
-        yield config, urls, metrics
+        yield config, urls, ops
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -112,9 +113,9 @@ def two_replicas(
 def test_a_flip_via_the_cli_is_honoured_by_both_replicas_within_a_second(
     two_replicas: tuple[Path, list[str], list[str]],
 ) -> None:
-    config, urls, metrics = two_replicas
+    config, urls, ops = two_replicas
     assert [_route_of(url) for url in urls] == ["legacy", "legacy"]
-    for url in urls:
+    for url in ops:
         status, report = readyz(url)
         flags = report["checks"]["flags"]
         assert (status, flags["backend"], flags["version"], flags["stale"]) == (
@@ -152,9 +153,9 @@ def test_a_flip_via_the_cli_is_honoured_by_both_replicas_within_a_second(
         "cli stage --preview wall time (s)": preview_seconds,
         "cli stage --apply wall time (s)": apply_seconds,
     }
-    wait_until(lambda: all(readyz(url)[1]["checks"]["flags"]["version"] == 3 for url in urls))
-    for url in metrics:
-        text = httpx.get(url, timeout=5).text
+    wait_until(lambda: all(readyz(url)[1]["checks"]["flags"]["version"] == 3 for url in ops))
+    for url in ops:
+        text = httpx.get(url + "/metrics", timeout=5).text
         assert 'authswitch_flags_version{backend="redis"} 3.0' in text
         assert 'authswitch_flags_stale_seconds{backend="redis"} 0.0' in text
         assert "authswitch_redis_up 1.0" in text
@@ -219,23 +220,27 @@ def test_redis_frozen_during_traffic_every_login_still_routes_and_readyz_says_st
     store.write(0, RolloutState(overrides={"hooli": "on"}), actor="a", reason="r", action="x")
     app = _redis_proxy(tmp_path, providers, private_redis.url)
 
-    with LoopbackServer(app, name="authswitch") as server, Callbacks(server.url) as traffic:
+    with (
+        LoopbackServer(app, name="authswitch") as server,
+        ops_listener(app) as ops,
+        Callbacks(server.url) as traffic,
+    ):
         time.sleep(0.2)
         private_redis.freeze()
-        wait_until(lambda: readyz(server.url)[1]["checks"]["flags"]["stale"])
+        wait_until(lambda: readyz(ops.url)[1]["checks"]["flags"]["stale"])
         stale_from = len(traffic.routes)
         # Past stale_error_after_seconds, at the next failed attempt: ERROR, still serving.
-        wait_until(lambda: readyz(server.url)[1]["checks"]["flags"]["provider_status"] == "ERROR")
+        wait_until(lambda: readyz(ops.url)[1]["checks"]["flags"]["provider_status"] == "ERROR")
         # Callbacks while the backend is known to be down, however slow this machine is.
         wait_until(lambda: len(traffic.routes) >= stale_from + 5)
         stale_until = len(traffic.routes)
-        status, report = readyz(server.url)
+        status, report = readyz(ops.url)
         flags = report["checks"]["flags"]
         # Enough callbacks during the outage to mean something, however loaded the machine is.
         during_outage = len(traffic.routes)
         wait_until(lambda: len(traffic.routes) > during_outage + 20, deadline=30.0)
         private_redis.thaw()
-        wait_until(lambda: not readyz(server.url)[1]["checks"]["flags"]["stale"])
+        wait_until(lambda: not readyz(ops.url)[1]["checks"]["flags"]["stale"])
         store.write(1, RolloutState(), actor="a", reason="after the outage", action="clear")
         wait_until(lambda: _route_of(server.url) == "legacy")
 
@@ -260,11 +265,11 @@ def test_cold_start_with_redis_down_routes_legacy_and_is_not_ready_until_it_answ
     private_redis.freeze()
     app = _redis_proxy(tmp_path, providers, private_redis.url)
 
-    with LoopbackServer(app, name="authswitch") as server:
-        status, report = readyz(server.url)
+    with LoopbackServer(app, name="authswitch") as server, ops_listener(app) as ops:
+        status, report = readyz(ops.url)
         route = _route_of(server.url)
         private_redis.thaw()
-        wait_until(lambda: readyz(server.url)[0] == 200)
+        wait_until(lambda: readyz(ops.url)[0] == 200)
         route_after = _route_of(server.url)
 
     assert (status, report["ready"], report["checks"]["flags"]["has_state"]) == (503, False, False)

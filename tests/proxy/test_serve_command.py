@@ -33,13 +33,15 @@ def _start(config: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
+def _wait_ready(ops_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until the ops listener says every worker is ready (all of them, not the first:
+    on a loaded 2-core machine starting three workers can take longer than one)."""
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"serve exited early:\n{log.read_text()}")
         try:
-            if httpx.get(url + "/_authswitch/readyz", timeout=1).status_code == 200:
+            if httpx.get(ops_url + "/readyz", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -54,12 +56,13 @@ def test_serve_routes_and_logs_one_json_line_per_callback_without_secrets(
     idps: dict[str, DemoIdP],
     workers: int,
 ) -> None:
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     config = write_proxy_files(
         tmp_path,
         providers["legacy"].url,
         providers["new"].url,
         listen={"host": "127.0.0.1", "port": port},
+        ops={"port": ops_port},
         logging={"level": "debug"},
     )
     flags = tmp_path / "flags.yaml"
@@ -69,7 +72,7 @@ def test_serve_routes_and_logs_one_json_line_per_callback_without_secrets(
     url = f"http://127.0.0.1:{port}"
     saml_values = []
     try:
-        _wait_ready(url, process, log)
+        _wait_ready(f"http://127.0.0.1:{ops_port}", process, log)
         secrets_headers = {
             "cookie": f"sid={SECRET_COOKIE}",
             "authorization": f"Bearer {SECRET_TOKEN}",

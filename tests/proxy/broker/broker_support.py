@@ -19,7 +19,9 @@ from scim2_server.utils import load_default_provider
 
 from proxy.app import AuthSwitch
 from proxy.broker.hook_auth import sign
+from proxy.config import Ops
 from proxy.demo.loopback_server import LoopbackServer
+from proxy.ops.ops_listener import OpsListener
 from tests.conftest import answer_lifespan, request_body, write_proxy_files
 from tests.flags.redis_support import RedisTarget
 
@@ -106,6 +108,19 @@ class BrokerEnv:
     scim: ScimServer
     app: AuthSwitch
     secret: bytes = HOOK_SECRET
+    ops: OpsListener | None = None
+
+    @property
+    def ops_url(self) -> str:
+        """Its ops listener (/livez, /readyz, /metrics), started on first use: only the tests
+        that read it pay for a second server (the timing tests are better off without it)."""
+        if self.ops is None:
+            self.ops = OpsListener(Ops(port=0), self.app.readiness).start()
+        return self.ops.url
+
+    def stop_ops(self) -> None:
+        if self.ops is not None:
+            self.ops.stop()
 
     def call(
         self,

@@ -38,6 +38,7 @@ def start_broker(
 ) -> Iterator[StartBroker]:
     """Start authswitch with the broker on; keyword arguments go into the `broker` section."""
     servers: list[LoopbackServer] = []
+    envs: list[BrokerEnv] = []
 
     def start(verifier: dict[str, Any] | None = None, **broker: Any) -> BrokerEnv:
         path = write_broker_config(
@@ -50,8 +51,11 @@ def start_broker(
         app = AuthSwitch(load_config(path))
         server = serve(app, "authswitch-broker")
         servers.append(server)
-        return BrokerEnv(server.url, shared_redis.prefix, scim_server, app)
+        envs.append(BrokerEnv(server.url, shared_redis.prefix, scim_server, app))
+        return envs[-1]
 
     yield start
     for server in servers:
         server.stop()
+    for env in envs:
+        env.stop_ops()

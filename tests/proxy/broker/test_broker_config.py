@@ -25,12 +25,14 @@ def test_off_by_default_the_prefix_is_just_a_legacy_path(
     config = load_config(path)
     assert config.broker.enabled is False
 
+    legacy = providers["legacy"].app.state.received  # type: ignore[union-attr]
+    before = len(legacy)
     with LoopbackServer(AuthSwitch(config), name="authswitch") as server:
         answer = httpx.post(f"{server.url}/_authswitch/broker/okta", json=hook_body("okta", *ALICE))
 
-    # The ops prefix answers 404 for a name it doesn't know: no broker behind it.
-    assert answer.status_code == 404
-    assert answer.json() == {"error": "not_found"}
+    # No broker behind it: the path is the legacy host's, passed through like any other.
+    assert [r["path"] for r in legacy[before:]] == ["/_authswitch/broker/okta"]
+    assert "verified" not in answer.text
 
 
 @pytest.mark.parametrize("missing", ["secret_file", "verifier"])
@@ -72,8 +74,9 @@ def test_a_custom_prefix_leaves_ops_and_legacy_routes_alone(start_broker: StartB
     old = env.call("generic", *ALICE)
 
     assert moved.json() == {"verified": True}
-    assert old.status_code == 404  # /_authswitch/broker/... is now an unknown ops name
-    assert httpx.get(f"{env.url}/_authswitch/livez").json() == {"status": "ok"}
+    # /_authswitch/broker/... is no hook any more: the legacy host's path (unreachable here).
+    assert old.status_code == 502 and "verified" not in old.text
+    assert httpx.get(f"{env.ops_url}/livez").json() == {"status": "ok"}
 
 
 def test_rates_are_validated(tmp_path: Path) -> None:

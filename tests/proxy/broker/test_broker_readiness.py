@@ -36,7 +36,7 @@ PROBLEM = "broker Redis unreachable (every password hook is denied)"
 def test_ready_with_the_broker_and_its_redis_up(start_broker: StartBroker) -> None:
     env = start_broker()
 
-    status, report = readyz(env.url)
+    status, report = readyz(env.ops_url)
 
     assert (status, report["missing"], report["degraded"]) == (200, [], [])
     assert report["checks"]["broker"] == {"redis_reachable": True}
@@ -45,7 +45,7 @@ def test_ready_with_the_broker_and_its_redis_up(start_broker: StartBroker) -> No
 def test_without_the_broker_there_is_no_broker_check(start_broker: StartBroker) -> None:
     env = start_broker(enabled=False)
 
-    status, report = readyz(env.url)
+    status, report = readyz(env.ops_url)
 
     assert status == 200 and "broker" not in report["checks"]
 
@@ -78,21 +78,22 @@ def test_broker_redis_down_is_reported_and_hooks_fail_closed(
     server = serve(app, "authswitch-broker")
     env = BrokerEnv(server.url, target.prefix, scim_server, app)
     try:
-        up = readyz(env.url)
+        up = readyz(env.ops_url)
         callback_up = httpx.get(env.url + "/oidc/hooli/callback?code=a&state=b", timeout=5)
 
         private_redis.stop()
-        wait_until(lambda: not readyz(env.url)[1]["checks"]["broker"]["redis_reachable"])
-        down_status, down = readyz(env.url)
+        wait_until(lambda: not readyz(env.ops_url)[1]["checks"]["broker"]["redis_reachable"])
+        down_status, down = readyz(env.ops_url)
         hook = env.call("okta", *ALICE)
         callback_down = httpx.get(env.url + "/oidc/hooli/callback?code=a&state=b", timeout=5)
 
         private_redis.start()
-        wait_until(lambda: readyz(env.url)[1]["checks"]["broker"]["redis_reachable"])
-        back = readyz(env.url)
+        wait_until(lambda: readyz(env.ops_url)[1]["checks"]["broker"]["redis_reachable"])
+        back = readyz(env.ops_url)
         hook_back = env.call("okta", *ALICE)
     finally:
         server.stop()
+        env.stop_ops()
 
     assert up[0] == 200 and up[1]["checks"]["broker"] == {"redis_reachable": True}
     if requires_redis:

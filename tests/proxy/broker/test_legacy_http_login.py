@@ -98,13 +98,13 @@ def test_legacy_failing_is_denied_never_verified(
     else:
         url = f"http://127.0.0.1:{free_port()}/login"
     env = start_broker(_verifier(url))
-    before = _counter(env.url, "authswitch_broker_hook_calls_total", 'door="okta"')
+    before = _counter(env.ops_url, "authswitch_broker_hook_calls_total", 'door="okta"')
 
     answer = env.call("okta", *ALICE)
 
     assert (answer.status_code, answer.json()) == (200, okta_answer(False))
     assert env.scim.users() == []
-    after = _counter(env.url, "authswitch_broker_hook_calls_total", 'door="okta"')
+    after = _counter(env.ops_url, "authswitch_broker_hook_calls_total", 'door="okta"')
     changed = {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
     assert changed == {"legacy_error": 1.0}
 
@@ -112,7 +112,7 @@ def test_legacy_failing_is_denied_never_verified(
 def _counter(url: str, name: str, selector: str) -> dict[str, float]:
     """Outcome -> value of one door's series in the metrics exposition (process-wide)."""
     values: dict[str, float] = {}
-    for line in httpx.get(f"{url}/_authswitch/metrics").text.splitlines():
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
         if line.startswith(name + "{") and selector in line:
             outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
             values[outcome] = float(line.rsplit(" ", 1)[1])
@@ -125,10 +125,10 @@ def test_a_malformed_hash_in_the_file_is_a_legacy_error_not_a_crash(
     # Well formed (the load-time check passes it), but no scrypt has N=3 (not a power of 2).
     (tmp_path / "broken.csv").write_text(f"{ALICE[0]},scrypt:3:8:1$salt$00\n")
     env = start_broker({"type": "hash_file", "path": "broken.csv"})
-    before = _counter(env.url, "authswitch_broker_hook_calls_total", 'door="generic"')
+    before = _counter(env.ops_url, "authswitch_broker_hook_calls_total", 'door="generic"')
 
     answer = env.call("generic", *ALICE)
 
     assert answer.json() == {"verified": False}
-    after = _counter(env.url, "authswitch_broker_hook_calls_total", 'door="generic"')
+    after = _counter(env.ops_url, "authswitch_broker_hook_calls_total", 'door="generic"')
     assert after["legacy_error"] - before.get("legacy_error", 0.0) == 1.0

@@ -159,13 +159,13 @@ def test_a_failing_token_endpoint_is_a_legacy_error_never_verified(
     else:  # invalid_client: the configuration is wrong, not the user's password
         (tmp_path / "client-secret").write_text("SEEKRIT-not-the-client-secret\n")
     env = start_broker(verifier)
-    before = _counter(env.url, "authswitch_broker_hook_calls_total", 'door="cognito"')
+    before = _counter(env.ops_url, "authswitch_broker_hook_calls_total", 'door="cognito"')
 
     answer = env.call("cognito", *ALICE)
 
     assert answer.status_code == 401
     assert env.scim.users() == []
-    after = _counter(env.url, "authswitch_broker_hook_calls_total", 'door="cognito"')
+    after = _counter(env.ops_url, "authswitch_broker_hook_calls_total", 'door="cognito"')
     changed = {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
     assert changed == {"legacy_error": 1.0}
 

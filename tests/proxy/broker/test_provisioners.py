@@ -103,13 +103,13 @@ def test_already_exists_from_the_provider_counts_as_present(
     # Someone else created the user between our search and our create: the search misses it,
     # the create answers 409 (Kratos) or 422 email_not_available (WorkOS).
     provider.store.hidden.add(ALICE[0])
-    before = _counter(env.url, "authswitch_broker_provisioning_total", 'door="okta"')
+    before = _counter(env.ops_url, "authswitch_broker_provisioning_total", 'door="okta"')
 
     answer = env.call("okta", *ALICE)
 
     assert answer.json()["commands"][0]["value"] == {"credential": "VERIFIED"}
     assert provider.store.posts == 2 and len(provider.store.users) == 1
-    after = _counter(env.url, "authswitch_broker_provisioning_total", 'door="okta"')
+    after = _counter(env.ops_url, "authswitch_broker_provisioning_total", 'door="okta"')
     assert after["already_present"] - before.get("already_present", 0.0) == 1.0
 
 
@@ -119,12 +119,12 @@ def test_a_provider_refusing_the_user_is_denied(
 ) -> None:
     provider.store.fail_create_with = status
     env = start_broker(provisioner=provider.config)
-    before = _counter(env.url, "authswitch_broker_hook_calls_total", 'door="cognito"')
+    before = _counter(env.ops_url, "authswitch_broker_hook_calls_total", 'door="cognito"')
 
     answer = env.call("cognito", *ALICE)
 
     assert answer.status_code == 401
-    after = _counter(env.url, "authswitch_broker_hook_calls_total", 'door="cognito"')
+    after = _counter(env.ops_url, "authswitch_broker_hook_calls_total", 'door="cognito"')
     assert after["provision_error"] - before.get("provision_error", 0.0) == 1.0
     assert provider.store.users == []
 

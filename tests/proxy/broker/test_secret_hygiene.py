@@ -29,7 +29,7 @@ def test_logs_audit_and_metrics_carry_no_credential(
         env.call(door, BOB[0], WRONG)
         env.call(door, UNKNOWN, WRONG)
 
-    metrics_text = httpx.get(f"{env.url}/_authswitch/metrics").text
+    metrics_text = httpx.get(f"{env.ops_url}/metrics").text
     lines = [captured_logs.handler.format(r) for r in captured_logs.records]
 
     for secret in (ALICE[1], BOB[1], WRONG, "SEEKRIT", ALICE[0], BOB[0], UNKNOWN):

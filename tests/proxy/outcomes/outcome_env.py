@@ -64,7 +64,6 @@ def write_outcome_files(
             {"path": "/oidc/{connection}/callback", "protocol": "oidc", "identify": ["path"]}
         ],
         "timeouts": {"connect_seconds": 1, "read_seconds": 5},
-        "metrics": {"port": None},
         "outcomes": {"enabled": True, **outcomes},
     }
     path = directory / "authswitch.yaml"

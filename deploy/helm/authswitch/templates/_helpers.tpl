@@ -89,11 +89,7 @@ sentinel:
 {{- $_ := set $flags "backend" "redis" -}}
 {{- $_ := set $flags "redis" (merge (deepCopy (default dict $flags.redis)) $redis) -}}
 {{- $_ := set $config "flags" $flags -}}
-{{- if .Values.ops.listener -}}
-{{- $_ := set $config "ops" (dict "host" "0.0.0.0" "port" (int .Values.ops.port)) -}}
-{{- else -}}
-{{- $_ := set $config "metrics" (merge (dict "host" "0.0.0.0" "port" (int .Values.ops.port)) (default dict $config.metrics)) -}}
-{{- end -}}
+{{- $_ := set $config "ops" (merge (dict "host" "0.0.0.0" "port" (int .Values.ops.port)) (default dict $config.ops)) -}}
 {{- toYaml $config -}}
 {{- end -}}
 
