@@ -35,12 +35,13 @@ OPS_PATHS = ("/livez", "/readyz", "/metrics")
 
 
 def build_ops_app(config: Config) -> ASGIApp | None:
-    """The app mounted beside the ops endpoints (the console), built from the config.
+    """The app mounted beside the ops endpoints: the console when `console.enabled`, else None
+    (the ops endpoints answer alone)."""
+    if not config.console.enabled:
+        return None
+    from proxy.console.app import build_console_app  # starlette and authlib only when used
 
-    None for now: the console is not part of this build; the ops endpoints answer alone.
-    """
-    del config
-    return None
+    return cast(ASGIApp, build_console_app(config))
 
 
 class OpsEndpoints:

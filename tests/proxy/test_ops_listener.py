@@ -183,7 +183,7 @@ def test_a_mounted_app_gets_every_other_path_and_its_lifespan(proxy_env: ProxyEn
     assert page.text == "console /connections"
     assert ready.json()["ready"] is True  # the ops endpoints come first
     assert events == ["lifespan.startup", "lifespan.shutdown"]
-    assert build_ops_app(proxy_env.app.config) is None  # no console in this build yet
+    assert build_ops_app(proxy_env.app.config) is None  # the console is off by default
 
 
 def test_a_port_in_use_fails_with_the_key_named(tmp_path: Path) -> None:
