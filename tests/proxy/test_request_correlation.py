@@ -3,6 +3,7 @@ and the upstreams receive these headers exactly as they arrived."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,21 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 TRACESTATE = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
 
 
-def access_lines(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
-    return [
-        r.__dict__["fields"]
-        for r in caplog.records
-        if r.name == "authswitch.access" and r.getMessage() == event
-    ]
+def access_lines(
+    caplog: pytest.LogCaptureFixture, event: str, at_least: int = 1
+) -> list[dict[str, Any]]:
+    """The access lines of `event`, once `at_least` are there: a line is written after the
+    answer went out, so the client may hold the answer a moment before the line exists."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [
+            r.__dict__["fields"]
+            for r in caplog.records
+            if r.name == "authswitch.access" and r.getMessage() == event
+        ]
+        if len(lines) >= at_least or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.01)
 
 
 def test_callback_line_carries_the_load_balancers_request_id_and_trace_id(
@@ -133,7 +143,7 @@ def test_configured_header_and_send_request_id(
         )
 
     assert given.headers["x-request-id"] == "Root=1-ab"
-    lines = access_lines(captured_logs, "request") + access_lines(captured_logs, "callback")
+    lines = access_lines(captured_logs, "request", 2) + access_lines(captured_logs, "callback")
     assert lines[0]["request_id"] == "Root=1-ab"
     sent = [dict(seen["headers"]) for seen in list(legacy)[-3:]]
     assert sent[0]["x-amzn-trace-id"] == "Root=1-ab", "the client's own reaches legacy as it was"
