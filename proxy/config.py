@@ -155,6 +155,9 @@ class Forwarding(_Model):
 
 class Logging(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
+    # Field names of the JSON lines: authswitch's own (ts, level, event, request_id, ...) or
+    # the Elastic Common Schema's (@timestamp, log.level, message, http.request.id, ...).
+    format: Literal["authswitch", "ecs"] = "authswitch"
 
 
 class Tracing(_Model):

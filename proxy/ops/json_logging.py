@@ -34,6 +34,10 @@ class JsonFormatter(logging.Formatter):
         return f"{self._second_text}.{int(record.msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(self.entry(record), default=str, separators=(",", ":"))
+
+    def entry(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The line's fields, before they are written."""
         entry: dict[str, Any] = {
             "ts": self._timestamp(record),
             "level": record.levelname.lower(),
@@ -50,7 +54,40 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             # The exception's type only: messages and tracebacks can carry request data.
             entry["exception"] = record.exc_info[0].__name__
-        return json.dumps(entry, default=str, separators=(",", ":"))
+        return entry
+
+
+# Elastic Common Schema names for the fields authswitch writes (ecs-logging's JSON layout:
+# dotted keys); a field without an ECS name goes under `authswitch.`.
+ECS_VERSION = "8.11.0"
+_ECS_NAMES = {
+    "ts": "@timestamp",
+    "level": "log.level",
+    "logger": "log.logger",
+    "event": "message",
+    "request_id": "http.request.id",
+    "trace_id": "trace.id",
+    "span_id": "span.id",
+    "method": "http.request.method",
+    "path": "url.path",
+    "status": "http.response.status_code",
+    "exception": "error.type",
+}
+
+
+class EcsJsonFormatter(JsonFormatter):
+    """The same line with Elastic Common Schema field names (`logging.format: ecs`), so ECS
+    pipelines (Elastic, OpenSearch, Datadog's ECS mapping) read it without a custom parser."""
+
+    def entry(self, record: logging.LogRecord) -> dict[str, Any]:
+        ecs: dict[str, Any] = {}
+        for key, value in super().entry(record).items():
+            if key == "duration_ms" and isinstance(value, int | float):
+                ecs["event.duration"] = int(value * 1_000_000)  # ECS: nanoseconds
+            else:
+                ecs[_ECS_NAMES.get(key, f"authswitch.{key}")] = value
+        ecs["ecs.version"] = ECS_VERSION
+        return ecs
 
 
 class BufferedLineHandler(logging.Handler):
@@ -110,10 +147,11 @@ def flush_logs() -> None:
         handler.flush()
 
 
-def configure_logging(level: str) -> None:
-    """Route authswitch's and uvicorn's loggers to JSON lines on stderr."""
+def configure_logging(level: str, log_format: str = "authswitch") -> None:
+    """Route authswitch's and uvicorn's loggers to JSON lines on stderr (field names:
+    authswitch's own, or ECS with `log_format` "ecs")."""
     handler = BufferedLineHandler()
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(EcsJsonFormatter() if log_format == "ecs" else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -44,7 +44,7 @@ def create_app_from_env() -> object:
     from proxy.app import AuthSwitch
 
     config = load_config(os.environ[CONFIG_ENV])
-    configure_logging(config.logging.level)
+    configure_logging(config.logging.level, config.logging.format)
     return AuthSwitch(config)
 
 
@@ -55,7 +55,7 @@ class OpsListenerUnavailable(Exception):
 def serve(config_path: str, config: Config, *, workers: int, graceful_seconds: int) -> None:
     """Block serving `config` until SIGINT/SIGTERM."""
     os.environ[CONFIG_ENV] = os.path.abspath(config_path)
-    configure_logging(config.logging.level)
+    configure_logging(config.logging.level, config.logging.format)
     if workers > 1:
         _use_multiprocess_metrics()
     ops = _start_ops_listener(config, workers)

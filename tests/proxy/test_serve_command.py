@@ -120,6 +120,49 @@ def test_serve_routes_and_logs_one_json_line_per_callback_without_secrets(
         assert saml[:40] not in text and saml[-40:] not in text
 
 
+def test_serve_writes_ecs_field_names_when_asked(
+    tmp_path: Path, providers: dict[str, LoopbackServer], idps: dict[str, DemoIdP]
+) -> None:
+    port, ops_port = free_port(), free_port()
+    config = write_proxy_files(
+        tmp_path,
+        providers["legacy"].url,
+        providers["new"].url,
+        listen={"host": "127.0.0.1", "port": port},
+        ops={"port": ops_port},
+        logging={"format": "ecs"},
+    )
+    log = tmp_path / "serve.log"
+    process = _start(config, log)
+    saml = idps["globex"].mint_response(
+        destination=PUBLIC_ACS, audience=LEGACY_SP_ENTITY_ID, name_id="carol@example.com"
+    )
+    try:
+        _wait_ready(f"http://127.0.0.1:{ops_port}", process, log)
+        body = urlencode({"SAMLResponse": saml, "RelayState": SECRET_RELAY}).encode()
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/login/callback",
+            content=body,
+            headers={**FORM, "x-request-id": "lb-7f3a"},
+            timeout=10,
+        )
+        assert answer.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    text = log.read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    (line,) = [line for line in lines if line.get("message") == "callback"]
+    assert line["ecs.version"] and line["log.level"] == "info" and "@timestamp" in line
+    assert line["http.request.id"] == "lb-7f3a"  # joins the load balancer's log line
+    assert (line["http.request.method"], line["url.path"]) == ("POST", "/login/callback")
+    assert line["http.response.status_code"] == 200
+    assert isinstance(line["event.duration"], int) and line["event.duration"] > 0  # ns
+    assert (line["authswitch.connection"], line["authswitch.destination"]) == ("globex", "legacy")
+    assert not any(key in line for key in ("ts", "event", "path", "status"))
+    assert SECRET_RELAY not in text and saml[:40] not in text and saml[-40:] not in text
+
+
 def test_serve_refuses_a_bad_config_with_file_key_and_problem(tmp_path: Path) -> None:
     config = tmp_path / "authswitch.yaml"
     config.write_text(
