@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, Response
 
 from connection_map.redis_store import PushRecord
 from flags import AuditRecord
+from proxy.console.actions import ActionRefused
 from proxy.console.identity import Person
 from proxy.console.page import esc, layout, link
 from proxy.console.sign_in import csrf_token
@@ -72,11 +73,15 @@ class AuditEntry:
         return {**self.record, "kind": self.kind}
 
 
-def _entries(console: Console) -> list[AuditEntry]:
-    """Both trails, merged newest first (times are ISO 8601 UTC, so text order is time order)."""
+def _entries(console: Console) -> tuple[list[AuditEntry], str | None]:
+    """Both trails, merged newest first (times are ISO 8601 UTC, so text order is time order),
+    and why map pushes are missing when their Redis did not answer (flag changes still shown)."""
     flags = [AuditEntry.of_flags(r) for r in console.rollout.history(_LIMIT)]
-    pushes = [AuditEntry.of_map(r) for r in console.map_desk.push_history(_LIMIT)]
-    return sorted(flags + pushes, key=lambda e: e.time, reverse=True)[:_LIMIT]
+    try:
+        pushes = [AuditEntry.of_map(r) for r in console.map_desk.push_history(_LIMIT)]
+    except ActionRefused as refused:
+        return flags, f"map pushes not shown: {refused.message}"
+    return sorted(flags + pushes, key=lambda e: e.time, reverse=True)[:_LIMIT], None
 
 
 def _matching(entries: list[AuditEntry], params: Mapping[str, str]) -> list[AuditEntry]:
@@ -110,7 +115,7 @@ def _kind_select(chosen: str) -> str:
 
 
 async def audit(request: Request, console: Console, person: Person) -> Response:
-    entries = await run_in_threadpool(_entries, console)
+    entries, missing = await run_in_threadpool(_entries, console)
     params = request.query_params
     kept = _matching(entries, params)
     fields = _kind_select(params.get("kind", "")) + "".join(
@@ -135,7 +140,8 @@ async def audit(request: Request, console: Console, person: Person) -> Response:
         '<button type="submit">Filter</button></form>'
         f'<p role="status">{len(kept)} of {len(entries)} changes (flags and map; newest '
         f'first). <a href="{export}" download>Export as JSONL</a></p>'
-        '<div class="table-wrap"><table id="audit"><thead><tr><th scope="col">Kind</th>'
+        + (f'<p class="notice" role="alert">{esc(missing)}</p>' if missing else "")
+        + '<div class="table-wrap"><table id="audit"><thead><tr><th scope="col">Kind</th>'
         '<th scope="col">Version</th><th scope="col">Time</th><th scope="col">Actor</th>'
         '<th scope="col">Action</th><th scope="col">Change</th><th scope="col">Reason</th>'
         f"</tr></thead><tbody>{rows}</tbody></table></div>"
@@ -146,7 +152,9 @@ async def audit(request: Request, console: Console, person: Person) -> Response:
 
 
 async def audit_jsonl(request: Request, console: Console, person: Person) -> Response:
-    entries = await run_in_threadpool(_entries, console)
+    entries, missing = await run_in_threadpool(_entries, console)
+    if missing:  # an export that silently lacks the map pushes would mislead
+        raise ActionRefused(503, missing)
     kept = _matching(entries, request.query_params)
     lines = "".join(json.dumps(e.to_json(), sort_keys=True) + "\n" for e in kept)
     return Response(

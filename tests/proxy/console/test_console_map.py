@@ -237,13 +237,21 @@ def test_a_rollback_to_a_kept_version_is_previewed_and_the_proxy_follows(env: Ma
     assert operator.get("/console/map/preview?change=rollback&version=99").status_code == 404
 
 
-def test_redis_down_is_a_clear_answer_without_the_password(env: MapEnv) -> None:
+def test_redis_down_is_a_clear_answer_without_the_password_and_the_audit_keeps_flags(
+    env: MapEnv,
+) -> None:
     env.redis.stop()
     viewer = as_person(env.console.url, VIEWER)
     page = viewer.get("/console/map")
     assert page.status_code == 503
     assert "redis" in page.text and "127.0.0.1" in page.text
-    assert PASSWORD not in page.text
+    audit = viewer.get("/console/audit")
+    assert audit.status_code == 200, "flag changes are still listed"
+    assert "map pushes not shown" in audit.text
+    export = viewer.get("/console/api/audit.jsonl")
+    assert export.status_code == 503, "an export without the map pushes would mislead"
+    for text in (page.text, audit.text, export.text):
+        assert PASSWORD not in text
 
 
 @pytest.fixture
