@@ -14,6 +14,7 @@ from connection_map import ConnectionMap, ConnectionMapError
 from connection_map import read_connection_map_document as read_map_file
 from connection_map.model import ConnectionMapDocument
 from connection_map.redis_store import PushRecord, PushResult, RedisMapStore
+from flags.audit import check_reason
 from proxy.config import Config
 from proxy.console.actions import ActionRefused
 from proxy.map_backend import open_map_store
@@ -141,7 +142,7 @@ class MapDesk:
                 document,
                 plan,
                 token=token,
-                reason=reason.strip(),
+                reason=check_reason(reason),  # as a flag change's: AuditInputError -> 400
                 actor=actor,
                 rolled_back_to=change.version,
             )

@@ -225,6 +225,10 @@ def test_a_rollback_to_a_kept_version_is_previewed_and_the_proxy_follows(env: Ma
     assert "<strong>newco</strong>: new (stage_in) &rarr; legacy (not_in_map)" in preview.text
     no_reason = {**confirm_fields(preview.text, ""), "reason": "  "}
     assert operator.post("/console/map/apply", data=no_reason).status_code == 400
+    unconfirmed = {**confirm_fields(preview.text, "newco breaks logins"), "confirm": ""}
+    assert operator.post("/console/map/apply", data=unconfirmed).status_code == 400
+    control = confirm_fields(preview.text, "bad\x00reason")
+    assert operator.post("/console/map/apply", data=control).status_code == 400
     assert live_version(env) == 2
     rolled = operator.post(
         "/console/map/apply", data=confirm_fields(preview.text, "newco breaks logins")
