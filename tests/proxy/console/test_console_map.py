@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -82,15 +83,20 @@ def add_to_file(env: MapEnv, connection_id: str) -> None:
 
 
 @contextmanager
-def map_in_redis(directory: Path, providers: dict[str, LoopbackServer]) -> Iterator[MapEnv]:
+def map_in_redis(
+    directory: Path, providers: dict[str, LoopbackServer], console: dict[str, Any] | None = None
+) -> Iterator[MapEnv]:
     """Stage 100 %, map version 1 pushed to a Redis that needs a password, the proxy following
-    it and the console beside it."""
+    it and the console beside it (trusted-header sign-in unless `console` says otherwise)."""
     server = PrivateRedis(directory).start()
     try:
         server.client().config_set("requirepass", PASSWORD)
         (directory / "redis-password").write_text(PASSWORD)
         path = write_console_files(
-            directory, providers["legacy"].url, providers["new"].url, trusted_header_console()
+            directory,
+            providers["legacy"].url,
+            providers["new"].url,
+            console or trusted_header_console(),
         )
         document = yaml.safe_load(path.read_text())
         document["connection_map_redis"] = {
@@ -112,9 +118,9 @@ def map_in_redis(directory: Path, providers: dict[str, LoopbackServer]) -> Itera
         store.close()
         with (
             LoopbackServer(AuthSwitch(config), name="authswitch") as proxy,
-            LoopbackServer(build_console_app(config), name="console") as console,
+            LoopbackServer(build_console_app(config), name="console") as served,
         ):
-            env = MapEnv(config, directory, proxy, console, server)
+            env = MapEnv(config, directory, proxy, served, server)
             wait_until(lambda: route_of(env, "hooli") == "new", deadline=30)
             yield env
     finally:
