@@ -19,14 +19,14 @@ import typer
 
 from connection_map import ConnectionMap, ConnectionMapDocument, ConnectionMapError, MapDiff
 from connection_map import read_connection_map_document as read_map_file
-from connection_map.redis_store import PushRefused, PushResult, RedisMapStore
-from flags import FlagFileError, RolloutStoreError
+from connection_map.redis_store import PushResult, RedisMapStore
 from proxy.cli.exit_codes import ExitCode
 from proxy.cli.options import ActorOption, ApplyOption, ConfigOption, JsonOption
 from proxy.cli.output import fail, print_json, render_table
 from proxy.config import Config, ConfigError, load_config
 from proxy.map_backend import open_map_store
-from proxy.map_preview import MapPushPreview, current_rollout_state, preview_map_push
+from proxy.map_preview import MapPushPreview
+from proxy.map_push import MapPushRefused, Problem, preview_push, push_previewed, rollback_document
 
 PreviewOption = Annotated[
     bool, typer.Option("--preview", help="Show what the push changes and its token; write nothing.")
@@ -110,23 +110,10 @@ def rollback(
     """Push a kept map again, as a new version, through the same preview/apply gate."""
     settings, store = _open(config, as_json)
     try:
-        kept = store.read_version(version)
-        live = store.version()
-    except ConnectionMapError as exc:
-        fail(str(exc), ExitCode.FAILED, as_json=as_json)
-    except redis.RedisError as exc:
-        _unavailable(store, exc, as_json)
-    if kept is None:
-        fail(
-            f"version {version} is not kept in {store.where} (see 'authswitch connections "
-            "history'; connection_map_redis.history sets how many are kept)",
-            ExitCode.USAGE,
-            error="not_kept",
-            as_json=as_json,
-        )
-    if live == version:
-        fail(f"version {version} is the live map already", ExitCode.FAILED, as_json=as_json)
-    document = kept.model_copy(update={"version": (live or 0) + 1})
+        document = rollback_document(store, version)
+    except MapPushRefused as exc:
+        store.close()
+        _refused(exc, as_json, f"authswitch connections rollback {version}")
     _gated_push(
         settings,
         store,
@@ -187,6 +174,39 @@ def history(
 
 # -- the gate ----------------------------------------------------------------------------------
 
+_EXIT_CODES: dict[Problem, ExitCode] = {
+    "map_unreadable": ExitCode.FAILED,
+    "flags_file": ExitCode.USAGE,
+    "backend_unavailable": ExitCode.BACKEND_UNAVAILABLE,
+    "not_kept": ExitCode.USAGE,
+    "already_live": ExitCode.FAILED,
+    "reason_required": ExitCode.USAGE,
+    "stale_preview": ExitCode.CONFLICT,
+    "preview_required": ExitCode.REFUSED,
+    "push_refused": ExitCode.FAILED,
+}
+_ERRORS: dict[Problem, str] = {
+    "not_kept": "not_kept",
+    "stale_preview": "stale_preview",
+    "preview_required": "preview_required",
+}
+
+
+def _refused(exc: MapPushRefused, as_json: bool, command: str) -> NoReturn:
+    message = exc.message
+    if exc.problem == "reason_required":
+        message = "--reason is required to push (it is kept in the audit trail)"
+    elif exc.problem == "stale_preview":
+        message += f"; preview again with '{command} --preview'"
+    elif exc.problem == "preview_required":
+        if not as_json and exc.plan is not None:
+            _print_preview(exc.plan, as_json, command, token=False)
+        message = (
+            "this push changes where callbacks go: review it with "
+            f"'{command} --preview', then push with --apply TOKEN; nothing pushed"
+        )
+    fail(message, _EXIT_CODES[exc.problem], error=_ERRORS.get(exc.problem), as_json=as_json)
+
 
 def _gated_push(
     settings: Config,
@@ -204,68 +224,26 @@ def _gated_push(
 ) -> None:
     if preview and apply is not None:
         fail("give --preview or --apply, not both", ExitCode.USAGE, as_json=as_json)
-    plan = _preview(settings, store, document, as_json)
-    if preview:
-        _print_preview(plan, as_json, command)
-        return
-    if not reason:
-        fail(
-            "--reason is required to push (it is kept in the audit trail)",
-            ExitCode.USAGE,
-            as_json=as_json,
-        )
-    if apply is not None and apply != plan.token:
-        fail(
-            f"preview {apply} is stale: the live map, the file or the rollout state changed "
-            f"since (now {plan.token}); preview again with '{command} --preview'",
-            ExitCode.CONFLICT,
-            error="stale_preview",
-            as_json=as_json,
-        )
-    if apply is None and plan.needs_apply:
-        if not as_json:
-            _print_preview(plan, as_json, command, token=False)
-        fail(
-            "this push changes where callbacks go: review it with "
-            f"'{command} --preview', then push with --apply TOKEN; nothing pushed",
-            ExitCode.REFUSED,
-            error="preview_required",
-            as_json=as_json,
-        )
-    expected = plan.live_version if expect_version is None else expect_version
     try:
-        result = store.push(
+        plan = preview_push(settings, store, document)
+        if preview:
+            _print_preview(plan, as_json, command)
+            return
+        result = push_previewed(
+            store,
             document,
-            expected_version=expected,
-            actor=actor or _os_user(),
+            plan,
+            token=apply,
             reason=reason,
-            action="rollback" if rolled_back_to is not None else "push",
+            actor=actor or _os_user(),
+            expect_version=expect_version,
             rolled_back_to=rolled_back_to,
         )
-    except PushRefused as exc:
-        fail(str(exc), ExitCode.FAILED, as_json=as_json)
-    except redis.RedisError as exc:
-        _unavailable(store, exc, as_json)
+    except MapPushRefused as exc:
+        _refused(exc, as_json, command)
     finally:
         store.close()
     _print_pushed(result, plan, store.where, as_json)
-
-
-def _preview(
-    settings: Config, store: RedisMapStore, document: ConnectionMapDocument, as_json: bool
-) -> MapPushPreview:
-    try:
-        live = store.read()
-        state = current_rollout_state(settings)
-    except ConnectionMapError as exc:
-        fail(f"the live map can't be read: {exc}", ExitCode.FAILED, as_json=as_json)
-    except FlagFileError as exc:
-        fail(str(exc), ExitCode.USAGE, as_json=as_json)
-    except RolloutStoreError as exc:
-        fail(str(exc), ExitCode.BACKEND_UNAVAILABLE, as_json=as_json)
-    except redis.RedisError as exc:
-        _unavailable(store, exc, as_json)
-    return preview_map_push(live, document, state)
 
 
 def _open(config_path: Path, as_json: bool) -> tuple[Config, RedisMapStore]:

@@ -19,10 +19,11 @@ from starlette.staticfiles import StaticFiles
 
 from flags import AuditInputError, RolloutStore, RolloutStoreError
 from proxy.config import Config
-from proxy.console import action_pages, audit_page, connection_pages
+from proxy.console import action_pages, audit_page, connection_pages, map_page
 from proxy.console.actions import ActionDesk, ActionRefused
 from proxy.console.form_body import FormRefused, read_form
 from proxy.console.identity import Person, SignInRefused
+from proxy.console.map_actions import MapDesk
 from proxy.console.map_reader import MapReader, MapUnavailable
 from proxy.console.page import layout, message_page
 from proxy.console.rollout_view import Instruments
@@ -46,6 +47,7 @@ class Console:
     desk: ActionDesk
     sign_in: SignIn
     clock: Callable[[], float]
+    map_desk: MapDesk
 
 
 Handler = Callable[[Request, Console, Person], Awaitable[Response]]
@@ -73,6 +75,7 @@ def build_console_app(
         ActionDesk(store, config.shadow, instruments.readiness),
         SignIn(settings, clock),
         clock,
+        MapDesk(config),
     )
 
     def page(
@@ -88,6 +91,13 @@ def build_console_app(
         Route("/console/connections", page(connection_pages.connections)),
         Route("/console/connections/{connection}", page(connection_pages.detail)),
         Route("/console/api/connections", page(connection_pages.connections_json)),
+        Route("/console/map", page(map_page.map_overview)),
+        Route("/console/map/preview", page(map_page.map_preview, operator=True)),
+        Route(
+            "/console/map/apply",
+            page(map_page.map_apply, operator=True, write=True),
+            methods=["POST"],
+        ),
         Route("/console/audit", page(audit_page.audit)),
         Route("/console/api/audit.jsonl", page(audit_page.audit_jsonl)),
         Route("/console/actions/preview", page(action_pages.preview, operator=True)),

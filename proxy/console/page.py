@@ -32,7 +32,11 @@ def layout(title: str, body: str, *, person: Person | None, csrf: str, current: 
     mark = ' aria-current="page"'
     nav = "".join(
         f'<a href="{PREFIX}{path}"{mark if path == current else ""}>{label}</a>'
-        for path, label in (("/connections", "Connections"), ("/audit", "Audit"))
+        for path, label in (
+            ("/connections", "Connections"),
+            ("/map", "Map"),
+            ("/audit", "Audit"),
+        )
     )
     who = ""
     if person is not None:

@@ -20,9 +20,11 @@ from flags import FileRolloutStore
 from flags.rollout_change import set_canary
 from proxy.demo.idp import DemoIdP
 from proxy.demo.loopback_server import LoopbackServer
+from tests.flags.redis_support import wait_until
 from tests.proxy.console.console_env import ROLES, ConsoleEnv, running_console
 from tests.proxy.console.oidc_provider import CLIENT_ID, OidcProvider, start_provider
 from tests.proxy.console.test_console_actions import callback_lands, wait_for_route
+from tests.proxy.console.test_console_map import add_to_file, live_version, map_in_redis, route_of
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -49,18 +51,21 @@ def op() -> Iterator[OidcProvider]:
     provider.server.stop()
 
 
-@pytest.fixture
-def env(
-    tmp_path: Path, providers: dict[str, LoopbackServer], op: OidcProvider
-) -> Iterator[ConsoleEnv]:
-    console = {
+def oidc_console(op: OidcProvider) -> dict[str, object]:
+    return {
         "enabled": True,
         "sign_in": "oidc",
         "oidc": {"issuer": op.issuer, "client_id": CLIENT_ID},
         "roles": ROLES,
         "session_secret_file": "console-session.key",
     }
-    with running_console(tmp_path, providers, console) as running:
+
+
+@pytest.fixture
+def env(
+    tmp_path: Path, providers: dict[str, LoopbackServer], op: OidcProvider
+) -> Iterator[ConsoleEnv]:
+    with running_console(tmp_path, providers, oidc_console(op)) as running:
         yield running
 
 
@@ -105,12 +110,12 @@ def sign_in(browser: WebDriver, env: ConsoleEnv, op: OidcProvider, user: dict[st
     assert "Signed in as" in browser.find_element(By.CLASS_NAME, "who").text
 
 
-def apply_and_wait(browser: WebDriver) -> str:
+def apply_and_wait(browser: WebDriver, path: str = "/console/actions/apply") -> str:
     """Click the confirmation form's button; the page the console answers with."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.find_element(By.ID, "apply").click()
-    WebDriverWait(browser, 20).until(lambda b: "/console/actions/apply" in b.current_url)
+    WebDriverWait(browser, 20).until(lambda b: path in b.current_url)
     WebDriverWait(browser, 20).until(
         lambda b: b.execute_script("return document.readyState") == "complete"
     )
@@ -205,3 +210,32 @@ def test_a_viewer_sees_the_table_but_cannot_flip(
     browser.get(console_url(env, "/console/actions/preview?action=disable&connection=acme"))
     assert "only operators may change the rollout" in browser.page_source
     assert FileRolloutStore(env.dir / "flags.yaml").read().version == 0
+
+
+def test_an_operator_pushes_a_new_connection_from_the_map_page_and_the_proxy_routes_it(
+    browser: WebDriver, tmp_path: Path, providers: dict[str, LoopbackServer], op: OidcProvider
+) -> None:
+    with map_in_redis(tmp_path, providers, oidc_console(op)) as env:
+        add_to_file(env, "newco")
+        op.user = {"email": "ops@example.com", "groups": ["sre-operators"]}
+        base = f"http://localhost:{env.console.port}"
+        browser.get(base + "/console/map")
+        assert browser.current_url.startswith(base + "/console/map"), browser.page_source[:500]
+        main = browser.find_element(By.TAG_NAME, "main").text
+        assert "Added: newco" in main and "newco: legacy (not_in_map) → new (stage_in)" in main
+
+        browser.find_element(By.LINK_TEXT, "Preview the push").click()
+        confirm_label = browser.find_element(By.CSS_SELECTOR, "label[for=confirm]").text
+        assert confirm_label == "I confirm: this moves newco"
+        browser.find_element(By.ID, "reason").send_keys("import newco")
+        browser.find_element(By.ID, "confirm").click()
+        apply_and_wait(browser, "/console/map/apply")
+        outcome = browser.find_element(By.ID, "outcome").text
+        assert "Pushed version 2" in outcome and "by ops@example.com" in outcome
+
+        assert live_version(env) == 2
+        wait_until(lambda: route_of(env, "newco") == "new", deadline=10)
+        browser.get(base + "/console/audit?kind=map")
+        rows = browser.find_elements(By.CSS_SELECTOR, "#audit tbody tr")
+        assert [r.get_attribute("data-kind") for r in rows] == ["map", "map"]
+        assert "ops@example.com" in rows[0].text and "import newco" in rows[0].text
