@@ -18,7 +18,8 @@ And once per round: `authswitch` with `broker.provisioner: {type: workos}` point
 endpoint's WorkOS-shaped `/user_management/users` (one POST per user, 16 in flight), then with
 password hashes instead of passwords (bcrypt passed as is, Django pbkdf2 and werkzeug scrypt
 rewritten in the target's documented form) to WorkOS and to the Kratos-shaped
-`/admin/identities`, every create checked to carry its hash.
+`/admin/identities`, and (bcrypt and salted SHA-256, what Okta takes) with `--target okta` to
+the Okta-shaped `/api/v1/users`, every create checked to carry its hash.
 
 Then, in this process: the per-user cost of the validation pre-pass, and of building a User
 document with scim2-models against the dict the hot loop builds.
@@ -97,6 +98,20 @@ def serve_target(port: int, bulk: bool) -> None:
         hashed[0] += str(config.get("hashed_password", "")).startswith(("$", "{"))
         return web.json_response({"id": str(len(users))}, status=201)
 
+    async def okta_user(request: web.Request) -> web.Response:  # the start-up probe
+        if request.match_info["login"].casefold() in users:
+            return web.json_response({"id": "0"})
+        return web.json_response({"errorCode": "E0000007"}, status=404)
+
+    async def okta_users(request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        if create({"email": body["profile"]["login"]}) == 409:
+            cause = {"errorSummary": "login: An object with this field already exists"}
+            return web.json_response({"errorCode": "E0000001", "errorCauses": [cause]}, status=400)
+        stored = body.get("credentials", {}).get("password", {}).get("hash", {})
+        hashed[0] += bool(stored.get("algorithm") and stored.get("value"))
+        return web.json_response({"id": str(len(users))}, status=200)
+
     async def count(request: web.Request) -> web.Response:
         return web.json_response({"totalResults": len(users), "hashed": hashed[0]})
 
@@ -107,6 +122,8 @@ def serve_target(port: int, bulk: bool) -> None:
     app.router.add_get("/v2/count", count)
     app.router.add_route("*", "/user_management/users", workos_users)
     app.router.add_route("*", "/admin/identities", kratos_identities)
+    app.router.add_get("/api/v1/users/{login}", okta_user)
+    app.router.add_post("/api/v1/users", okta_users)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
@@ -155,9 +172,10 @@ def generate(path: Path, count: int) -> None:
             file.write(json.dumps(user) + "\n")
 
 
-def generate_hashed(path: Path, count: int) -> None:
+def generate_hashed(path: Path, count: int, *, okta: bool = False) -> None:
     """The same users with a password hash each instead of a password: one hash per scheme,
-    computed once and reused (the import parses and rewrites; it never checks a password)."""
+    computed once and reused (the import parses and rewrites; it never checks a password).
+    `okta`: the schemes Okta takes (bcrypt, salted SHA-256 as `{SSHA256}`)."""
     import base64
     import hashlib
 
@@ -166,11 +184,14 @@ def generate_hashed(path: Path, count: int) -> None:
     password = b"generated-password"
     pbkdf2 = base64.b64encode(hashlib.pbkdf2_hmac("sha512", password, b"salt", 210_000)).decode()
     scrypt = hashlib.scrypt(password, salt=b"salt", n=1024, r=8, p=1, dklen=64).hex()
+    ssha256 = base64.b64encode(hashlib.sha256(password + b"saltsalt").digest() + b"saltsalt")
     hashes = [
         (bcrypt.hashpw(password, bcrypt.gensalt(4)).decode(), "bcrypt"),
         (f"pbkdf2_sha512$210000$salt${pbkdf2}", "pbkdf2"),
         (f"scrypt:1024:8:1$salt${scrypt}", "scrypt"),
     ]
+    if okta:
+        hashes = [hashes[0], ("{SSHA256}" + ssha256.decode(), "ssha")]
     with path.open("w") as file:
         for i in range(count):
             encoded, kind = hashes[i % len(hashes)]
@@ -285,6 +306,17 @@ def timed_authswitch_provider(
     return _timed_import(path, users, target, options, parallel, hashes=hashes)
 
 
+def timed_authswitch_okta(path: Path, users: int, batch: int, parallel: int) -> float:
+    """`authswitch users import --target okta` against the Okta-shaped Users API, every create
+    checked to have carried its hash in `credentials.password.hash`."""
+    target = Target(bulk=False)
+    token = path.with_name("okta-token")
+    token.write_text("bench-okta-token\n")
+    options = ["--target", "okta", "--okta-url", f"http://127.0.0.1:{target.port}"]
+    options += ["--token-file", str(token), "--batch-size", str(batch)]
+    return _timed_import(path, users, target, options, parallel, hashes=True)
+
+
 def _timed_import(
     path: Path, users: int, target: Target, options: list[str], parallel: int, hashes: bool = False
 ) -> float:
@@ -367,6 +399,9 @@ def main() -> None:
         hashed_path = Path(directory) / "hashed" / "users.ndjson"
         hashed_path.parent.mkdir()
         generate_hashed(hashed_path, args.users)
+        okta_path = Path(directory) / "okta" / "users.ndjson"
+        okta_path.parent.mkdir()
+        generate_hashed(okta_path, args.users, okta=True)
         print(
             f"{args.users} generated users, batches of {args.batch_size}, "
             f"{args.parallel} in parallel, {os.cpu_count()} CPUs, {args.rounds} round(s)"
@@ -384,6 +419,8 @@ def main() -> None:
                     hashed_path, args.users, args.batch_size, args.parallel, kind, hashes=True
                 )
                 results.setdefault((kind, True), []).append(rate)
+            rate = timed_authswitch_okta(okta_path, args.users, args.batch_size, args.parallel)
+            results.setdefault(("okta", True), []).append(rate)
         print()
         print(
             "| transport | reference users/s | authswitch users/s | x reference | x goal (833/s) |"
@@ -399,7 +436,11 @@ def main() -> None:
         workos = statistics.median(results[("workos", False)])
         goal = workos / GOAL_USERS_PER_SECOND
         print(f"| WorkOS API, 16 in flight | | {workos:,.0f} | | {goal:.1f} |")
-        for kind, name in (("workos", "WorkOS API"), ("kratos", "Kratos admin API")):
+        for kind, name in (
+            ("workos", "WorkOS API"),
+            ("kratos", "Kratos admin API"),
+            ("okta", "Okta Users API"),
+        ):
             rate = statistics.median(results[(kind, True)])
             goal = rate / GOAL_USERS_PER_SECOND
             print(f"| {name}, password hashes, 16 in flight | | {rate:,.0f} | | {goal:.1f} |")

@@ -14,16 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from connection_map.exports.rows import ExportedConnection, certificate_pem
+from connection_map.exports.rows import ATTRIBUTE_COLUMNS, ExportedConnection, certificate_pem
 from connection_map.saml_metadata import MetadataError, parse_idp_metadata
 
 OIDC_STRATEGIES = frozenset({"oidc", "okta", "waad"})
-_FIELDS_MAP = {
-    "email": "emailAttribute",
-    "given_name": "firstNameAttribute",
-    "family_name": "lastNameAttribute",
-    "name": "nameAttribute",
-}
 
 
 def auth0_connection(connection: Any, tenant_url: str) -> ExportedConnection | str:
@@ -87,7 +81,7 @@ def _saml(
         cells["idpInitiatedEnabled"] = "true" if idp_initiated["enabled"] else "false"
     fields = options.get("fieldsMap")
     if isinstance(fields, dict):
-        for field, column in _FIELDS_MAP.items():
+        for field, column in ATTRIBUTE_COLUMNS.items():
             if isinstance(fields.get(field), str):
                 cells[column] = fields[field]
     if isinstance(options.get("user_id_attribute"), str):

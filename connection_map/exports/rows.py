@@ -20,6 +20,14 @@ from connection_map.csv_columns import ALL_HEADER, BY_NAME
 from connection_map.csv_export import neutralised_cell
 
 _PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
+# A user's attribute (OIDC claim names, which Auth0 and Cognito key their attribute maps by) ->
+# the CSV column naming the SAML attribute that carries it.
+ATTRIBUTE_COLUMNS: dict[str, str] = {
+    "email": "emailAttribute",
+    "given_name": "firstNameAttribute",
+    "family_name": "lastNameAttribute",
+    "name": "nameAttribute",
+}
 
 
 @dataclass

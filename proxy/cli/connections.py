@@ -366,36 +366,53 @@ connections_app.command()(connections_push.rollback)
 class LegacyConnectionsSource(StrEnum):
     auth0 = "auth0"
     okta = "okta"
+    cognito = "cognito"
 
 
 @export_app.command("legacy")
 def export_legacy(
     source: Annotated[LegacyConnectionsSource, typer.Option(help="The legacy provider to read.")],
-    url: Annotated[
-        str, typer.Option(help="auth0: https://TENANT.auth0.com; okta: https://ORG.okta.com.")
-    ],
-    token_file: Annotated[
-        Path,
-        typer.Option(
-            help="auth0: a Management API token (read:connections); okta: an API token that "
-            "reads identity providers."
-        ),
-    ],
     out: Annotated[
         Path,
         typer.Option(help="The connections CSV to write (0600: it holds OIDC client secrets)."),
     ],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="auth0: https://TENANT.auth0.com; okta: https://ORG.okta.com; cognito: the "
+            "endpoint (default https://cognito-idp.REGION.amazonaws.com)."
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="auth0: a Management API token (read:connections); okta: an API token that "
+            "reads identity providers."
+        ),
+    ] = None,
+    aws_credentials_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="cognito: an AWS shared-credentials file (cognito-idp:DescribeUserPool, "
+            "ListIdentityProviders, DescribeIdentityProvider)."
+        ),
+    ] = None,
+    aws_profile: Annotated[
+        str, typer.Option(help="cognito: the profile in that file.")
+    ] = "default",
+    user_pool_id: Annotated[str | None, typer.Option(help="cognito: the pool (REGION_ID).")] = None,
     timeout: Annotated[float, typer.Option(min=0.1, max=300, help="Seconds per request.")] = 30.0,
     as_json: JsonOption = False,
 ) -> None:
     """Export the legacy provider's SAML and OIDC connections as the connections CSV."""
-    from proxy.connections_export.command import run_connections_export
+    from proxy.connections_export.command import LegacyAccess, run_connections_export
 
-    run_connections_export(
-        source=source.value,
+    access = LegacyAccess(
         url=url,
         token_file=token_file,
-        out=out,
+        aws_credentials_file=aws_credentials_file,
+        aws_profile=aws_profile,
+        user_pool_id=user_pool_id,
         timeout=timeout,
-        as_json=as_json,
     )
+    run_connections_export(source=source.value, access=access, out=out, as_json=as_json)

@@ -4,6 +4,8 @@ Auth0: `GET /api/v2/connections?strategy=...&page=N&per_page=50&include_totals=t
 with `read:connections`; client secrets are in `options` as Auth0 returns them). Okta:
 `GET /api/v1/idps?limit=200` with `Link: rel="next"`, and each SAML IdP's signing key from
 `GET /api/v1/idps/credentials/keys/{kid}` (an API token that can read identity providers).
+Cognito: `DescribeUserPool` (its domain), `ListIdentityProviders` (`NextToken`) and
+`DescribeIdentityProvider` for each (credentials allowed those three `cognito-idp:` actions).
 """
 
 from __future__ import annotations
@@ -12,13 +14,21 @@ from typing import Any
 
 import httpx
 
-from connection_map.exports import ExportedConnection, auth0_connection, okta_idp
+from connection_map.exports import (
+    ExportedConnection,
+    auth0_connection,
+    cognito_domain_url,
+    cognito_idp,
+    okta_idp,
+)
 from proxy.http.rate_limits import RateLimitedClient
+from proxy.users_export.cognito import cognito_action, region_of
 from proxy.users_export.okta import next_page
 from proxy.users_export.source import ExportFailed
 
 AUTH0_STRATEGIES = ("samlp", "oidc", "okta", "waad", "adfs")
 _AUTH0_PAGE = 50
+_COGNITO_PAGE = 60  # ListIdentityProviders' MaxResults ceiling
 
 Fetched = list[tuple[str, ExportedConnection | str]]  # (source id or name, row or why not)
 
@@ -69,6 +79,36 @@ async def okta_idps(org_url: str, client: RateLimitedClient) -> Fetched:
         (str(idp.get("id")) if isinstance(idp, dict) else "?", okta_idp(idp, str(org), keys))
         for idp in idps
     ]
+
+
+async def cognito_idps(endpoint: str, pool_id: str, client: RateLimitedClient) -> Fetched:
+    pool = await cognito_action(client, endpoint, "DescribeUserPool", {"UserPoolId": pool_id})
+    described = pool.get("UserPool")
+    if not isinstance(described, dict):
+        raise ExportFailed("Cognito DescribeUserPool: no UserPool in the answer")
+    domain = described.get("CustomDomain") or described.get("Domain")
+    domain_url = cognito_domain_url(domain if isinstance(domain, str) else None, region_of(pool_id))
+    names: list[str] = []
+    token: str | None = None
+    while True:
+        body: dict[str, Any] = {"UserPoolId": pool_id, "MaxResults": _COGNITO_PAGE}
+        if token is not None:
+            body["NextToken"] = token
+        page = await cognito_action(client, endpoint, "ListIdentityProviders", body)
+        providers = page.get("Providers")
+        if not isinstance(providers, list):
+            raise ExportFailed("Cognito ListIdentityProviders: no Providers list in the answer")
+        names.extend(str(p.get("ProviderName")) for p in providers if isinstance(p, dict))
+        next_token = page.get("NextToken")
+        if not isinstance(next_token, str) or not next_token or not providers:
+            break
+        token = next_token
+    found: Fetched = []
+    for name in names:
+        body = {"UserPoolId": pool_id, "ProviderName": name}
+        answer = await cognito_action(client, endpoint, "DescribeIdentityProvider", body)
+        found.append((name, cognito_idp(answer.get("IdentityProvider"), pool_id, domain_url)))
+    return found
 
 
 async def _okta_key(org: httpx.URL, client: RateLimitedClient, kid: str) -> list[str]:

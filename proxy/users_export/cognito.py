@@ -26,7 +26,7 @@ from proxy.http.rate_limits import RateLimitedClient
 from proxy.users_export.sigv4 import AwsCredentials, sign
 from proxy.users_export.source import ExportFailed, Page, import_line, page_of
 
-TARGET = "AWSCognitoIdentityProviderService.ListUsers"
+TARGET_PREFIX = "AWSCognitoIdentityProviderService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 MAX_PAGE_SIZE = 60
 
@@ -48,19 +48,8 @@ class CognitoUsers:
         body: dict[str, Any] = {"UserPoolId": self.user_pool_id, "Limit": self.page_size}
         if cursor is not None:
             body["PaginationToken"] = cursor
-        response = await self.client.request(
-            "POST",
-            self.endpoint,
-            content=json.dumps(body).encode(),
-            headers={"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET},
-        )
-        if response.status_code != 200:
-            raise ExportFailed(f"Cognito ListUsers: {_error(response)}")
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        users = answer.get("Users") if isinstance(answer, dict) else None
+        answer = await cognito_action(self.client, self.endpoint, "ListUsers", body)
+        users = answer.get("Users")
         if not isinstance(users, list):
             raise ExportFailed("Cognito ListUsers: no Users list in the answer")
         token = answer.get("PaginationToken")
@@ -68,6 +57,27 @@ class CognitoUsers:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+async def cognito_action(
+    client: RateLimitedClient, endpoint: str, action: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """One user-pool API action's answer (AWS JSON 1.1); ExportFailed names the error type."""
+    response = await client.request(
+        "POST",
+        endpoint,
+        content=json.dumps(body).encode(),
+        headers={"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET_PREFIX + action},
+    )
+    if response.status_code != 200:
+        raise ExportFailed(f"Cognito {action}: {_error(response, action)}")
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise ExportFailed(f"Cognito {action}: the answer is not a JSON object")
+    return answer
 
 
 class SigV4Auth(httpx.Auth):
@@ -165,12 +175,12 @@ def _error_type(response: httpx.Response) -> str:
     return str(kind).rsplit("#", 1)[-1]
 
 
-def _error(response: httpx.Response) -> str:
+def _error(response: httpx.Response, action: str) -> str:
     kind = _error_type(response) or "no error type"
     hint = {
-        "NotAuthorizedException": " (the credentials need cognito-idp:ListUsers)",
+        "NotAuthorizedException": f" (the credentials need cognito-idp:{action})",
         "UnrecognizedClientException": " (the access key is not known)",
         "InvalidSignatureException": " (the secret key does not match the access key)",
-        "ResourceNotFoundException": " (no such user pool in this region)",
+        "ResourceNotFoundException": " (no such user pool, or identity provider, in this region)",
     }.get(kind, "")
     return f"HTTP {response.status_code} {kind}{hint}"

@@ -16,13 +16,18 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from proxy.users_import.hash_passing import HashNotPassable, describe_hash, passed_hash
+from proxy.users_import.hash_passing import (
+    HashNotPassable,
+    HashTarget,
+    describe_hash,
+    passed_hash,
+)
 from proxy.users_import.line_schema import WORKOS_NAMES
 
 # Attributes whose coverage is counted, by the import's names (WorkOS names count for them).
@@ -37,6 +42,8 @@ ATTRIBUTES = (
     "password_hash",
     "groups",
 )
+# Every target hash_passing knows, judged by its own rules (passed_hash), not a copy of them.
+HASH_TARGETS: tuple[HashTarget, ...] = get_args(HashTarget)
 _FEDERATED_KEYS = ("identity_provider", "connection", "federated")
 _SHOWN_LINES = 20  # unreadable line numbers listed; the count is always complete
 
@@ -76,7 +83,7 @@ class Inventory:
         encoded, hash_type = user.get("password_hash"), user.get("password_hash_algorithm")
         if isinstance(encoded, str) and encoded:
             self.hash_schemes[describe_hash(encoded)] += 1
-            for target in ("workos", "kratos"):
+            for target in HASH_TARGETS:
                 try:
                     passed_hash(target, encoded, str(hash_type or _type_of(encoded)))
                 except HashNotPassable:
@@ -102,7 +109,7 @@ class Inventory:
             "attribute_coverage": {name: self.coverage[name] for name in ATTRIBUTES},
             "unknown_keys": dict(self.unknown_keys.most_common()),
             "hash_schemes": dict(self.hash_schemes.most_common()),
-            "hashes_passable": {t: self.hashes_passable[t] for t in ("workos", "kratos")},
+            "hashes_passable": {t: self.hashes_passable[t] for t in HASH_TARGETS},
         }
 
     def print(self, console: Console, top: int) -> None:
@@ -120,7 +127,7 @@ class Inventory:
             ("hash scheme and parameters", self.hash_schemes.most_common()),
             (
                 "hashes passable to",
-                [(t, self.hashes_passable[t]) for t in ("workos", "kratos")],
+                [(t, self.hashes_passable[t]) for t in HASH_TARGETS],
             ),
         ]
         for title, rows in sections:

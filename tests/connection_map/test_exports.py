@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import base64
 
-from connection_map.exports import ExportedConnection, auth0_connection, okta_idp
+from connection_map.exports import (
+    ExportedConnection,
+    auth0_connection,
+    cognito_domain_url,
+    cognito_idp,
+    okta_idp,
+)
 from connection_map.exports.rows import certificate_pem
 from tests.connection_map.conftest import make_certificate
 
@@ -145,3 +151,56 @@ def test_certificates_in_every_form_vendors_keep_them() -> None:
     assert certificate_pem(base64.b64encode(der).decode()) == pem
     assert certificate_pem("!!") is None
     assert certificate_pem(base64.b64encode(b"plain text").decode()) is None
+
+
+def test_cognito_domains_prefix_or_custom() -> None:
+    assert (
+        cognito_domain_url("acme", "eu-west-1") == "https://acme.auth.eu-west-1.amazoncognito.com"
+    )
+    assert cognito_domain_url("login.acme.example", "eu-west-1") == "https://login.acme.example"
+    assert cognito_domain_url(None, "eu-west-1") is None
+
+
+def test_cognito_saml_notes_and_skips() -> None:
+    pool = "eu-west-1_Pool"
+    signing = {
+        "ProviderName": "Signed",
+        "ProviderType": "SAML",
+        "ProviderDetails": {
+            "MetadataURL": "https://idp.example/metadata",
+            "MetadataFile": "<not-metadata",
+            "RequestSigningAlgorithm": "rsa-sha256",
+            "EncryptedResponses": "true",
+        },
+    }
+    row = _row(cognito_idp(signing, pool, "https://login.acme.example"))
+    assert row.cells["idpMetadataUrl"] == "https://idp.example/metadata"
+    assert row.cells["customAcsUrl"] == "https://login.acme.example/saml2/idpresponse"
+    assert [note.split(" ")[0] for note in row.notes] == [
+        "ProviderDetails.MetadataFile",
+        "signs",
+        "the",
+    ]
+    assert "needs_idp_change" in row.notes[1]
+    unreadable = {
+        "ProviderName": "Bad",
+        "ProviderType": "SAML",
+        "ProviderDetails": {"MetadataFile": "<x"},
+    }
+    assert str(cognito_idp(unreadable, pool, None)).startswith("ProviderDetails.MetadataFile can't")
+    empty = {"ProviderName": "Empty", "ProviderType": "SAML", "ProviderDetails": {}}
+    assert cognito_idp(empty, pool, None) == "no MetadataFile or MetadataURL"
+    assert cognito_idp({"ProviderType": "OIDC"}, pool, None) == (
+        "not a Cognito identity provider object"
+    )
+    no_issuer = {"ProviderName": "O", "ProviderType": "OIDC", "ProviderDetails": {"client_id": "c"}}
+    assert cognito_idp(no_issuer, pool, None) == "no ProviderDetails.oidc_issuer"
+    no_secret = {
+        "ProviderName": "O",
+        "ProviderType": "OIDC",
+        "ProviderDetails": {"client_id": "c", "oidc_issuer": "https://i.example/"},
+    }
+    oidc = _row(cognito_idp(no_secret, pool, None))
+    assert oidc.cells["discoveryEndpoint"] == "https://i.example/.well-known/openid-configuration"
+    assert "clientSecret" not in oidc.cells and "customRedirectUri" not in oidc.cells
+    assert any("fill clientSecret" in note for note in oidc.notes)

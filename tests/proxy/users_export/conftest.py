@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.proxy.cognito_emulator import cognito_emulator
 from tests.proxy.users_import.conftest import scim
 
-__all__ = ["scim"]
+__all__ = ["cognito_emulator", "scim"]

@@ -1,4 +1,7 @@
-"""Cognito ListUsers export: SigV4-signed AWS JSON 1.1, PaginationToken, throttling."""
+"""Cognito ListUsers export against a hand-written server, for what moto's Cognito does not do
+(test_cognito_moto.py covers paging, attributes and disabled users against moto): it checks
+each request's SigV4 signature (a wrong secret key is InvalidSignatureException) and answers
+TooManyRequestsException (HTTP 400) when asked, which the export waits out."""
 
 from __future__ import annotations
 

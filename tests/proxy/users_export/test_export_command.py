@@ -184,44 +184,15 @@ def test_the_json_summary(tmp_path: Path) -> None:
 
 
 def test_each_source_through_the_command(tmp_path: Path) -> None:
-    from proxy.users_export.sigv4 import AwsCredentials
-    from tests.proxy.users_export.vendor_servers import (
-        FIXTURES,
-        FakeAuth0,
-        FakeCognito,
-        auth0_user,
-        cognito_user,
-    )
+    # Cognito through the command: test_cognito_moto.py, against moto's Cognito.
+    from tests.proxy.users_export.vendor_servers import FIXTURES, FakeAuth0, auth0_user
 
     runner = CliRunner()
-    pool = "us-east-1_Pool"
-    aws = tmp_path / "aws-credentials"
-    aws.write_text("[default]\naws_access_key_id = AKIAREAD\naws_secret_access_key = SEEKRIT-k\n")
-    cognito = FakeCognito(
-        [cognito_user(i) for i in range(70)], AwsCredentials("AKIAREAD", "SEEKRIT-k"), pool
-    )
     auth0 = FakeAuth0([auth0_user(i) for i in range(30)], "SEEKRIT-mgmt")
     auth0_token = tmp_path / "auth0-token"
     auth0_token.write_text("SEEKRIT-mgmt\n")
     try:
         results = {
-            "cognito": runner.invoke(
-                app,
-                [
-                    "users",
-                    "export",
-                    "--source",
-                    "cognito",
-                    "--user-pool-id",
-                    pool,
-                    "--aws-credentials-file",
-                    str(aws),
-                    "--url",
-                    cognito.url,
-                    "--out",
-                    str(tmp_path / "cognito.ndjson"),
-                ],
-            ),
             "auth0": runner.invoke(
                 app,
                 [
@@ -254,9 +225,8 @@ def test_each_source_through_the_command(tmp_path: Path) -> None:
             ),
         }
     finally:
-        cognito.stop()
         auth0.stop()
-    counts = {"cognito": 70, "auth0": 30, "firebase-file": 2}
+    counts = {"auth0": 30, "firebase-file": 2}
     for source, result in results.items():
         assert result.exit_code == 0, (source, result.output)
         assert len(lines(tmp_path / f"{source}.ndjson")) == counts[source]

@@ -75,7 +75,8 @@ def test_inventory_counts_what_a_migration_needs_to_know(tmp_path: Path) -> None
     assert (coverage["email"], coverage["given_name"], coverage["password_hash"]) == (7, 5, 2)
     assert report["unknown_keys"] == {"nickname": 1}
     assert report["hash_schemes"] == {"bcrypt:cost=4": 1, "pbkdf2:sha512:i=210000": 1}
-    assert report["hashes_passable"] == {"workos": 2, "kratos": 2}
+    # pbkdf2 passes to WorkOS and Kratos, not to Okta (bcrypt and salted SHA only)
+    assert report["hashes_passable"] == {"workos": 2, "kratos": 2, "okta": 1}
     assert [s for s in secrets if s in output] == []
 
 
