@@ -87,11 +87,14 @@ class HashFileVerifier:
     def verify_now(self, credential: Credential) -> Profile | None:
         """`verify` in the calling thread (CPU-bound)."""
         key = credential.account_key
+        # The decoy is derived for known users too: its HMAC would otherwise be the few
+        # microseconds by which an unknown identifier is slower.
+        decoy = self.decoy_for(key)
         encoded = self._hashes.get(key)
         password = credential.password.reveal()
         try:
             if encoded is None:
-                check_password(password, self.decoy_for(key), self._firebase)
+                check_password(password, decoy, self._firebase)
                 return None
             right = check_password(password, encoded, self._firebase)
         except UnsupportedHash as exc:  # a malformed hash the load-time check let through
