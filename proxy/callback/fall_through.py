@@ -25,7 +25,7 @@ from proxy.http.forwarder import (
     UpstreamFailed,
     UpstreamUnavailable,
 )
-from proxy.http.headers import client_host, has_body, header_value
+from proxy.http.headers import client_host, content_length, has_body, header_value
 from proxy.http.request_body import ClientDisconnected
 from proxy.http.responses import send_error
 
@@ -83,8 +83,8 @@ class LegacyFallThrough:
         trace_id: str | None,
         span_id: str | None = None,
     ) -> tuple[int | None, str]:
-        body = _stream_body(receive) if has_body(scope["headers"]) else None
         try:
+            body = await _request_body(receive, scope["headers"])
             status, outcome = await self.forward(scope, send, body, request_id, resend=True)
         except ClientDisconnected:
             return None, "client_disconnected"
@@ -155,7 +155,29 @@ def add_request_id(
         upstream.append((header, request_id.encode()))
 
 
-async def _stream_body(receive: Receive) -> AsyncIterator[bytes]:
+async def _request_body(
+    receive: Receive, headers: RawHeaders
+) -> bytes | AsyncIterator[bytes] | None:
+    """The body to forward: None without one; the bytes when a Content-Length body came whole
+    in the first message (most do: aiohttp then writes head and body in one send, with the
+    client's Content-Length where it was); else streamed, never buffered."""
+    if not has_body(headers):
+        return None
+    message: Message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnected
+    chunk: bytes = message.get("body", b"")
+    more = message.get("more_body", False)
+    if not more and content_length(headers) == len(chunk):
+        return chunk
+    return _stream_body(receive, chunk, more)
+
+
+async def _stream_body(receive: Receive, first: bytes, more: bool) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    if not more:
+        return
     while True:
         message: Message = await receive()
         if message["type"] == "http.disconnect":

@@ -183,7 +183,8 @@ class HttpForwarder:
         header_map = CIMultiDict(
             (name.decode("latin-1"), _header_text(value)) for name, value in headers
         )
-        if isinstance(body, bytes):
+        if isinstance(body, bytes) and header_map.get("Content-Length") != str(len(body)):
+            # aiohttp sets the body's own length; a matching one stays where the client put it.
             header_map.popall("Content-Length", None)
         try:
             response = await session.request(

@@ -236,3 +236,39 @@ def test_header_bytes_beyond_ascii_reach_legacy_unchanged(
     assert answer.startswith(b"HTTP/1.1 204")
     assert b"\r\ncookie: name=Jos\xc3\xa9\r\n" in heads[0]
     assert b"\r\nx-note: caf\xc3\xa9 \xe2\x82\xac\r\n" in heads[0]
+
+
+def test_legacy_receives_the_client_headers_in_order_and_nothing_of_the_http_client(
+    tmp_path_factory: pytest.TempPathFactory, providers: dict[str, LoopbackServer]
+) -> None:
+    """No User-Agent, Accept, Accept-Encoding or Content-Type of aiohttp's own; the client's
+    headers in the client's order (Host first, as aiohttp writes it), then the X-Forwarded-*
+    authswitch sets."""
+
+    async def client(url: str) -> list[bytes]:
+        host, _, port_text = url.removeprefix("http://").partition(":")
+        answers = []
+        for request in (
+            b"POST /account/save HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nX-B: 2\r\n"
+            b"Connection: close\r\n\r\na=1",
+            b"GET /account HTTP/1.1\r\nX-A: 1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        ):
+            reader, writer = await asyncio.open_connection(host, int(port_text))
+            writer.write(request)
+            await writer.drain()
+            answers.append(await reader.read())
+            writer.close()
+        return answers
+
+    answers, heads = _through_raw_legacy(tmp_path_factory.mktemp("raw-order"), providers, client)
+
+    assert all(answer.startswith(b"HTTP/1.1 204") for answer in answers)
+    names = [
+        [line.partition(b":")[0].lower() for line in head.split(b"\r\n")[1:] if line]
+        for head in heads
+    ]
+    forwarded = [b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"]
+    assert names == [
+        [b"host", b"content-length", b"x-b", *forwarded],
+        [b"host", b"x-a", *forwarded],
+    ]
