@@ -15,18 +15,24 @@ replica during a rolling upgrade.
 The Redis doc is written one connection per line (``redis_store.render_map_doc``); a replica
 validates it in chunks of lines, so the thread building a new map lets the event loop run
 between chunks instead of holding the GIL for the whole document.
+
+Each routing field is declared once, in :class:`ServedConnection` (or :class:`ServedTarget`),
+with its place in the map's JSON as ``JsonPath`` metadata; the conversions below and the
+validation schema are derived from those declarations at import time (``json_paths``). Adding
+a routing field is the model field plus one line here.
 """
 
 from __future__ import annotations
 
 import marshal
 import re
-from collections.abc import Iterable
-from typing import Annotated, Any, NamedTuple, NotRequired, Required
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
+from connection_map.json_paths import JsonPath, record_functions, record_schema
 from connection_map.model import (
     Assessment,
     CallbackPath,
@@ -46,22 +52,26 @@ CHUNK_CONNECTIONS = 500  # ~3 ms of validation holding the GIL per chunk
 class ServedTarget(NamedTuple):
     """Where a migrated connection's callbacks go."""
 
-    url: str
-    mode: ForwardMode = ForwardMode.REDIRECT
-    connection_id: str | None = None
+    url: Annotated[str, JsonPath("url", schema=NewProviderUrl)]
+    mode: Annotated[ForwardMode, JsonPath("mode", always_written=True)] = ForwardMode.REDIRECT
+    connection_id: Annotated[str | None, JsonPath("connection_id")] = None
 
 
 class ServedConnection(NamedTuple):
-    """The facts the proxy routes by (a tuple: ~120 bytes, built in well under a microsecond)."""
+    """The facts the proxy routes by (a tuple: ~120 bytes, built in well under a microsecond).
 
-    id: str
-    protocol: Protocol
-    idp_entity_id: str | None = None
-    callback_path: str | None = None
-    relay_state_prefix: str | None = None
-    new_provider: ServedTarget | None = None
-    assessment: Assessment = Assessment.TRANSPARENT
-    idp_initiated: bool = True
+    Each field's type is the one the map's schema validates it with, and its JsonPath says
+    where the full model and the JSON hold it: everything else here is derived from these lines.
+    """
+
+    id: Annotated[ConnectionId, JsonPath("id")]
+    protocol: Annotated[Protocol, JsonPath("protocol")]
+    idp_entity_id: Annotated[Text | None, JsonPath("saml", "idp_entity_id")] = None
+    callback_path: Annotated[CallbackPath | None, JsonPath("oidc", "callback_path")] = None
+    relay_state_prefix: Annotated[Text | None, JsonPath("relay_state_prefix")] = None
+    new_provider: Annotated[ServedTarget | None, JsonPath("new_provider")] = None
+    assessment: Annotated[Assessment, JsonPath("assessment")] = Assessment.TRANSPARENT
+    idp_initiated: Annotated[bool, JsonPath("idp_initiated")] = True
 
     @property
     def migratable(self) -> bool:
@@ -69,40 +79,17 @@ class ServedConnection(NamedTuple):
         return self.new_provider is not None and self.assessment is Assessment.TRANSPARENT
 
 
-def served_from(connection: Connection) -> ServedConnection:
-    """The record of a fully validated connection."""
-    target = connection.new_provider
-    return ServedConnection(
-        connection.id,
-        connection.protocol,
-        connection.saml.idp_entity_id if connection.saml else None,
-        connection.oidc.callback_path if connection.oidc else None,
-        connection.relay_state_prefix,
-        ServedTarget(str(target.url), target.mode, target.connection_id) if target else None,
-        connection.assessment,
-        connection.idp_initiated,
-    )
+_DERIVED = record_functions(ServedConnection)
 
+served_from: Callable[[Connection], ServedConnection] = _DERIVED["from_model"]
+"""The record of a fully validated connection."""
 
-def served_row(record: ServedConnection) -> dict[str, Any]:
-    """`record` in the map's JSON shape, defaults left out (what the ``served`` doc holds)."""
-    row: dict[str, Any] = {"id": record.id, "protocol": record.protocol.value}
-    if record.idp_entity_id is not None:
-        row["saml"] = {"idp_entity_id": record.idp_entity_id}
-    if record.callback_path is not None:
-        row["oidc"] = {"callback_path": record.callback_path}
-    if record.relay_state_prefix is not None:
-        row["relay_state_prefix"] = record.relay_state_prefix
-    target = record.new_provider
-    if target is not None:
-        row["new_provider"] = {"url": target.url, "mode": target.mode.value}
-        if target.connection_id is not None:
-            row["new_provider"]["connection_id"] = target.connection_id
-    if record.assessment is not Assessment.TRANSPARENT:
-        row["assessment"] = record.assessment.value
-    if not record.idp_initiated:
-        row["idp_initiated"] = False
-    return row
+served_row: Callable[[ServedConnection], dict[str, Any]] = _DERIVED["to_json"]
+"""`record` in the map's JSON shape, defaults left out (what the ``served`` doc holds)."""
+
+_record: Callable[[dict[str, Any]], ServedConnection] = _DERIVED["from_json"]
+_to_rows: Callable[[Iterable[ServedConnection]], list[tuple[Any, ...]]] = _DERIVED["to_rows"]
+_from_rows: Callable[[list[tuple[Any, ...]]], list[ServedConnection]] = _DERIVED["from_rows"]
 
 
 def pack_records(connections: Iterable[Connection]) -> bytes:
@@ -112,80 +99,24 @@ def pack_records(connections: Iterable[Connection]) -> bytes:
     while they are alive would pin their memory pages (a 30k-connection file kept ~500 MB
     that way). Packed, the document can be freed first and the records made afterwards.
     """
-    rows = [
-        (
-            r.id,
-            r.protocol.value,  # marshal takes plain strings, not enum members
-            r.idp_entity_id,
-            r.callback_path,
-            r.relay_state_prefix,
-            (t.url, t.mode.value, t.connection_id) if (t := r.new_provider) else None,
-            r.assessment.value,
-            r.idp_initiated,
-        )
-        for r in map(served_from, connections)
-    ]
-    return marshal.dumps(rows)
-
-
-_PROTOCOLS = {member.value: member for member in Protocol}
-_MODES = {member.value: member for member in ForwardMode}
-_ASSESSMENTS = {member.value: member for member in Assessment}
+    return marshal.dumps(_to_rows(map(served_from, connections)))
 
 
 def unpack_records(data: bytes) -> list[ServedConnection]:
-    protocols, modes, assessments = _PROTOCOLS, _MODES, _ASSESSMENTS
-    return [
-        ServedConnection(
-            cid,
-            protocols[protocol],
-            issuer,
-            path,
-            prefix,
-            ServedTarget(target[0], modes[target[1]], target[2]) if target else None,
-            assessments[assessment],
-            idp_initiated,
-        )
-        for cid, protocol, issuer, path, prefix, target, assessment, idp_initiated in (
-            marshal.loads(data)  # noqa: S302 (bytes pack_records made in this process)
-        )
-    ]
+    return _from_rows(marshal.loads(data))  # noqa: S302 (bytes pack_records made in this process)
 
 
 # -- the routing fields as a schema of dicts --------------------------------------------------
 
+# Validated for the protocol rules (an oidc connection has no legacy.sp_entity_id), not kept.
+_CHECKED_ONLY: dict[tuple[str, str], Any] = {("legacy", "sp_entity_id"): Text | None}
 
-class _Saml(TypedDict, total=False):
-    idp_entity_id: Text | None
-
-
-class _Oidc(TypedDict, total=False):
-    callback_path: CallbackPath | None
-
-
-class _Legacy(TypedDict, total=False):
-    sp_entity_id: Text | None
+_CONNECTION = record_schema(
+    ServedConnection, also=_CHECKED_ONLY, order=list(Connection.model_fields)
+)
 
 
-class _Target(TypedDict):
-    url: NewProviderUrl
-    mode: NotRequired[ForwardMode]
-    connection_id: NotRequired[str | None]
-
-
-class _Connection(TypedDict, total=False):
-    id: Required[ConnectionId]
-    protocol: Required[Protocol]
-    saml: _Saml | None
-    oidc: _Oidc | None
-    legacy: _Legacy | None
-    relay_state_prefix: Text | None
-    new_provider: _Target | None
-    assessment: Assessment
-    idp_initiated: bool
-
-
-def _sections(row: _Connection) -> _Connection:
+def _sections(row: dict[str, Any]) -> dict[str, Any]:
     legacy = row.get("legacy")
     check_protocol_sections(
         row["protocol"],
@@ -196,16 +127,17 @@ def _sections(row: _Connection) -> _Connection:
     return row
 
 
-_Row = Annotated[_Connection, AfterValidator(_sections)]
-
-
-class _Document(TypedDict, total=False):
-    version: Annotated[int, Field(ge=0)]
-    connections: list[_Row]
-
-
-_ROWS: TypeAdapter[list[_Row]] = TypeAdapter(list[_Row])
-_DOCUMENT: TypeAdapter[_Document] = TypeAdapter(_Document)
+_annotated: Any = Annotated  # over a schema built at import time, which mypy can't see
+_Row: Any = _annotated[_CONNECTION, AfterValidator(_sections)]
+_typed_dict: Any = TypedDict
+_ROWS: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(list[_Row])
+_DOCUMENT: TypeAdapter[dict[str, Any]] = TypeAdapter(
+    _typed_dict(
+        "_Document",
+        {"version": Annotated[int, Field(ge=0)], "connections": list[_Row]},
+        total=False,
+    )
+)
 
 
 class ServedMapInvalid(Exception):
@@ -214,26 +146,6 @@ class ServedMapInvalid(Exception):
     def __init__(self, message: str, *, exc: ValidationError | None = None) -> None:
         super().__init__(message)
         self.validation_error = exc
-
-
-def _record(row: _Connection) -> ServedConnection:
-    saml, oidc, target = row.get("saml"), row.get("oidc"), row.get("new_provider")
-    return ServedConnection(
-        row["id"],
-        row["protocol"],
-        saml.get("idp_entity_id") if saml else None,
-        oidc.get("callback_path") if oidc else None,
-        row.get("relay_state_prefix"),
-        ServedTarget(
-            str(target["url"]),
-            target.get("mode", ForwardMode.REDIRECT),
-            target.get("connection_id"),
-        )
-        if target
-        else None,
-        row.get("assessment", Assessment.TRANSPARENT),
-        row.get("idp_initiated", True),
-    )
 
 
 # The layout render_map_doc writes: a head, one connection per line, the tail.
