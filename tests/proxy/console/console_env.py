@@ -19,6 +19,7 @@ from proxy.console.app import COOKIE, build_console_app
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.outcomes.counts import OutcomeStore
 from tests.conftest import write_proxy_files
+from tests.proxy.console.oidc_provider import CLIENT_ID, OidcProvider
 
 LEGACY_HOST = "https://login.legacy.example"
 OPERATOR = "ops@example.com"
@@ -29,6 +30,17 @@ ROLES = {
     "viewer_emails": [VIEWER],
     "viewer_groups": ["sre-viewers"],
 }
+
+
+def oidc_console(op: OidcProvider) -> dict[str, object]:
+    """Console settings signing people in at the test's OpenID provider."""
+    return {
+        "enabled": True,
+        "sign_in": "oidc",
+        "oidc": {"issuer": op.issuer, "client_id": CLIENT_ID},
+        "roles": ROLES,
+        "session_secret_file": "console-session.key",
+    }
 
 
 def trusted_header_console(**overrides: Any) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from flags.rollout_change import set_canary
 from proxy.demo.idp import DemoIdP
 from proxy.demo.loopback_server import LoopbackServer
 from tests.flags.redis_support import wait_until
-from tests.proxy.console.console_env import ROLES, ConsoleEnv, running_console
-from tests.proxy.console.oidc_provider import CLIENT_ID, OidcProvider, start_provider
+from tests.proxy.console.console_env import ConsoleEnv, oidc_console, running_console
+from tests.proxy.console.oidc_provider import OidcProvider
 from tests.proxy.console.test_console_actions import callback_lands, wait_for_route
 from tests.proxy.console.test_console_map import add_to_file, live_version, map_in_redis, route_of
 
@@ -42,23 +42,6 @@ def chrome_paths() -> tuple[str, str]:
             pytest.fail(f"Chromium and chromedriver are required in CI ({INSTALL})")
         pytest.skip(f"chromium / chromedriver not installed here ({INSTALL}); CI runs this test")
     return CHROMIUM, CHROMEDRIVER
-
-
-@pytest.fixture
-def op() -> Iterator[OidcProvider]:
-    provider = start_provider()
-    yield provider
-    provider.server.stop()
-
-
-def oidc_console(op: OidcProvider) -> dict[str, object]:
-    return {
-        "enabled": True,
-        "sign_in": "oidc",
-        "oidc": {"issuer": op.issuer, "client_id": CLIENT_ID},
-        "roles": ROLES,
-        "session_secret_file": "console-session.key",
-    }
 
 
 @pytest.fixture

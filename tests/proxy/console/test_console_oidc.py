@@ -11,25 +11,14 @@ import pytest
 
 from flags import FileRolloutStore
 from proxy.demo.loopback_server import LoopbackServer
-from tests.proxy.console.console_env import ROLES, Browserless, ConsoleEnv, hidden, running_console
-from tests.proxy.console.oidc_provider import CLIENT_ID, OidcProvider, start_provider
-
-
-@pytest.fixture
-def op() -> Iterator[OidcProvider]:
-    provider = start_provider()
-    yield provider
-    provider.server.stop()
-
-
-def oidc_console(op: OidcProvider) -> dict[str, object]:
-    return {
-        "enabled": True,
-        "sign_in": "oidc",
-        "oidc": {"issuer": op.issuer, "client_id": CLIENT_ID},
-        "roles": ROLES,
-        "session_secret_file": "console-session.key",
-    }
+from tests.proxy.console.console_env import (
+    Browserless,
+    ConsoleEnv,
+    hidden,
+    oidc_console,
+    running_console,
+)
+from tests.proxy.console.oidc_provider import OidcProvider
 
 
 @pytest.fixture
