@@ -11,7 +11,7 @@ from starlette.responses import HTMLResponse, Response
 
 from proxy.console.actions import ActionRequest, Preview, parse_action
 from proxy.console.identity import Person
-from proxy.console.page import csrf_field, esc, layout, link
+from proxy.console.page import confirm_form, esc, layout, link
 from proxy.console.sign_in import csrf_token
 
 if TYPE_CHECKING:
@@ -61,12 +61,6 @@ def _preview_body(shown: Preview, csrf: str) -> str:
     )
     if shown.unchanged:
         return head + '<p role="status">No change: the state already says so.</p>' + _back()
-    moved = plan.to_new + plan.to_legacy
-    confirm_text = (
-        f"I confirm: this moves {', '.join(moved)}"
-        if moved
-        else "I confirm: no connection changes route"
-    )
     force = (
         '<p><input type="checkbox" id="force" name="force" value="yes">'
         '<label for="force">Move it anyway, past the readiness gate (recorded in the audit '
@@ -74,22 +68,24 @@ def _preview_body(shown: Preview, csrf: str) -> str:
         if shown.not_ready
         else ""
     )
+    hidden = {
+        "action": wanted.action,
+        "connection": wanted.connection,
+        "percent": wanted.percent,
+        "token": plan.token,
+    }
     return (
         head
         + _moves(shown)
-        + f'<form method="post" action="{link("/actions/apply")}" class="confirm">'
-        + csrf_field(csrf)
-        + f'<input type="hidden" name="action" value="{esc(wanted.action)}">'
-        + f'<input type="hidden" name="connection" value="{esc(wanted.connection)}">'
-        + f'<input type="hidden" name="percent" value="{esc(wanted.percent)}">'
-        + f'<input type="hidden" name="token" value="{esc(plan.token)}">'
-        + '<p><label for="reason">Reason (kept in the audit trail)</label>'
-        + '<input id="reason" name="reason" required maxlength="500" size="60"></p>'
-        + force
-        + '<p><input type="checkbox" id="confirm" name="confirm" value="yes" required>'
-        + f'<label for="confirm">{esc(confirm_text)}</label></p>'
-        + f'<p><button type="submit" id="apply">Apply: {esc(wanted.describe())}</button> '
-        + f"{_back()}</p></form>"
+        + confirm_form(
+            "/actions/apply",
+            csrf,
+            hidden,
+            moved=[*plan.to_new, *plan.to_legacy],
+            apply_label=wanted.describe(),
+            back=_back(),
+            extra=force,
+        )
     )
 
 

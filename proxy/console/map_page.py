@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, Response
 from connection_map.redis_store import PushRecord
 from proxy.console.identity import Person
 from proxy.console.map_actions import MapChange, MapOverview, parse_map_change
-from proxy.console.page import csrf_field, esc, layout, link
+from proxy.console.page import confirm_form, esc, layout, link
 from proxy.console.sign_in import csrf_token
 from proxy.map_preview import MapPushPreview
 
@@ -172,25 +172,14 @@ async def map_preview(request: Request, console: Console, person: Person) -> Res
 def _confirm_form(change: MapChange, plan: MapPushPreview, csrf: str) -> str:
     if plan.diff.empty:
         return plan_html(plan) + '<p role="status">No change to push.</p>' + _back()
-    moved = [c.id for c in plan.route_changes or ()]
-    confirm_text = (
-        f"I confirm: this moves {', '.join(moved)}"
-        if moved
-        else "I confirm: no connection changes route"
-    )
-    return (
-        plan_html(plan)
-        + f'<form method="post" action="{link("/map/apply")}" class="confirm">'
-        + csrf_field(csrf)
-        + f'<input type="hidden" name="change" value="{esc(change.kind)}">'
-        + f'<input type="hidden" name="version" value="{esc(change.version or "")}">'
-        + f'<input type="hidden" name="token" value="{esc(plan.token)}">'
-        + '<p><label for="reason">Reason (kept in the audit trail)</label>'
-        + '<input id="reason" name="reason" required maxlength="500" size="60"></p>'
-        + '<p><input type="checkbox" id="confirm" name="confirm" value="yes" required>'
-        + f'<label for="confirm">{esc(confirm_text)}</label></p>'
-        + f'<p><button type="submit" id="apply">Apply: {esc(change.describe())}</button> '
-        + f"{_back()}</p></form>"
+    hidden = {"change": change.kind, "version": change.version or "", "token": plan.token}
+    return plan_html(plan) + confirm_form(
+        "/map/apply",
+        csrf,
+        hidden,
+        moved=[c.id for c in plan.route_changes or ()],
+        apply_label=change.describe(),
+        back=_back(),
     )
 
 

@@ -6,6 +6,7 @@ no inline script or style (the CSP forbids both), assets only from /console/stat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from html import escape
 from urllib.parse import urlencode
 
@@ -26,6 +27,41 @@ def link(path: str, **query: str) -> str:
 
 def csrf_field(token: str) -> str:
     return f'<input type="hidden" name="csrf_token" value="{esc(token)}">'
+
+
+def confirm_form(
+    apply_path: str,
+    csrf: str,
+    hidden: Mapping[str, object],
+    *,
+    moved: list[str],
+    apply_label: str,
+    back: str,
+    extra: str = "",
+) -> str:
+    """The confirmation every change needs: its preview's fields, a reason for the audit trail,
+    a box to tick that names the connections it moves, and the apply button."""
+    confirm_text = (
+        f"I confirm: this moves {', '.join(moved)}"
+        if moved
+        else "I confirm: no connection changes route"
+    )
+    fields = "".join(
+        f'<input type="hidden" name="{esc(name)}" value="{esc(value)}">'
+        for name, value in hidden.items()
+    )
+    return (
+        f'<form method="post" action="{link(apply_path)}" class="confirm">'
+        + csrf_field(csrf)
+        + fields
+        + '<p><label for="reason">Reason (kept in the audit trail)</label>'
+        + '<input id="reason" name="reason" required maxlength="500" size="60"></p>'
+        + extra
+        + '<p><input type="checkbox" id="confirm" name="confirm" value="yes" required>'
+        + f'<label for="confirm">{esc(confirm_text)}</label></p>'
+        + f'<p><button type="submit" id="apply">Apply: {esc(apply_label)}</button> '
+        + f"{back}</p></form>"
+    )
 
 
 def layout(title: str, body: str, *, person: Person | None, csrf: str, current: str = "") -> str:
