@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -49,6 +51,21 @@ def _wait_ready(ops_url: str, process: subprocess.Popen[bytes], log: Path) -> No
     raise AssertionError(f"serve not ready:\n{log.read_text()}")
 
 
+@contextmanager
+def serving(
+    config: Path, log: Path, ops_url: str, *extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`authswitch serve` until every worker is ready; then SIGTERM and a clean exit."""
+    process = _start(config, log, *extra)
+    try:
+        _wait_ready(ops_url, process, log)
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # uvicorn re-raises SIGTERM after its graceful shutdown, as a process killed by it.
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_routes_and_logs_one_json_line_per_callback_without_secrets(
     tmp_path: Path,
@@ -68,11 +85,9 @@ def test_serve_routes_and_logs_one_json_line_per_callback_without_secrets(
     flags = tmp_path / "flags.yaml"
     flags.write_text(yaml.safe_dump({"version": 1, "overrides": {"initech": "on", "acme": "on"}}))
     log = tmp_path / "serve.log"
-    process = _start(config, log, "--workers", str(workers))
     url = f"http://127.0.0.1:{port}"
     saml_values = []
-    try:
-        _wait_ready(f"http://127.0.0.1:{ops_port}", process, log)
+    with serving(config, log, f"http://127.0.0.1:{ops_port}", "--workers", str(workers)):
         secrets_headers = {
             "cookie": f"sid={SECRET_COOKIE}",
             "authorization": f"Bearer {SECRET_TOKEN}",
@@ -101,10 +116,6 @@ def test_serve_routes_and_logs_one_json_line_per_callback_without_secrets(
         assert bad.status_code == 400
         page = httpx.get(f"{url}/account?token={SECRET_TOKEN}", headers=secrets_headers, timeout=10)
         assert page.status_code == 200
-    finally:
-        process.send_signal(signal.SIGTERM)
-        # uvicorn re-raises SIGTERM after its graceful shutdown, as a process killed by it.
-        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
     text = log.read_text()
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]
     callbacks = [line for line in lines if line.get("event") == "callback"]
@@ -133,12 +144,10 @@ def test_serve_writes_ecs_field_names_when_asked(
         logging={"format": "ecs"},
     )
     log = tmp_path / "serve.log"
-    process = _start(config, log)
     saml = idps["globex"].mint_response(
         destination=PUBLIC_ACS, audience=LEGACY_SP_ENTITY_ID, name_id="carol@example.com"
     )
-    try:
-        _wait_ready(f"http://127.0.0.1:{ops_port}", process, log)
+    with serving(config, log, f"http://127.0.0.1:{ops_port}"):
         body = urlencode({"SAMLResponse": saml, "RelayState": SECRET_RELAY}).encode()
         answer = httpx.post(
             f"http://127.0.0.1:{port}/login/callback",
@@ -147,9 +156,6 @@ def test_serve_writes_ecs_field_names_when_asked(
             timeout=10,
         )
         assert answer.status_code == 200
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
     text = log.read_text()
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]
     (line,) = [line for line in lines if line.get("message") == "callback"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -12,7 +10,7 @@ import yaml
 from proxy.demo.loopback_server import LoopbackServer
 from tests.conftest import free_port
 from tests.proxy.console.console_env import OPERATOR, trusted_header_console, write_console_files
-from tests.proxy.test_serve_command import _wait_ready
+from tests.proxy.test_serve_command import serving
 
 
 def test_serve_answers_the_console_on_the_ops_port_and_never_on_the_public_one(
@@ -27,18 +25,12 @@ def test_serve_answers_the_console_on_the_ops_port_and_never_on_the_public_one(
     settings["listen"] = {"host": "127.0.0.1", "port": port}
     config.write_text(yaml.safe_dump(settings))
     log = tmp_path / "serve.log"
-    command = [sys.executable, "-m", "proxy", "serve", "--config", str(config)]
-    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     person = {"x-forwarded-email": OPERATOR, "x-forwarded-user": "sre"}
-    try:
-        _wait_ready(f"http://127.0.0.1:{ops_port}", process, log)
+    with serving(config, log, f"http://127.0.0.1:{ops_port}"):
         page = httpx.get(
             f"http://127.0.0.1:{ops_port}/console/connections", headers=person, timeout=10
         )
         public = httpx.get(f"http://127.0.0.1:{port}/console/connections", headers=person)
-    finally:
-        process.terminate()
-        process.wait(30)
     assert page.status_code == 200, log.read_text()
     assert "acme" in page.text and "default-src 'self'" in page.headers["content-security-policy"]
     # The public listener is the legacy host's: legacy answered, not the console.
