@@ -93,16 +93,14 @@ def served_map_document(config: Config, *, min_timeout: float) -> ConnectionMapD
         return read_connection_map_document(config.connection_map)
     store = open_map_store(config, min_timeout=min_timeout)
     try:
-        document = store.read()
-    except RedisError as exc:
-        raise MapBackendUnavailable(f"{store.where}: {type(exc).__name__}: {exc}") from None
+        return RedisMapSource(store).read()
     finally:
         store.close()
-    if document is None:
-        raise ConnectionMapError(
-            f"no connection map in {store.where} yet: push one with 'authswitch connections push'"
-        )
-    return document
+
+
+def _unavailable(where: str, exc: RedisError) -> MapBackendUnavailable:
+    # redis-py's messages name the host and port, never the password (the URL is redacted).
+    return MapBackendUnavailable(f"{where}: {type(exc).__name__}: {exc}")
 
 
 def served_map_name(config: Config) -> str:
@@ -165,7 +163,7 @@ class RedisMapSource:
             try:
                 self._version = self._store.version()
             except RedisError as exc:
-                raise MapBackendUnavailable(f"{self.where}: {type(exc).__name__}") from None
+                raise _unavailable(self.where, exc) from None
             self._asked_at = now
         return self._version
 
@@ -173,7 +171,7 @@ class RedisMapSource:
         try:
             document = self._store.read()
         except RedisError as exc:
-            raise MapBackendUnavailable(f"{self.where}: {type(exc).__name__}") from None
+            raise _unavailable(self.where, exc) from None
         if document is None:
             raise ConnectionMapError(
                 f"no connection map in {self.where} yet: push one with "
