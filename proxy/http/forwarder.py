@@ -1,14 +1,17 @@
-"""Server-side HTTP forwarding with aiohttp: the legacy fall-through and `proxy` mode.
+"""Server-side HTTP forwarding: the legacy fall-through and `proxy` mode.
 
-aiohttp rather than httpx on this path: measured here, httpx adds ~1 ms of CPU per proxied
-request (its pool polls every pooled connection), aiohttp ~0.1 ms. No cookie jar (a shared
-jar leaks one user's Set-Cookie to the next), no redirects followed, no decompression: the
-client gets the upstream's answer as it was.
+The client is `proxy.http.upstream_connection` (httptools' llhttp parses the answers) with a
+pool here. Measured on this path: httpx adds ~1 ms of CPU per proxied request, aiohttp ~0.1
+ms, this client a fraction of aiohttp's (bench/README.md). No cookie jar (a shared jar leaks
+one user's Set-Cookie to the next), no redirects followed, no decompression: the client gets
+the upstream's answer as it was, and the upstream gets the client's request as it was apart
+from the headers `forwarded_headers` rewrites.
 
 Delivery rule: a callback carries a single-use artifact (SAML assertion, OIDC code), so it is
-sent upstream at most once. aiohttp resends an idempotent request (GET, HEAD, OPTIONS, TRACE,
-PUT, DELETE) once when the connection closes or resets before the answer (RFC 9112 9.3.1);
-`forward(..., resend=False)` turns that off for callbacks. Pass-through requests keep it.
+sent upstream at most once. A pass-through request of an idempotent method (GET, HEAD,
+OPTIONS, TRACE, PUT, DELETE) whose body can be written again is resent once on a new
+connection when the first closes or resets before any answer byte (RFC 9112 9.3.1: a pooled
+connection the upstream closed while idle); `forward(..., resend=False)`, the callbacks', never.
 
 Pool bound: at most `pool_size` requests are upstream at once, each holding one connection.
 Beyond it a request queues (FIFO) for up to `pool_wait_seconds`, then ends as `UpstreamBusy`
@@ -22,14 +25,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import aiohttp
-from multidict import CIMultiDict
-from yarl import URL
-
 from proxy.http.asgi_types import RawHeaders, Send
 from proxy.http.forwarded_headers import response_headers
-
-_SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+from proxy.http.upstream_connection import (
+    AnswerRefused,
+    ConnectionBroke,
+    ReadTimedOut,
+    UpstreamConnection,
+)
+from proxy.http.upstream_pool import UpstreamPool, UpstreamTarget
 
 
 class UpstreamUnavailable(Exception):
@@ -61,35 +65,18 @@ class UpstreamFailed(Exception):
         self.what = what
 
 
-class _SentThenDisconnected(aiohttp.ClientError):
-    """The connection broke after the request was (maybe) written: not aiohttp's retry case."""
-
-
-async def _never_resend(
-    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-) -> aiohttp.ClientResponse:
-    """Per-request middleware: hides a post-send disconnect from aiohttp's resend loop.
-
-    ClientConnectorError (a ClientOSError too) means the connection was never made, so it
-    passes unchanged: nothing reached the upstream.
-    """
-    try:
-        return await handler(request)
-    except aiohttp.ClientConnectorError:
-        raise
-    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
-        raise _SentThenDisconnected(type(exc).__name__) from exc
-
-
-_NEVER_RESEND = (_never_resend,)
-
-
 class ResponseTruncated(Exception):
     """The upstream broke off mid-response; the client's connection must be aborted."""
 
 
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# Methods whose body-less requests carry no Content-Length (RFC 9110 8.6: a user agent
+# should not send one there); every other body-less request says `Content-Length: 0`.
+_BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
 class HttpForwarder:
-    """One pooled aiohttp session per process, created inside the running event loop."""
+    """One upstream pool per process, created inside the running event loop."""
 
     def __init__(
         self,
@@ -102,38 +89,30 @@ class HttpForwarder:
         pool_size: int = 100,
         pool_wait_seconds: float = 10.0,
     ) -> None:
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=connect_seconds, sock_read=read_seconds
-        )
+        self._connect_seconds = connect_seconds
+        self._read_seconds = read_seconds
         self._keepalive = keepalive_seconds
         self._max_header_bytes = max_header_bytes
         self._max_headers = max_headers
         self._pool_size = pool_size
         self._pool_wait = pool_wait_seconds
         self._slots = asyncio.Semaphore(pool_size)
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: UpstreamPool | None = None
 
     async def start(self) -> None:
-        # The connector's own limit backs the slots up: with both at `pool_size`, aiohttp never
-        # waits for a connection itself (its wait would count against the connect timeout).
-        connector = aiohttp.TCPConnector(
-            limit=self._pool_size, keepalive_timeout=self._keepalive, ttl_dns_cache=60
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
-            skip_auto_headers=_SKIP_AUTO_HEADERS,
-            timeout=self._timeout,
-            max_line_size=self._max_header_bytes,
-            max_field_size=self._max_header_bytes,
+        self._pool = UpstreamPool(
+            asyncio.get_running_loop(),
+            size=self._pool_size,
+            connect_seconds=self._connect_seconds,
+            keepalive_seconds=self._keepalive,
+            max_line=self._max_header_bytes,
             max_headers=self._max_headers,
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     async def forward(
         self,
@@ -149,10 +128,11 @@ class HttpForwarder:
         """Send the request upstream and stream its answer to `send`; return the status.
 
         With `resend` False (callbacks) the request is written at most once; with True
-        (pass-through) aiohttp's one resend of idempotent methods applies. `UpstreamBusy`
-        when no pooled connection came free within the queue wait.
+        (pass-through) an idempotent request is resent once as described above.
+        `UpstreamBusy` when no pooled connection came free within the queue wait.
         """
-        if self._session is None:
+        pool = self._pool
+        if pool is None:
             raise RuntimeError("HttpForwarder.start() was not awaited")
         if self._slots.locked():
             try:
@@ -163,96 +143,180 @@ class HttpForwarder:
         else:
             await self._slots.acquire()  # free: returns at once, no timer
         try:
-            return await self._exchange(
-                self._session, send, method, url, headers, body, extra_response_headers, resend
-            )
+            try:
+                target = pool.target(url)
+            except ValueError:
+                raise UpstreamUnavailable("bad upstream URL") from None
+            head, chunked = _request_head(method, target, headers, body)
+            again = resend and method in _IDEMPOTENT and not isinstance(body, AsyncIterator)
+            while True:
+                connection = await _connect(pool, target)
+                try:
+                    status, answer = await self._send_request(
+                        connection, method, head, chunked, body
+                    )
+                except ConnectionBroke:
+                    pool.discard(connection)
+                    if again and not connection.received_any:
+                        again = False
+                        continue
+                    raise UpstreamFailed(
+                        "upstream_disconnected", "closed the connection without answering"
+                    ) from None
+                except BaseException:
+                    pool.discard(connection)
+                    raise
+                break
+            return await _relay(pool, connection, send, status, answer, extra_response_headers)
         finally:
             self._slots.release()
 
-    async def _exchange(
+    async def _send_request(
         self,
-        session: aiohttp.ClientSession,
-        send: Send,
+        connection: UpstreamConnection,
         method: str,
-        url: str,
-        headers: RawHeaders,
+        head: bytes,
+        chunked: bool,
         body: bytes | AsyncIterator[bytes] | None,
-        extra_response_headers: RawHeaders | None,
-        resend: bool,
-    ) -> int:
-        header_map = CIMultiDict(
-            (name.decode("latin-1"), _header_text(value)) for name, value in headers
-        )
-        if isinstance(body, bytes) and header_map.get("Content-Length") != str(len(body)):
-            # aiohttp sets the body's own length; a matching one stays where the client put it.
-            header_map.popall("Content-Length", None)
+    ) -> tuple[int, RawHeaders]:
+        connection.begin(method == "HEAD", self._read_seconds)
         try:
-            response = await session.request(
-                method,
-                URL(url, encoded=True),
-                headers=header_map,
-                data=body,
-                allow_redirects=False,
-                middlewares=None if resend else _NEVER_RESEND,
-            )
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise UpstreamUnavailable(type(exc).__name__) from None
-        except (aiohttp.SocketTimeoutError, TimeoutError):
+            if body is None or isinstance(body, bytes):
+                connection.write(head, body) if body else connection.write(head)
+            else:
+                await _write_stream(connection, head, chunked, body)
+            return await connection.head()
+        except ReadTimedOut:
             raise UpstreamFailed("upstream_timeout", "did not answer in time") from None
-        except (_SentThenDisconnected, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-            raise UpstreamFailed(
-                "upstream_disconnected", "closed the connection without answering"
-            ) from None
-        except aiohttp.ClientResponseError as exc:
-            raise _answer_refused(exc) from None
-        except aiohttp.ClientError:
-            raise UpstreamFailed("upstream_error", "failed before answering") from None
-        async with response:
-            out_headers = response_headers(list(response.raw_headers))
-            if extra_response_headers:
-                out_headers.extend(extra_response_headers)
-            await send(
-                {"type": "http.response.start", "status": response.status, "headers": out_headers}
-            )
+        except AnswerRefused as exc:
+            raise _answer_refused(exc.reason) from None
+
+
+async def _write_stream(
+    connection: UpstreamConnection, head: bytes, chunked: bool, body: AsyncIterator[bytes]
+) -> None:
+    """Write a streamed body as it arrives, at the upstream's pace. An upstream that answers
+    before the end (a 413, say) gets no more: its answer is relayed, the connection closed."""
+    connection.write(head)
+    try:
+        async for chunk in body:
+            if chunk:
+                if chunked:
+                    connection.write(b"%x\r\n" % len(chunk), chunk, b"\r\n")
+                else:
+                    connection.write(chunk)
+                await connection.drain()
+            if connection.answered:
+                connection.request_cut()
+                return
+        if chunked:
+            connection.write(b"0\r\n\r\n")
+    except ConnectionBroke:
+        connection.request_cut()
+        if not connection.answered:
+            raise
+
+
+async def _connect(pool: UpstreamPool, target: UpstreamTarget) -> UpstreamConnection:
+    try:
+        return await pool.acquire(target)
+    except (OSError, TimeoutError) as exc:
+        raise UpstreamUnavailable(type(exc).__name__) from None
+
+
+async def _relay(
+    pool: UpstreamPool,
+    connection: UpstreamConnection,
+    send: Send,
+    status: int,
+    answer: RawHeaders,
+    extra_response_headers: RawHeaders | None,
+) -> int:
+    """Stream the answer to the client; the connection goes back to the pool only when the
+    exchange ended cleanly."""
+    reusable = False
+    try:
+        out_headers = response_headers(answer)
+        if extra_response_headers:
+            out_headers.extend(extra_response_headers)
+        await send({"type": "http.response.start", "status": status, "headers": out_headers})
+        while True:
             try:
-                async for chunk in response.content.iter_any():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except (aiohttp.ClientError, TimeoutError):
+                chunk = await connection.next_chunk()
+            except (ConnectionBroke, ReadTimedOut, AnswerRefused):
                 # Headers are out: aborting the connection is the only honest signal left.
                 raise ResponseTruncated from None
-            await send({"type": "http.response.body", "body": b""})
-            return response.status
+            if chunk is None:
+                break
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        reusable = connection.finish()
+        await send({"type": "http.response.body", "body": b""})
+        return status
+    finally:
+        if reusable:
+            pool.release(connection)
+        else:
+            pool.discard(connection)
 
 
-def _answer_refused(exc: aiohttp.ClientResponseError) -> UpstreamFailed:
-    """The upstream's answer head was refused by aiohttp's parser: say which limit, or why.
+def _request_head(
+    method: str,
+    target: UpstreamTarget,
+    headers: RawHeaders,
+    body: bytes | AsyncIterator[bytes] | None,
+) -> tuple[bytes, bool]:
+    """The request line and headers: Host first (the client's, else the URL's authority),
+    then the headers in their order. A whole body gets its own Content-Length (a matching one
+    stays where the client put it); a streamed one keeps the client's Content-Length or goes
+    chunked; no body says `Content-Length: 0` where the method has one (as aiohttp did)."""
+    path = target.path
+    if b" " in path or b"\r" in path or b"\n" in path or b"\t" in path or b"\0" in path:
+        raise UpstreamFailed("upstream_bad_request", "could not be sent this request target")
+    host = target.host_header
+    chunked = False
+    lines = []
+    length: bytes | None = None
+    for name, value in headers:
+        if name == b"host":
+            host = value
+        elif name == b"content-length":
+            if length is None:
+                length = value
+                lines.append(b"%b: %b\r\n" % (name, value))
+        else:
+            lines.append(b"%b: %b\r\n" % (name, value))
+    if isinstance(body, bytes):
+        if length is not None and length != b"%d" % len(body):
+            lines = [line for line in lines if not line.startswith(b"content-length:")]
+            length = None
+        if length is None:
+            lines.append(b"Content-Length: %d\r\n" % len(body))
+    elif body is None:
+        if length is None and method not in _BODYLESS_METHODS:
+            lines.append(b"Content-Length: 0\r\n")
+    elif length is None:
+        lines.append(b"Transfer-Encoding: chunked\r\n")
+        chunked = True
+    head = b"%b %b HTTP/1.1\r\nHost: %b\r\n%b\r\n" % (
+        method.encode("ascii"),
+        path,
+        host,
+        b"".join(lines),
+    )
+    return head, chunked
 
-    The parser's message quotes the offending bytes (a Set-Cookie, say), so it is only
-    classified here, never passed on.
-    """
-    cause = exc.__cause__ or exc.__context__
-    detail = getattr(cause, "message", "") if cause is not None else exc.message
-    detail = str(detail).lower()
-    if "too many headers" in detail:
+
+def _answer_refused(reason: str) -> UpstreamFailed:
+    """The upstream's answer head was refused: say which limit, or why. Nothing of the answer
+    itself is passed on (it could quote a Set-Cookie)."""
+    if reason == "too_many_headers":
         return UpstreamFailed(
             "upstream_too_many_headers",
             "answered with more header lines than limits.upstream_max_headers",
         )
-    if "got more than" in detail or "too long" in detail:
+    if reason == "header_too_large":
         return UpstreamFailed(
             "upstream_header_too_large",
             "answered with a header line over limits.upstream_max_header_bytes",
         )
     return UpstreamFailed("upstream_bad_answer", "answered with a malformed HTTP head")
-
-
-def _header_text(value: bytes) -> str:
-    """The str aiohttp writes back as exactly `value`: it encodes header values as UTF-8, so a
-    raw UTF-8 value (a cookie with an accent) must be decoded as UTF-8 to arrive unchanged.
-    Other bytes can't round-trip through aiohttp; they go as Latin-1, as before."""
-    if value.isascii():
-        return value.decode("ascii")
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return value.decode("latin-1")
