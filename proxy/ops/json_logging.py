@@ -16,6 +16,8 @@ import time
 from typing import Any, TextIO
 
 _RESERVED = frozenset(vars(logging.makeLogRecord({}))) | {"color_message", "message"}
+# What `json.dumps(..., default=str, separators=(",", ":"))` builds on every call, built once.
+_ENCODE = json.JSONEncoder(default=str, separators=(",", ":")).encode
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,21 +27,38 @@ class JsonFormatter(logging.Formatter):
     _second = -1
     _second_text = ""
 
-    def _timestamp(self, record: logging.LogRecord) -> str:
+    def _timestamp(self, created: float) -> str:
         # strftime once per second, not per line: most lines share their second.
-        second = int(record.created)
+        second = int(created)
         if second != self._second:
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        return f"{self._second_text}.{int(record.msecs):03d}Z"
+        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(self.entry(record), default=str, separators=(",", ":"))
+        return _ENCODE(self.entry(record))
+
+    def fields_line(self, logger: str, level: str, event: str, fields: dict[str, Any]) -> str:
+        """The line `format` writes for a record of `logger` at `level` (lower case) with
+        `extra={"fields": fields}`, made now without a LogRecord: the access line's path."""
+        return _ENCODE(self._fields_entry(time.time(), level, logger, event, fields))
+
+    def _fields_entry(
+        self, created: float, level: str, logger: str, event: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "ts": self._timestamp(created),
+            "level": level,
+            "logger": logger,
+            "event": event,
+        }
+        entry.update(fields)
+        return entry
 
     def entry(self, record: logging.LogRecord) -> dict[str, Any]:
         """The line's fields, before they are written."""
         entry: dict[str, Any] = {
-            "ts": self._timestamp(record),
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
@@ -80,14 +99,23 @@ class EcsJsonFormatter(JsonFormatter):
     pipelines (Elastic, OpenSearch, Datadog's ECS mapping) read it without a custom parser."""
 
     def entry(self, record: logging.LogRecord) -> dict[str, Any]:
-        ecs: dict[str, Any] = {}
-        for key, value in super().entry(record).items():
-            if key == "duration_ms" and isinstance(value, int | float):
-                ecs["event.duration"] = int(value * 1_000_000)  # ECS: nanoseconds
-            else:
-                ecs[_ECS_NAMES.get(key, f"authswitch.{key}")] = value
-        ecs["ecs.version"] = ECS_VERSION
-        return ecs
+        return _ecs(super().entry(record))
+
+    def _fields_entry(
+        self, created: float, level: str, logger: str, event: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        return _ecs(super()._fields_entry(created, level, logger, event, fields))
+
+
+def _ecs(entry: dict[str, Any]) -> dict[str, Any]:
+    ecs: dict[str, Any] = {}
+    for key, value in entry.items():
+        if key == "duration_ms" and isinstance(value, int | float):
+            ecs["event.duration"] = int(value * 1_000_000)  # ECS: nanoseconds
+        else:
+            ecs[_ECS_NAMES.get(key, f"authswitch.{key}")] = value
+    ecs["ecs.version"] = ECS_VERSION
+    return ecs
 
 
 class BufferedLineHandler(logging.Handler):
@@ -111,6 +139,12 @@ class BufferedLineHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        self.add_line(
+            line, urgent=record.levelno >= logging.WARNING or record.name.startswith("uvicorn")
+        )
+
+    def add_line(self, line: str, *, urgent: bool = False) -> None:
+        """Buffer a formatted line (written at once when `urgent`)."""
         with self._buffer_lock:
             self._lines.append(line)
             pending = len(self._lines)
@@ -119,7 +153,7 @@ class BufferedLineHandler(logging.Handler):
                     target=self._write_loop, name="log-writer", daemon=True
                 )
                 self._writer.start()
-        if record.levelno >= logging.WARNING or record.name.startswith("uvicorn"):
+        if urgent:
             self.flush()
         elif pending >= 1024:
             self._wake.set()
@@ -139,6 +173,32 @@ class BufferedLineHandler(logging.Handler):
             self._wake.wait(self._interval)
             self._wake.clear()
             self.flush()
+
+
+def direct_sink(logger: logging.Logger) -> tuple[BufferedLineHandler, JsonFormatter] | None:
+    """The handler and formatter an INFO record of `logger` would reach, when that is exactly
+    what `configure_logging` set up: one buffered JSON handler on the root, no filter, no other
+    handler on the way. Then a line can be formatted and buffered without a LogRecord and
+    come out the same; anything else (a test's handler, a filter) gets None: use `logging`."""
+    if logger.filters or logger.handlers or not logger.propagate:
+        return None
+    parent = logger.parent
+    while parent is not None and parent.parent is not None:  # up to the root
+        if parent.handlers or not parent.propagate:
+            return None
+        parent = parent.parent
+    if parent is None or parent.filters or len(parent.handlers) != 1:
+        return None
+    handler = parent.handlers[0]
+    formatter = handler.formatter
+    if (
+        type(handler) is not BufferedLineHandler
+        or handler.filters
+        or handler.level > logging.INFO
+        or not isinstance(formatter, JsonFormatter)
+    ):
+        return None
+    return handler, formatter
 
 
 def flush_logs() -> None:

@@ -8,7 +8,15 @@ import logging
 import threading
 import time
 
-from proxy.ops.json_logging import BufferedLineHandler, JsonFormatter
+import pytest
+
+from proxy.callback.account import _access_line, access_log
+from proxy.ops.json_logging import (
+    BufferedLineHandler,
+    JsonFormatter,
+    configure_logging,
+    direct_sink,
+)
 
 
 def test_an_exception_is_logged_by_type_without_its_message_or_traceback() -> None:
@@ -65,3 +73,73 @@ def test_a_handler_starts_its_writer_thread_only_when_a_line_is_buffered() -> No
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [line["event"] for line in lines] == ["written at once", "callback"]
     assert lines[1]["status"] == 307 and lines[1]["ts"].endswith("Z")
+
+
+@pytest.mark.parametrize("log_format", ["authswitch", "ecs"])
+def test_the_direct_access_line_is_the_line_logging_would_write(log_format: str) -> None:
+    """With logging as `serve` configures it, access lines skip the LogRecord; they must come
+    out exactly as `logging` writes them, in both field layouts (the timestamp aside)."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging("info", log_format)
+    handler = root.handlers[0]
+    assert isinstance(handler, BufferedLineHandler)
+    stream = io.StringIO()
+    handler.stream = stream
+    fields: dict[str, object] = {
+        "request_id": "0123456789abcdef",
+        "trace_id": None,
+        "method": "POST",
+        "path": "/login/callback",
+        "connection": "acme",
+        "status": 307,
+        "duration_ms": 1.25,
+        "note": object(),  # written with str(), as default=str does
+    }
+    try:
+        assert direct_sink(access_log) == (handler, handler.formatter)
+        _access_line("callback", fields)
+        access_log.info("callback", extra={"fields": fields})
+        handler.flush()
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+
+    direct, through_logging = (json.loads(line) for line in stream.getvalue().splitlines())
+    ts = "@timestamp" if log_format == "ecs" else "ts"
+    assert direct.pop(ts).endswith("Z") and through_logging.pop(ts).endswith("Z")
+    assert direct == through_logging
+    assert list(direct) == list(through_logging)  # the same order of fields too
+
+
+def test_access_lines_go_through_logging_when_anything_else_listens() -> None:
+    """A handler or filter added on the way (a test's capture, an operator's filter) sees
+    every access line: the direct path steps aside."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging("info")
+    root.handlers[0].stream = io.StringIO()  # type: ignore[attr-defined]
+    seen: list[logging.LogRecord] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    capture = Capture()
+    try:
+        access_log.addHandler(capture)
+        assert direct_sink(access_log) is None
+        _access_line("callback", {"status": 200})
+        access_log.removeHandler(capture)
+        root.addHandler(capture)
+        assert direct_sink(access_log) is None
+        _access_line("callback", {"status": 201})
+        root.removeHandler(capture)
+        access_log.addFilter(lambda record: True)
+        assert direct_sink(access_log) is None
+    finally:
+        access_log.removeHandler(capture)
+        access_log.filters.clear()
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    assert [record.__dict__["fields"]["status"] for record in seen] == [200, 201]
