@@ -144,7 +144,7 @@ class UpstreamPool:
 
     def release(self, connection: UpstreamConnection) -> None:
         """Back to the pool after a clean exchange."""
-        if self._closed or connection.lost:
+        if self._closed or connection.lost or self._keepalive <= 0:
             self._drop(connection)
             return
         connection.idle_since = self._loop.time()
