@@ -125,3 +125,16 @@ def test_the_filler_is_valid_json_per_item() -> None:
 
     assert len(items) == 6
     assert not any(item["id"].startswith("conn-") for item in items)
+
+
+def test_bench_workers_takes_worker_counts_and_known_scenarios_only() -> None:
+    import argparse
+
+    from bench.workers import _counts, _scenarios
+
+    assert _counts("1,2,4") == [1, 2, 4]
+    assert _scenarios("mix,path-mix") == ["mix", "path-mix"]
+    with pytest.raises(argparse.ArgumentTypeError):
+        _counts("0,2")
+    with pytest.raises(argparse.ArgumentTypeError, match="path-nothing"):
+        _scenarios("mix,path-nothing")
