@@ -99,7 +99,7 @@ def generate(count: int, certificates: list[str]) -> dict[str, Any]:
     return {"version": 1, "connections": connections}
 
 
-def _certificates(count: int) -> list[str]:
+def signing_certificates(count: int) -> list[str]:
     from proxy.demo.keys import generate_keypair
 
     pems = [generate_keypair(f"idp-{n}").cert_pem for n in range(count)]
@@ -279,7 +279,7 @@ def main() -> None:
         render_served_doc,
     )
 
-    certificates = _certificates(8)
+    certificates = signing_certificates(8)
     rows: list[tuple[int, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as scratch:
         for size in (int(s) for s in args.sizes.split(",")):

@@ -60,6 +60,7 @@ class Row:
     x_naive: float | None
     cpu_x_raw: float | None  # reference CPU µs/req / this target's: noise-robust efficiency
     cpu_x_naive: float | None
+    cpu_of_raw: float | None  # this target's CPU µs/req / the reference's (lower is better)
     low_p50_us: float | None
     low_p99_us: float | None
     added_p50_us: float | None
@@ -82,6 +83,7 @@ def summarize(rounds: Rounds, names: Sequence[str]) -> list[Row]:
                 x_naive=_relative(rounds, name, NAIVE, _rps_ratio),
                 cpu_x_raw=_relative(rounds, name, RAW_AIOHTTP, _cpu_ratio),
                 cpu_x_naive=_relative(rounds, name, NAIVE, _cpu_ratio),
+                cpu_of_raw=_relative(rounds, name, RAW_AIOHTTP, lambda m, r: 1 / _cpu_ratio(m, r)),
                 low_p50_us=_per_round(rounds, name, lambda m: m.low.load.p50_us),
                 low_p99_us=_per_round(rounds, name, lambda m: m.low.load.p99_us),
                 added_p50_us=_relative(rounds, name, DIRECT, _added_p50),
@@ -186,6 +188,14 @@ def goals(rows: Sequence[Row]) -> list[str]:
         check("redirect (Issuer) vs naive", "authswitch-redirect", "x_naive", ">=", 10, "x"),
         check("redirect added p50 (c=1)", "authswitch-redirect", "added_p50_us", "<=", 150, " µs"),
         check("proxy added p50 (c=1)", "authswitch-proxy", "added_p50_us", "<=", 250, " µs"),
+        check(
+            "identification by path only (path-mix), CPU µs/req vs raw-ASGI+aiohttp's",
+            "authswitch-path-mix",
+            "cpu_of_raw",
+            "<=",
+            0.8,
+            "x",
+        ),
     ]
 
 

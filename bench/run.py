@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -56,6 +57,13 @@ def _arguments() -> argparse.Namespace:
         "--load-cpu", type=int, default=1, help="CPU for wrk and the shared upstream"
     )
     parser.add_argument("--connections", type=int, default=200, help="IdPs in the corpus")
+    parser.add_argument(
+        "--map-size",
+        type=int,
+        default=0,
+        help="connections in authswitch's map: the corpus's IdPs plus filler connections no "
+        "request names (default: the corpus's alone; below --connections, the corpus shrinks)",
+    )
     parser.add_argument("--only", default="", help="comma-separated target names to run")
     parser.add_argument("--no-authswitch", action="store_true", help="references only")
     parser.add_argument(
@@ -73,7 +81,18 @@ def _arguments() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.warmup_seconds, args.low_seconds, args.high_seconds = 1, 1, 2, 3
+    if args.map_size < 0:
+        parser.error("--map-size must be >= 0")
+    if 0 < args.map_size < args.connections:
+        print(f"note: --map-size {args.map_size}: the corpus has {args.map_size} IdPs")
+        args.connections = args.map_size
     return args
+
+
+def _start_timeout(map_size: int) -> float:
+    """How long a server may take to listen: authswitch reads its whole map first, ~20 s for
+    100 000 connections on an idle machine, more on a loaded one."""
+    return 30.0 + 0.0015 * map_size
 
 
 def _find_authswitch() -> tuple[Path | None, str]:
@@ -117,20 +136,24 @@ def _measure(target: Target, context: Context, args: argparse.Namespace) -> Meas
         port=port,
         log_dir=context.work_dir,
     )
+    started = time.monotonic()
     try:
-        server.start()
+        server.start(timeout=_start_timeout(context.map_size))
     except ServerFailed as exc:
         raise TargetBroken(str(exc)) from None
+    if context.map_size:
+        print(f"  {target.name}: listening after {time.monotonic() - started:.1f} s", flush=True)
     try:
         problems = check_target(target, context, port)
         if problems:
             raise TargetBroken("wrong answers: " + "; ".join(problems))
         url = f"http://127.0.0.1:{port}"
+        _, requests_tsv = context.requests(target)
 
         def phase(connections: int, seconds: float) -> Phase:
             before = server.cpu_seconds()
             load = run_wrk(
-                url, context.corpus_tsv, connections=connections, seconds=seconds, cpu=args.load_cpu
+                url, requests_tsv, connections=connections, seconds=seconds, cpu=args.load_cpu
             )
             return Phase(load, server.cpu_seconds() - before)
 
@@ -210,7 +233,9 @@ def main() -> int:
     if authswitch is None and not args.no_authswitch:
         print(f"note: authswitch targets skipped: {why_not}")
     targets = _targets(args, authswitch)
-    corpus = saml_corpus.ensure(DATA_DIR / "corpus", args.connections)
+    corpus_base = saml_corpus.corpus_base(DATA_DIR, args.connections)
+    corpus = saml_corpus.ensure(corpus_base, args.connections)
+    path_corpus = saml_corpus.with_connection_paths(corpus_base, corpus)
     notes = _machine_notes()
     print(f"machine: {json.dumps(notes)}")
     rounds: Rounds = []
@@ -220,11 +245,14 @@ def main() -> int:
         context = Context(
             upstream_port=upstream_port,
             corpus=tuple(corpus),
-            corpus_tsv=DATA_DIR / "corpus.tsv",
+            corpus_tsv=corpus_base.with_suffix(".tsv"),
             work_dir=Path(work),
             authswitch=authswitch,
             authswitch_log_level=args.authswitch_log_level,
             before_authswitch=args.before,
+            path_corpus=tuple(path_corpus),
+            path_corpus_tsv=saml_corpus.path_corpus_tsv(corpus_base),
+            map_size=args.map_size,
         )
         upstream = PinnedServer(
             "upstream",
@@ -256,6 +284,11 @@ def main() -> int:
     rows = report.summarize(rounds, [t.name for t in targets])
     print()
     print(f"Medians of {args.rounds} round(s); ratios and added latency computed per round.")
+    if args.map_size:
+        print(
+            f"authswitch's map: {args.map_size:,} connections "
+            f"({len(corpus)} the corpus's, {args.map_size - len(corpus):,} filler)"
+        )
     print(report.main_table(rows, args.high_connections))
     print()
     print("HTTP clients (same raw-ASGI app):")

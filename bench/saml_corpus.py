@@ -3,7 +3,10 @@
 Each IdP has its own entity id and RSA key; responses are minted and signed by the project's
 demo IdP (python3-saml ``add_sign``, RSA-SHA256) and written once to a file that the wrk script
 cycles through: one request per line, ``<path>\\t<urlencoded body>``. A JSON manifest next to it
-names the connection behind each line.
+names the connection behind each line. Every request goes to one callback path
+(`CALLBACK_PATH`, identified by Issuer); `with_connection_paths` writes the same requests (same
+bodies, same order), each posted to its connection's own path instead (`PATH_ROUTE`,
+identified by path).
 
 Run: ``python -m bench.saml_corpus`` (bench.run does it when the corpus is missing).
 """
@@ -13,10 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 CALLBACK_PATH = "/login/callback"
+# The per-connection callback route of the path-identified scenarios.
+PATH_ROUTE = "/sso/{connection}/acs"
 SP_ENTITY_ID = "https://app.example.com/saml/metadata"
 ACS_URL = "https://app.example.com" + CALLBACK_PATH
 TARGET_SAML_RESPONSE_BYTES = 8 * 1024
@@ -46,6 +51,17 @@ def idp_entity_id(index: int) -> str:
         "urn:example:idp:customer-{i}",
     )
     return shapes[index % len(shapes)].format(i=index)
+
+
+def connection_path(connection_id: str) -> str:
+    """The connection's own callback path under `PATH_ROUTE`."""
+    return PATH_ROUTE.format(connection=connection_id)
+
+
+def corpus_base(data_dir: Path, connections: int) -> Path:
+    """Where the corpus of `connections` IdPs lives (``<base>.tsv``, ``<base>.json``): one file
+    per size, so that switching sizes doesn't mint the default corpus again."""
+    return data_dir / ("corpus" if connections == 200 else f"corpus-{connections}")
 
 
 def is_migrated_in_mix(entry: CorpusEntry) -> bool:
@@ -110,6 +126,28 @@ def load(out: Path, connections: int) -> list[CorpusEntry] | None:
 def ensure(out: Path, connections: int) -> list[CorpusEntry]:
     """Load the corpus, minting it first if it is missing or stale."""
     return load(out, connections) or generate(out, connections)
+
+
+def with_connection_paths(out: Path, entries: list[CorpusEntry]) -> list[CorpusEntry]:
+    """The corpus's requests, same bodies and order, each posted to `connection_path` of its
+    connection, into ``<out>-paths.tsv``; the entries with their new paths.
+
+    Only the path changes: the SAMLResponse still names `ACS_URL` as its Destination, which
+    authswitch doesn't route by, so the path-identified scenarios read exactly the same bytes
+    as the Issuer-identified ones.
+    """
+    lines = out.with_suffix(".tsv").read_text(encoding="ascii").splitlines()
+    moved = [replace(entry, path=connection_path(entry.connection_id)) for entry in entries]
+    bodies = [line.partition("\t")[2] for line in lines]
+    text = "".join(f"{e.path}\t{body}\n" for e, body in zip(moved, bodies, strict=True))
+    paths_tsv = path_corpus_tsv(out)
+    if not paths_tsv.is_file() or paths_tsv.read_text(encoding="ascii") != text:
+        paths_tsv.write_text(text, encoding="ascii")
+    return moved
+
+
+def path_corpus_tsv(out: Path) -> Path:
+    return out.with_name(out.name + "-paths.tsv")
 
 
 def _saml_response_size(body: bytes) -> int:

@@ -1,6 +1,7 @@
 """What the benchmark measures: the direct upstream, the reference proxies, authswitch's modes.
 
-Each target knows how to start (argv for a port), what a correct answer to each corpus request
+Each target knows how to start (argv for a port), which requests it gets (the corpus posted to
+one callback path, or each request to its connection's own path), what a correct answer to each
 looks like (checked on every request before any load), and, for authswitch, writes the config,
 connection map and flags file of its scenario.
 """
@@ -8,7 +9,9 @@ connection map and flags file of its scenario.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import http.client
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from bench.processes import free_port
-from bench.saml_corpus import CALLBACK_PATH, CorpusEntry, is_migrated_in_mix
+from bench.saml_corpus import CALLBACK_PATH, PATH_ROUTE, CorpusEntry, is_migrated_in_mix
 
 DIRECT = "direct"
 NAIVE = "ref-naive"
@@ -25,7 +28,18 @@ RAW_AIOHTTP = "ref-raw-aiohttp"
 RAW_HTTPX = "ref-raw-httpx"
 RAW_HTTPX_AIOHTTP = "ref-raw-httpx-aiohttp"
 RAW_NOFORWARD = "ref-raw-noforward"
-AUTHSWITCH_SCENARIOS = ("fallthrough", "passthrough", "redirect", "proxy", "mix")
+AUTHSWITCH_SCENARIOS = (
+    "fallthrough",
+    "passthrough",
+    "redirect",
+    "proxy",
+    "mix",
+    "path-redirect",
+    "path-mix",
+)
+# The scenarios named `path-*` route `PATH_ROUTE` with `identify: [path]` and post each request
+# to its connection's own path; the others route `CALLBACK_PATH` by Issuer.
+PATH_PREFIX = "path-"
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,21 @@ class Context:
     authswitch_log_level: str
     # Another checkout's console script (`--before`): its scenarios run as `before-authswitch-*`.
     before_authswitch: Path | None = None
+    # The same requests, each posted to its connection's own path
+    # (`saml_corpus.with_connection_paths`).
+    path_corpus: tuple[CorpusEntry, ...] = ()
+    path_corpus_tsv: Path | None = None
+    # Connections in the generated map: the corpus's, then filler ones no request names, up to
+    # this many (0: the corpus's alone).
+    map_size: int = 0
+
+    def requests(self, target: Target) -> tuple[tuple[CorpusEntry, ...], Path]:
+        """The requests `target` is sent and the file wrk reads them from."""
+        if not target.by_path:
+            return self.corpus, self.corpus_tsv
+        if self.path_corpus_tsv is None:
+            raise ValueError(f"{target.name} needs the path corpus")
+        return self.path_corpus, self.path_corpus_tsv
 
 
 Check = Callable[[Context, CorpusEntry, int, http.client.HTTPResponse], str | None]
@@ -53,6 +82,7 @@ class Target:
     description: str
     argv: Argv
     check: Check
+    by_path: bool = False  # each request posted to its connection's own path (PATH_ROUTE)
 
 
 def new_provider_url(context: Context, entry: CorpusEntry) -> str:
@@ -63,8 +93,8 @@ def _reached_legacy(
     context: Context, entry: CorpusEntry, status: int, response: http.client.HTTPResponse
 ) -> str | None:
     path = response.getheader("x-bench-path")
-    if status != 200 or path != CALLBACK_PATH:
-        return f"expected 200 from legacy {CALLBACK_PATH}, got {status} from {path}"
+    if status != 200 or path != entry.path:
+        return f"expected 200 from legacy {entry.path}, got {status} from {path}"
     return None
 
 
@@ -142,26 +172,25 @@ def write_authswitch_config(context: Context, scenario: str, port: int) -> Path:
     """config.yaml + connections.yaml + flags.yaml for one scenario; returns the config path."""
     directory = context.work_dir / f"authswitch-{scenario}"
     directory.mkdir(parents=True, exist_ok=True)
-    mode = "proxy" if scenario == "proxy" else "redirect"
-    if scenario in ("fallthrough", "fallthrough-traced"):
+    by_path = scenario.startswith(PATH_PREFIX)
+    kind = scenario.removeprefix(PATH_PREFIX)
+    mode = "proxy" if kind == "proxy" else "redirect"
+    if kind in ("fallthrough", "fallthrough-traced"):
         migrated: list[CorpusEntry] = []
-    elif scenario == "mix":
+    elif kind == "mix":
         migrated = [entry for entry in context.corpus if is_migrated_in_mix(entry)]
     else:
         migrated = list(context.corpus)
-    connections = {
-        "version": 1,
-        "connections": [
-            {
-                "id": entry.connection_id,
-                "protocol": "saml",
-                "saml": {"idp_entity_id": entry.idp_entity_id},
-                "new_provider": {"url": new_provider_url(context, entry), "mode": mode},
-                "assessment": "transparent",
-            }
-            for entry in sorted(context.corpus, key=lambda e: e.index)
-        ],
-    }
+    connections: list[dict[str, object]] = [
+        {
+            "id": entry.connection_id,
+            "protocol": "saml",
+            "saml": {"idp_entity_id": entry.idp_entity_id},
+            "new_provider": {"url": new_provider_url(context, entry), "mode": mode},
+            "assessment": "transparent",
+        }
+        for entry in sorted(context.corpus, key=lambda e: e.index)
+    ]
     flags = {
         "version": 1,
         "salt": "bench",
@@ -178,7 +207,9 @@ def write_authswitch_config(context: Context, scenario: str, port: int) -> Path:
         # passthrough: the callback route is elsewhere, so every request is streamed to legacy
         # as a non-callback request (the bulk of a legacy host's traffic).
         "routes": [
-            {
+            {"path": PATH_ROUTE, "protocol": "saml", "identify": ["path"]}
+            if by_path
+            else {
                 "path": "/elsewhere/acs" if scenario == "passthrough" else CALLBACK_PATH,
                 "protocol": "saml",
                 "identify": ["saml_issuer"],
@@ -190,13 +221,46 @@ def write_authswitch_config(context: Context, scenario: str, port: int) -> Path:
     }
     if scenario == "fallthrough-traced":  # only then: a --before checkout may not know the key
         config["tracing"] = {"enabled": True}
-    for name, document in (
-        ("connections.yaml", connections),
-        ("flags.yaml", flags),
-        ("config.yaml", config),
-    ):
+    _write_connection_map(directory / "connections.yaml", connections, context)
+    for name, document in (("flags.yaml", flags), ("config.yaml", config)):
         (directory / name).write_text(yaml.safe_dump(document, sort_keys=False))
     return directory / "config.yaml"
+
+
+def _write_connection_map(path: Path, corpus: list[dict[str, object]], context: Context) -> None:
+    """The corpus's connections, then filler ones up to `context.map_size`.
+
+    A scenario's map is the same for the whole run (the upstream's port doesn't change), so it
+    is written once: 100 000 connections are ~140 MB.
+    """
+    filler = context.map_size - len(corpus)
+    if filler <= 0:
+        if context.map_size and filler < 0:
+            raise ValueError(f"map size {context.map_size} < the corpus's {len(corpus)} IdPs")
+        path.write_text(yaml.safe_dump({"version": 1, "connections": corpus}, sort_keys=False))
+        return
+    if path.is_file():
+        return
+    with path.open("w", encoding="utf-8") as out:
+        out.write(yaml.safe_dump({"version": 1}, sort_keys=False))
+        out.write("connections:\n")
+        out.write(yaml.safe_dump(corpus, sort_keys=False))
+        out.write(filler_connections(filler))
+
+
+@functools.cache
+def filler_connections(count: int) -> str:
+    """`count` connections that no corpus request names, as YAML sequence items.
+
+    Realistic ones, as `bench.connection_map_scale` generates them (two thirds SAML with their
+    own Okta-style entity id, certificate, SSO URL, legacy ACS; one third OIDC with their own
+    callback path; ids `org000000-saml`, never `conn-*`), each item one JSON flow mapping on a
+    line: what YAML reads the same as block style, written in ~1 s rather than ~50 s.
+    """
+    from bench.connection_map_scale import generate, signing_certificates
+
+    document = generate(count, signing_certificates(8))
+    return "".join(f"- {json.dumps(item)}\n" for item in document["connections"])
 
 
 REFERENCES = (
@@ -287,6 +351,22 @@ AUTHSWITCH = (
         _authswitch_argv("mix"),
         _mixed,
     ),
+    Target(
+        "authswitch-path-redirect",
+        "authswitch",
+        "all migrated, mode redirect: identified by path only (/sso/{connection}/acs), 307",
+        _authswitch_argv("path-redirect"),
+        _redirected,
+        by_path=True,
+    ),
+    Target(
+        "authswitch-path-mix",
+        "authswitch",
+        "identified by path only: half migrated (307), half proxied to legacy",
+        _authswitch_argv("path-mix"),
+        _mixed,
+        by_path=True,
+    ),
 )
 
 
@@ -305,11 +385,15 @@ def before_targets() -> tuple[Target, ...]:
 def check_target(target: Target, context: Context, port: int) -> list[str]:
     """Send every corpus request once; the problems found (empty when all answers are right)."""
     problems: list[str] = []
-    lines = context.corpus_tsv.read_text(encoding="ascii").splitlines()
+    entries, tsv = context.requests(target)
+    lines = tsv.read_text(encoding="ascii").splitlines()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        for entry, line in zip(context.corpus, lines, strict=True):
+        for entry, line in zip(entries, lines, strict=True):
             path, body = line.split("\t", 1)
+            if path != entry.path:  # the file and its manifest disagree: mint them again
+                problems.append(f"{entry.connection_id}: {tsv.name} posts to {path}")
+                break
             connection.request(
                 "POST",
                 path,
