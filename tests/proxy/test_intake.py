@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import random
 from collections.abc import Callable
-from urllib.parse import urlencode
+from urllib.parse import unquote_to_bytes, urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from proxy.callback.intake import SINGLE_VALUED, CallbackFields, parse_fields
+from proxy.callback.intake import SINGLE_VALUED, CallbackFields, _parse_pairs, parse_fields
 from proxy.http.asgi_types import Message, Receive
 from proxy.http.request_body import ClientDisconnected, RequestRejected, read_body
 
@@ -287,3 +291,132 @@ def test_field_parsing_agrees_with_parse_qsl_on_random_input() -> None:
             assert exc.reason == "bad_encoding"
             got = None
         assert got == expected, raw
+
+
+def _reference_pairs(raw: bytes, max_fields: int, where: str) -> list[tuple[str, str]]:
+    """The field parse as it was written on `urllib.parse.unquote_to_bytes`: the new one must
+    give the same pairs, and the same refusals, for every input."""
+    if not raw:
+        return []
+    if raw.count(b"&") >= max_fields:
+        raise RequestRejected(400, "too_many_fields", f"{where} has more than {max_fields} fields")
+    if not raw.isascii():
+        raise RequestRejected(400, "bad_encoding", f"{where} is not valid url-encoded UTF-8")
+    pairs = []
+    try:
+        for chunk in raw.split(b"&"):
+            if chunk:
+                name, _, value = chunk.partition(b"=")
+                pairs.append((_reference_unquote(name), _reference_unquote(value)))
+    except UnicodeDecodeError:
+        raise RequestRejected(
+            400, "bad_encoding", f"{where} is not valid url-encoded UTF-8"
+        ) from None
+    return pairs
+
+
+def _reference_unquote(value: bytes) -> str:
+    return unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+
+
+def _outcome(
+    parse: Callable[[bytes, int, str], list[tuple[str, str]]], raw: bytes, max_fields: int
+) -> object:
+    try:
+        return parse(raw, max_fields, "form body")
+    except RequestRejected as exc:
+        return (exc.status, exc.reason, str(exc))
+
+
+# Pieces that meet every branch: separators, escapes well-formed or not (`%2`, `%zz`, `%%`, a
+# `%` at the end), a backslash of the value's own (`\x41` must stay as it is), escapes of
+# UTF-8 bytes and of bytes that are not UTF-8, raw bytes that are not ASCII.
+_PIECES = [
+    b"&",
+    b"=",
+    b"+",
+    b"%",
+    b"%%",
+    b"%2",
+    b"%2B",
+    b"%2b",
+    b"%2F",
+    b"%3D",
+    b"%3d",
+    b"%zz",
+    b"%g1",
+    b"%5C",
+    b"%5Cx41",
+    b"%00",
+    b"%C3%A9",
+    b"%c3%28",
+    b"%ff",
+    b"\\",
+    b"\\x",
+    b"\\x41",
+    b"\\\\",
+    b"x",
+    b"4",
+    b"a",
+    b"F",
+    b"SAMLResponse",
+    b"PHNhbWw",
+    b" ",
+    b"\xc3\xa9",
+    b"\xff",
+]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(st.sampled_from(_PIECES) | st.binary(max_size=3), max_size=40),
+    st.integers(min_value=1, max_value=6),
+)
+def test_field_parsing_agrees_with_unquote_to_bytes_on_every_input(
+    pieces: list[bytes], max_fields: int
+) -> None:
+    raw = b"".join(pieces)
+    expected = _outcome(_reference_pairs, raw, max_fields)
+    assert _outcome(_parse_pairs, raw, max_fields) == expected
+
+
+def test_field_parsing_agrees_with_unquote_to_bytes_on_long_base64_values() -> None:
+    """Values the size of a SAMLResponse, escaped the ways clients escape base64, with now and
+    then an escape or byte that sends the value down the general path."""
+    rng = random.Random(20261206)
+    escapes = {b"+": [b"%2B", b"%2b"], b"/": [b"%2F", b"%2f"], b"=": [b"%3D", b"%3d"]}
+    odd = [b"%", b"%2", b"%zz", b"\\", b"%5C", b"%ff", b"%C3%A9", b"+", b"&"]
+    for _ in range(300):
+        value = base64.b64encode(rng.randbytes(rng.randint(0, 6000)))
+        escaped = b"".join(rng.choice(escapes.get(bytes([c]), [bytes([c])])) for c in value)
+        for _ in range(rng.choice([0, 0, 1, 3])):
+            at = rng.randint(0, len(escaped))
+            escaped = escaped[:at] + rng.choice(odd) + escaped[at:]
+        raw = b"SAMLResponse=" + escaped + b"&RelayState=https%3A%2F%2Fapp%2F"
+        expected = _outcome(_reference_pairs, raw, 64)
+        assert _outcome(_parse_pairs, raw, 64) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "decoded"),
+    [
+        (b"%2", "%2"),
+        (b"%zz", "%zz"),
+        (b"%%41", "%A"),
+        (b"a%", "a%"),
+        (b"\\x41%2B", "\\x41+"),
+        (b"%5Cx41", "\\x41"),
+        (b"%5c%78%34%31", "\\x41"),
+        (b"%2b%2F%3d", "+/="),
+    ],
+)
+def test_malformed_escapes_and_backslashes_read_as_unquote_to_bytes_reads_them(
+    value: bytes, decoded: str
+) -> None:
+    assert _parse_pairs(b"v=" + value, 64, "form body") == [("v", decoded)]
+
+
+def test_too_many_fields_is_decided_before_the_encoding() -> None:
+    error = rejected(lambda: _parse_pairs(b"a=\xff&b=1&c=2", 2, "form body"))
+    assert error.reason == "too_many_fields"
+    assert rejected(lambda: _parse_pairs(b"a=\xff&b=1", 2, "form body")).reason == "bad_encoding"
