@@ -155,7 +155,7 @@ def _decode_base64(value: str, max_decoded_bytes: int) -> bytes:
         raise SamlRejected("too_large")
     if not value.isascii():
         raise SamlRejected("not_base64")
-    compact = value.encode("ascii").translate(None, _ASCII_WHITESPACE)
+    compact = _without_whitespace(value.encode("ascii"))
     if not compact:
         raise SamlRejected("empty")
     if len(compact) > max_encoded:
@@ -171,6 +171,20 @@ def _decode_base64(value: str, max_decoded_bytes: int) -> bytes:
     if len(data) > max_decoded_bytes:
         raise SamlRejected("too_large")
     return data
+
+
+def _without_whitespace(encoded: bytes) -> bytes:
+    # Five memchr scans cost a fifth of translate's walk over every byte, and most values
+    # have no whitespace to strip (only line-wrapping encoders put it in).
+    if (
+        b" " in encoded
+        or b"\n" in encoded
+        or b"\r" in encoded
+        or b"\t" in encoded
+        or b"\x0c" in encoded
+    ):
+        return encoded.translate(None, _ASCII_WHITESPACE)
+    return encoded
 
 
 def _inflates_to_xml(data: bytes) -> bool:

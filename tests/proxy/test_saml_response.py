@@ -200,6 +200,22 @@ def test_base64_wrapped_in_crlf_lines_is_accepted(_signed_response: str) -> None
     assert inspect_saml_response(wrapped).issuer == IDP
 
 
+@pytest.mark.parametrize("space", [" ", "\t", "\n", "\r", "\x0c"])
+def test_each_ascii_whitespace_in_the_base64_is_stripped(space: str, _signed_response: str) -> None:
+    flat = _b64(_signed_response)
+    spaced = space + flat[:40] + space * 2 + flat[40:] + space
+
+    assert inspect_saml_response(spaced).issuer == IDP
+
+
+@pytest.mark.parametrize("other", ["\x0b", "\x00", "-", "_"])
+def test_other_bytes_in_the_base64_are_refused(other: str, _signed_response: str) -> None:
+    flat = _b64(_signed_response)
+    with pytest.raises(SamlRejected) as rejected:
+        inspect_saml_response(flat[:40] + other + flat[40:])
+    assert rejected.value.reason == "not_base64"
+
+
 def test_response_of_exactly_the_size_limit_is_accepted(_signed_response: str) -> None:
     size = len(_signed_response.encode())
 
