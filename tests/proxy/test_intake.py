@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.callback.intake import SINGLE_VALUED, CallbackFields, _parse_pairs, parse_fields
+from proxy.callback.intake import (
+    _SPLIT_BELOW,
+    SINGLE_VALUED,
+    CallbackFields,
+    _parse_pairs,
+    parse_fields,
+)
 from proxy.http.asgi_types import Message, Receive
 from proxy.http.request_body import ClientDisconnected, RequestRejected, read_body
 
@@ -371,11 +377,13 @@ _PIECES = [
 @given(
     st.lists(st.sampled_from(_PIECES) | st.binary(max_size=3), max_size=40),
     st.integers(min_value=1, max_value=6),
+    st.booleans(),
 )
 def test_field_parsing_agrees_with_unquote_to_bytes_on_every_input(
-    pieces: list[bytes], max_fields: int
+    pieces: list[bytes], max_fields: int, long: bool
 ) -> None:
-    raw = b"".join(pieces)
+    # A long first field sends the body down the path that cuts fields with `find`.
+    raw = (b"pad=" + b"A" * _SPLIT_BELOW + b"&" if long else b"") + b"".join(pieces)
     expected = _outcome(_reference_pairs, raw, max_fields)
     assert _outcome(_parse_pairs, raw, max_fields) == expected
 
@@ -416,7 +424,17 @@ def test_malformed_escapes_and_backslashes_read_as_unquote_to_bytes_reads_them(
     assert _parse_pairs(b"v=" + value, 64, "form body") == [("v", decoded)]
 
 
-def test_too_many_fields_is_decided_before_the_encoding() -> None:
-    error = rejected(lambda: _parse_pairs(b"a=\xff&b=1&c=2", 2, "form body"))
+@pytest.mark.parametrize("pad", [b"", b"A" * _SPLIT_BELOW], ids=["short", "long"])
+def test_too_many_fields_is_decided_before_the_encoding(pad: bytes) -> None:
+    error = rejected(lambda: _parse_pairs(b"a=\xff" + pad + b"&b=1&c=2", 2, "form body"))
     assert error.reason == "too_many_fields"
-    assert rejected(lambda: _parse_pairs(b"a=\xff&b=1", 2, "form body")).reason == "bad_encoding"
+    error = rejected(lambda: _parse_pairs(b"a=\xff" + pad + b"&b=1", 2, "form body"))
+    assert error.reason == "bad_encoding"
+
+
+@pytest.mark.parametrize("pad", [b"", b"A" * _SPLIT_BELOW], ids=["short", "long"])
+def test_the_field_limit_is_the_same_for_short_and_long_bodies(pad: bytes) -> None:
+    at_limit = b"&".join([b"v=" + pad] + [b"f%d=1" % i for i in range(7)])
+    assert len(_parse_pairs(at_limit, 8, "form body")) == 8
+    error = rejected(lambda: _parse_pairs(at_limit + b"&", 8, "form body"))
+    assert str(error) == "form body has more than 8 fields"
