@@ -235,10 +235,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def drain(self) -> None:
         """Wait until the transport's write buffer is below its high-water mark; an upstream
-        that reads nothing for the read timeout is one that does not answer."""
+        that reads nothing for the read timeout is one that does not answer. Once it answered
+        there is nothing to wait for: the writer stops sending."""
         if self.lost:
             raise ConnectionBroke
-        if self._writing_paused:
+        if self._writing_paused and not self._head_done:
             self._drain = self._loop.create_future()
             try:
                 async with asyncio.timeout(self._read_seconds):

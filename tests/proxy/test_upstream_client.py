@@ -1070,13 +1070,14 @@ def watched(monkeypatch: pytest.MonkeyPatch) -> type[WatchedConnection]:
 # 8. an answer before the request's end
 
 
-@pytest.mark.parametrize("then", ["discards", "stalls"])
+@pytest.mark.parametrize("then", ["discards", "stalls", "answers-between-chunks"])
 def test_an_early_413_is_relayed_and_the_connection_dropped(
     run: Run, watched: type[WatchedConnection], then: str
 ) -> None:
     """nginx answers 413 at once and discards what follows; another upstream stops reading the
-    body and answers later. Either way the client gets the 413 promptly, and the half-sent
-    request's connection is closed, not reused, and not held open by its unsent bytes."""
+    body and answers later, while the client is blocked writing or while it waits for its next
+    body chunk. Every way the client gets the 413 promptly, and the half-sent request's
+    connection is closed, not reused, and not held open by its unsent bytes."""
     answer = b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\n\r\ntoo big!"
 
     async def script(peer: Peer) -> None:
@@ -1085,15 +1086,23 @@ def test_an_early_413_is_relayed_and_the_connection_dropped(
             if then == "discards":
                 await peer.send(answer)
                 await peer.until_closed()
-            else:
+                return
+            if then == "stalls":
                 await asyncio.sleep(0.5)  # not reading: the client's writes fill the buffers
-                await peer.send(answer)
-                await asyncio.sleep(10)
+            else:
+                await peer.reader.readexactly(65536)  # the first chunk, then no more
+            await peer.send(answer)
+            await asyncio.sleep(10)
             return
         while await peer.request() is not None:
             await peer.send(ok(b"fresh"))
 
     async def body() -> AsyncIterator[bytes]:
+        if then == "answers-between-chunks":
+            yield b"x" * 65536
+            await asyncio.sleep(0.3)  # the 413 arrives meanwhile
+            yield b"x" * (32 * 1024 * 1024)  # more than the sockets' buffers hold
+            return
         piece = b"x" * 65536
         for _ in range(1024):  # 64 MiB: more than the sockets' buffers hold
             await asyncio.sleep(0)
