@@ -74,6 +74,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._error: Exception | None = None
         self._reading_paused = False
         self._writing_paused = False
+        self._streaming = False  # a streamed request body is being written
         self._drain: asyncio.Future[None] | None = None
         self._last_read = 0.0
         self._read_seconds = 0.0
@@ -214,6 +215,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._chunks.clear()
         self._buffered = 0
         self._error = None
+        self._streaming = False
         self._line = 0
         self.received_any = False
         self._read_seconds = read_seconds
@@ -290,6 +292,13 @@ class UpstreamConnection(asyncio.Protocol):
             and self._request_whole
         )
 
+    def streaming(self, active: bool) -> None:
+        """While a streamed body is written the read timeout waits: a slow client's upload is
+        not the upstream's silence (drain() bounds an upstream that stops reading). The timeout
+        counts again from the body's end, as aiohttp's did."""
+        self._streaming = active
+        self._last_read = self._loop.time()
+
     def request_cut(self) -> None:
         """The request's body was not written to its end: the connection can't be reused."""
         self._request_whole = False
@@ -341,7 +350,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         now = self._loop.time()
         due = self._last_read + self._read_seconds
-        if self._reading_paused:  # the client is slow, not the upstream
+        if self._reading_paused or self._streaming:  # the client is slow, not the upstream
             due = now + self._read_seconds
         if now < due:
             self._timer = self._loop.call_at(due, self._check_timeout)

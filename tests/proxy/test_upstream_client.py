@@ -878,6 +878,41 @@ def test_a_client_slower_than_read_seconds_is_not_taken_for_a_stalled_upstream(r
     run(scenario())
 
 
+@pytest.mark.parametrize("upstream_then", ["answers", "stays-silent"])
+def test_a_slow_upload_counts_the_read_timeout_from_its_end(run: Run, upstream_then: str) -> None:
+    """A client streaming its body for longer than read_seconds is the client being slow, not
+    the upstream being silent (as aiohttp, which started the read clock once the request was
+    written). The upstream's silence after the body still times out."""
+
+    async def script(peer: Peer) -> None:
+        while (request := await peer.request()) is not None:
+            if upstream_then == "stays-silent":
+                await peer.until_closed()
+                return
+            await peer.send(ok(b"got %d bytes" % len(request.body)))
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        for _ in range(6):
+            await asyncio.sleep(0.1)
+            yield b"y" * 1000
+
+    async def scenario() -> None:
+        async with Upstream(script) as upstream, started(read_seconds=0.3) as forwarder:
+            began = time.monotonic()
+            if upstream_then == "answers":
+                relay = await exchange(
+                    forwarder, upstream.url + "/upload", method="PUT", body=slow_body()
+                )
+                assert (relay.status, relay.body) == (200, b"got 6000 bytes")
+                return
+            with pytest.raises(UpstreamFailed) as failed:
+                await exchange(forwarder, upstream.url + "/upload", method="PUT", body=slow_body())
+            assert failed.value.reason == "upstream_timeout"
+            assert 0.8 <= time.monotonic() - began < 3.0
+
+    run(scenario())
+
+
 class ClientGone(Exception):
     pass
 
