@@ -198,6 +198,7 @@ async def _write_stream(
     """Write a streamed body as it arrives, at the upstream's pace. An upstream that answers
     before the end (a 413, say) gets no more: its answer is relayed, the connection closed."""
     connection.write(head)
+    connection.streaming(True)
     try:
         async for chunk in body:
             if chunk:
@@ -215,6 +216,8 @@ async def _write_stream(
         connection.request_cut()
         if not connection.answered:
             raise
+    finally:
+        connection.streaming(False)
 
 
 async def _connect(pool: UpstreamPool, target: UpstreamTarget) -> UpstreamConnection:

@@ -54,6 +54,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._max_headers = max_headers
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        self._eof = False  # the upstream ended the connection cleanly (FIN; TLS close_notify)
         self.idle_since = 0.0
         self.origin: UpstreamOrigin | None = None
         self.counted = True  # counted in its pool's open connections until dropped
@@ -73,10 +74,12 @@ class UpstreamConnection(asyncio.Protocol):
         self._error: Exception | None = None
         self._reading_paused = False
         self._writing_paused = False
+        self._streaming = False  # a streamed request body is being written
         self._drain: asyncio.Future[None] | None = None
         self._last_read = 0.0
         self._read_seconds = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._line = 0  # bytes of the head's line not yet ended by a newline
         self.received_any = False
 
     # asyncio.Protocol
@@ -105,15 +108,22 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(AnswerRefused("bad_answer"))
         except httptools.HttpParserError:
             self._fail(AnswerRefused("bad_answer"))
+        else:
+            if not self._head_done:
+                self._limit_line(data)
 
     def eof_received(self) -> bool | None:
+        self._eof = True
         return None  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         if self._parser is not None and not self._complete:
-            if self._head_done and not self._framed and not self._head_only:
-                self._complete = True  # an answer delimited by the close (RFC 9112 6.3)
+            if self._head_done and not self._framed and not self._head_only and self._eof:
+                # Delimited by the close, if a clean one: a reset, or a TLS connection ended
+                # without close_notify (uvloop tells; asyncio's SSL layer does not), cuts it
+                # (RFC 9112 8 and 9.8).
+                self._complete = True
                 self._wake()
             else:
                 self._fail(ConnectionBroke())
@@ -147,10 +157,15 @@ class UpstreamConnection(asyncio.Protocol):
             raise AnswerRefused("too_many_headers")
         if len(name) + len(value) + 2 > self._max_line:
             raise AnswerRefused("header_too_large")
+        if self._head_done:  # a chunked answer's trailer field: never merged into the head
+            return
         headers.append((name, value))
         lowered = name.lower()
-        if lowered == b"content-length" or lowered == b"transfer-encoding":
+        if lowered == b"content-length":
             self._framed = True
+        elif lowered == b"transfer-encoding":
+            # Unless chunked is the last coding, the close ends the body (RFC 9112 6.3).
+            self._framed = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -168,6 +183,9 @@ class UpstreamConnection(asyncio.Protocol):
         if self._head_only or status in (204, 304):
             self._complete = True
         self._wake()
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)  # a body waiting for the upstream to read it: it answered
 
     def on_body(self, body: bytes) -> None:
         if self._complete:
@@ -197,6 +215,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._chunks.clear()
         self._buffered = 0
         self._error = None
+        self._streaming = False
+        self._line = 0
         self.received_any = False
         self._read_seconds = read_seconds
         self._last_read = self._loop.time()
@@ -220,10 +240,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def drain(self) -> None:
         """Wait until the transport's write buffer is below its high-water mark; an upstream
-        that reads nothing for the read timeout is one that does not answer."""
+        that reads nothing for the read timeout is one that does not answer. Once it answered
+        there is nothing to wait for: the writer stops sending."""
         if self.lost:
             raise ConnectionBroke
-        if self._writing_paused:
+        if self._writing_paused and not self._head_done:
             self._drain = self._loop.create_future()
             try:
                 async with asyncio.timeout(self._read_seconds):
@@ -274,6 +295,13 @@ class UpstreamConnection(asyncio.Protocol):
             and self._request_whole
         )
 
+    def streaming(self, active: bool) -> None:
+        """While a streamed body is written the read timeout waits: a slow client's upload is
+        not the upstream's silence (drain() bounds an upstream that stops reading). The timeout
+        counts again from the body's end, as aiohttp's did."""
+        self._streaming = active
+        self._last_read = self._loop.time()
+
     def request_cut(self) -> None:
         """The request's body was not written to its end: the connection can't be reused."""
         self._request_whole = False
@@ -282,8 +310,13 @@ class UpstreamConnection(asyncio.Protocol):
         self._cancel_timer()
         self._parser = None
         self.lost = True
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is not None:
+            # Request bytes the upstream never read would hold the socket open until it does.
+            if transport.get_write_buffer_size():
+                transport.abort()
+            else:
+                transport.close()
 
     async def _wait(self) -> None:
         waiter = self._waiter = self._loop.create_future()
@@ -291,6 +324,14 @@ class UpstreamConnection(asyncio.Protocol):
             await waiter
         finally:
             self._waiter = None
+
+    def _limit_line(self, data: bytes) -> None:
+        """httptools hands over a header line only once it ends and buffers it until then: an
+        unended line is held to the line limit here, as the bytes arrive."""
+        newline = data.rfind(b"\n")
+        self._line = self._line + len(data) if newline < 0 else len(data) - newline - 1
+        if self._line > self._max_line:
+            self._fail(AnswerRefused("header_too_large"))
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -312,7 +353,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         now = self._loop.time()
         due = self._last_read + self._read_seconds
-        if self._reading_paused:  # the client is slow, not the upstream
+        if self._reading_paused or self._streaming:  # the client is slow, not the upstream
             due = now + self._read_seconds
         if now < due:
             self._timer = self._loop.call_at(due, self._check_timeout)
