@@ -230,9 +230,6 @@ class UpstreamConnection(asyncio.Protocol):
     def write(self, *data: bytes) -> None:
         if self.lost or self.transport is None:
             raise ConnectionBroke
-        # The read timeout counts from the last byte either way: while a slow client's body is
-        # still going up, the upstream is not expected to answer.
-        self._last_read = self._loop.time()
         if len(data) == 1:
             self.transport.write(data[0])
         else:
