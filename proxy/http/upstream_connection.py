@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 # Buffered answer bytes above which reading from the upstream pauses until the client takes them.
 _HIGH_WATER: Final = 256 * 1024
+# Interim (1xx) answers allowed before the final one: 100 Continue and a few 103 Early Hints.
+_MAX_INTERIM: Final = 16
 
 
 class AnswerRefused(Exception):
@@ -75,6 +77,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._streaming = False  # a streamed request body is being written
+        self._interim = 0  # 1xx answers before this exchange's final one
         self._drain: asyncio.Future[None] | None = None
         self._last_read = 0.0
         self._read_seconds = 0.0
@@ -172,7 +175,9 @@ class UpstreamConnection(asyncio.Protocol):
         assert parser is not None
         status = parser.get_status_code()
         if status < 200:  # 100 Continue, 103 Early Hints: not the answer; 101 is refused
-            if status == 101:
+            self._interim += 1
+            if status == 101 or self._interim > _MAX_INTERIM:
+                # An endless run of 1xx would keep the read timeout from ever firing.
                 raise AnswerRefused("bad_answer")
             self._headers = []
             self._framed = False
@@ -216,6 +221,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._buffered = 0
         self._error = None
         self._streaming = False
+        self._interim = 0
         self._line = 0
         self.received_any = False
         self._read_seconds = read_seconds

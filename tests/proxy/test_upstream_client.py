@@ -700,6 +700,26 @@ def test_a_switching_protocols_answer_is_refused(run: Run) -> None:
     run(scenario())
 
 
+def test_an_endless_run_of_interim_answers_is_refused_not_waited_on(run: Run) -> None:
+    """Each 103 is a byte from the upstream, so the read timeout alone would never end it."""
+
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        for _ in range(200):
+            await peer.send(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+            await asyncio.sleep(0.001)
+
+    async def scenario() -> None:
+        async with Upstream(script) as upstream, started() as forwarder:
+            relay = Relay()
+            with pytest.raises(UpstreamFailed) as failed:
+                await exchange(forwarder, upstream.url + "/", relay=relay)
+            assert failed.value.reason == "upstream_bad_answer"
+            assert relay.messages == []
+
+    run(scenario())
+
+
 # 5. truncation and refused heads
 
 
