@@ -71,7 +71,7 @@ class PinnedServer:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server and its child processes so far."""
-        return sum(_own_cpu_ticks(pid) for pid in _process_tree(self.pid)) / _TICKS_PER_SECOND
+        return sum(_own_cpu_ticks(pid) for pid in process_tree(self.pid)) / _TICKS_PER_SECOND
 
     def stop(self, *, grace: float = 15.0) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds; only this server's own process group."""
@@ -104,7 +104,8 @@ def _own_cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def _process_tree(root: int) -> list[int]:
+def process_tree(root: int) -> list[int]:
+    """`root` and every process descended from it (read from /proc)."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():

@@ -95,7 +95,7 @@ def _start_timeout(map_size: int) -> float:
     return 30.0 + 0.0015 * map_size
 
 
-def _find_authswitch() -> tuple[Path | None, str]:
+def find_authswitch() -> tuple[Path | None, str]:
     """The authswitch console script when its `serve` command works, else why not."""
     candidate = Path(sys.executable).with_name("authswitch")
     script = candidate if candidate.exists() else shutil.which("authswitch")
@@ -229,7 +229,7 @@ def main() -> int:
     if not wrk_available():
         print("wrk and taskset are needed: apt-get install -y wrk (taskset is in util-linux)")
         return 2
-    authswitch, why_not = _find_authswitch()
+    authswitch, why_not = find_authswitch()
     if authswitch is None and not args.no_authswitch:
         print(f"note: authswitch targets skipped: {why_not}")
     targets = _targets(args, authswitch)
