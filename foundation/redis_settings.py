@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Self
 
-import redis
-import redis.asyncio
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from foundation.redis_client import RedisTopology, connect_async_redis, connect_redis
 from foundation.secret_file import read_secret_file
+
+if TYPE_CHECKING:
+    # The client library loads with the first client: a config that names no Redis (or a
+    # process that only validates it) doesn't pay for it.
+    import redis
+    import redis.asyncio
+
+    from foundation.redis_client import RedisTopology
 
 KEY_PREFIX_PATTERN = r"^[A-Za-z0-9_.:{}-]{1,100}$"
 """A deployment's key namespace; ``{...}`` is a Redis Cluster hash tag."""
@@ -100,6 +105,8 @@ class RedisSettings(BaseModel):
 
     def redis_topology(self) -> RedisTopology:
         """How clients find the server (``ConfigError`` if a secret file is unreadable)."""
+        from foundation.redis_client import RedisTopology
+
         sentinel = self.sentinel
         sentinel_password = None
         if sentinel is not None and sentinel.password_file is not None:
@@ -137,6 +144,8 @@ class RedisSettings(BaseModel):
 
     def client(self, client_name: str, *, min_socket_timeout: float = 0.0) -> redis.Redis:
         """A synchronous client; CLIs pass a more patient ``min_socket_timeout``."""
+        from foundation.redis_client import connect_redis
+
         return connect_redis(
             self.url,
             socket_timeout=max(self.socket_timeout_seconds, min_socket_timeout),
@@ -150,6 +159,8 @@ class RedisSettings(BaseModel):
         self, client_name: str, *, socket_timeout: float | None = None
     ) -> redis.asyncio.Redis:
         """An asyncio client; ``socket_timeout`` overrides the setting (e.g. a lookup budget)."""
+        from foundation.redis_client import connect_async_redis
+
         return connect_async_redis(
             self.url,
             socket_timeout=socket_timeout or self.socket_timeout_seconds,

@@ -12,13 +12,13 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from openfeature import api
 from openfeature.provider import FeatureProvider
 
 from flags import RouteFlagProvider
-from proxy.broker.service import PasswordBroker
 from proxy.callback.account import account_pass_through
 from proxy.callback.decide import RouteDecider
 from proxy.callback.fall_through import LegacyFallThrough
@@ -37,11 +37,13 @@ from proxy.map_backend import MapSource, follow_connection_map, map_source_for
 from proxy.ops.json_logging import flush_logs
 from proxy.ops.readiness import readiness_report
 from proxy.ops.worker_readiness import ReadinessPublisher
-from proxy.outcomes.service import OutcomeService
-from proxy.shadow.service import shadow_sampler_for
 
 if TYPE_CHECKING:
+    from connection_map import ConnectionMap
+    from proxy.broker.service import PasswordBroker
     from proxy.ops.tracing import RequestTracing
+    from proxy.outcomes.service import OutcomeService
+    from proxy.shadow.sampler import ShadowSampler
 
 log = logging.getLogger("authswitch")
 _instances = itertools.count(1)
@@ -81,12 +83,8 @@ class AuthSwitch:
         self._legacy = LegacyFallThrough(
             config.legacy, config.forwarding, self._forwarder, config.tracing, self._tracing
         )
-        self._outcomes = (
-            OutcomeService(config, lambda: self.connection_map.current)
-            if config.outcomes.enabled
-            else None
-        )
-        self.shadow = shadow_sampler_for(config)
+        self._outcomes = outcome_service_for(config, lambda: self.connection_map.current)
+        self.shadow: ShadowSampler | None = shadow_sampler_for(config)
         self._callback = CallbackPipeline(
             config,
             connections=lambda: self.connection_map.current,
@@ -104,14 +102,7 @@ class AuthSwitch:
         # Under `authswitch serve` the ops listener, in the supervisor, reads each worker's report.
         self._readiness_publisher = ReadinessPublisher.from_env(self.readiness)
         self._started = False
-        self._broker = (
-            PasswordBroker(
-                config.broker,
-                body_seconds=timeouts.body_seconds,
-            )
-            if config.broker.enabled
-            else None
-        )
+        self._broker = password_broker_for(config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -222,6 +213,39 @@ class AuthSwitch:
             connection_map=self.connection_map,
             broker=self._broker,
         )
+
+
+# The features below are off by default; their modules (and the clients and parsers they
+# import: scim2, cryptography, python3-saml, Redis stores) load only in a process that uses them.
+
+
+def password_broker_for(config: Config) -> PasswordBroker | None:
+    """The password broker's hooks, with `broker.enabled`."""
+    if not config.broker.enabled:
+        return None
+    from proxy.broker.service import PasswordBroker
+
+    return PasswordBroker(config.broker, body_seconds=config.timeouts.body_seconds)
+
+
+def outcome_service_for(
+    config: Config, connections: Callable[[], ConnectionMap]
+) -> OutcomeService | None:
+    """Login outcomes and the rollout guard, with `outcomes.enabled`."""
+    if not config.outcomes.enabled:
+        return None
+    from proxy.outcomes.service import OutcomeService
+
+    return OutcomeService(config, connections)
+
+
+def shadow_sampler_for(config: Config) -> ShadowSampler | None:
+    """The shadow checks' sampler, while a connection has a sample rate above 0."""
+    if not config.shadow.sampling:
+        return None
+    from proxy.shadow.service import shadow_sampler_for as sampler_for
+
+    return sampler_for(config)
 
 
 def request_tracing_for(config: Config) -> RequestTracing | None:

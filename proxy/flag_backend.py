@@ -7,15 +7,7 @@ from typing import cast
 from openfeature.provider import FeatureProvider
 
 from connection_map import Connection
-from flags import (
-    FileFlagProvider,
-    FileRolloutStore,
-    RedisFlagProvider,
-    RedisKeys,
-    RedisRolloutStore,
-    RolloutStore,
-    RolloutStoreError,
-)
+from flags import FileFlagProvider, FileRolloutStore, RolloutStore, RolloutStoreError
 from flags.route_report import ConnectionFacts
 from proxy.config import Config, ConfigError, Flags, OpenFeatureFlags, provider_kwargs
 
@@ -30,6 +22,9 @@ def provider_for(flags: Flags) -> FeatureProvider:
         assert flags.openfeature is not None  # the config requires it for this backend
         return configured_provider(flags.openfeature)
     if flags.backend == "redis":
+        # The Redis backends (and their client library) load only when configured.
+        from flags import RedisFlagProvider
+
         settings = flags.redis
         return RedisFlagProvider(
             settings.url,
@@ -82,6 +77,8 @@ def open_rollout_store(config: Config, *, client_name: str, min_timeout: float) 
             "system; these commands manage only the 'file' and 'redis' backends"
         )
     if flags.backend == "redis":
+        from flags import RedisKeys, RedisRolloutStore
+
         settings = flags.redis
         client = settings.client(client_name, min_socket_timeout=min_timeout)
         keys = RedisKeys(settings.key_prefix)

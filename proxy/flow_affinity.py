@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import hmac
 import logging
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from connection_map import ConnectionMap
 from connection_map.routes import Identification, Outcome
 from proxy.callback.decide import RouteDecider
 from proxy.config import Config
-from proxy.flow_store import FlowRecord, FlowStore, RedisFlowStore
 from proxy.http.asgi_types import RawHeaders, Scope, Send
 from proxy.http.responses import send_json
+
+if TYPE_CHECKING:
+    # Imported where used: the Redis flow store's client library loads only with flow affinity on.
+    from proxy.flow_store import FlowStore
 
 logger = logging.getLogger("authswitch.flows")
 
@@ -33,6 +37,8 @@ def flow_store_for(config: Config) -> FlowStore | None:
     settings = config.flow_affinity
     if not settings.enabled:
         return None
+    from proxy.flow_store import FlowStore, RedisFlowStore
+
     store = settings.store or ("redis" if config.flags.backend == "redis" else "memory")
     if store == "memory":
         return FlowStore(ttl_seconds=settings.ttl_seconds, max_records=settings.max_records)
@@ -90,6 +96,8 @@ class FlowStartEndpoint:
             bounced_back=False,
             unsolicited=False,
         )
+        from proxy.flow_store import FlowRecord
+
         recorded = await self._store.record(
             flow_id, FlowRecord(connection.id, decision.destination)
         )

@@ -7,9 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Protocol
-
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from connection_map import (
     ConnectionMapDocument,
@@ -17,12 +15,17 @@ from connection_map import (
     ConnectionMapFile,
     read_connection_map_document,
 )
-from connection_map.redis_follower import RedisConnectionMap
-from connection_map.redis_store import MapKeys, RedisMapStore
-from foundation.redis_client import redact_url
 from proxy.config import Config, ConfigError, ConnectionMapRedis
 
-MapSource = ConnectionMapFile | RedisConnectionMap
+if TYPE_CHECKING:
+    # The Redis side (and its client library) is imported where it is used, so a replica that
+    # serves the map from a file doesn't load it.
+    from redis.exceptions import RedisError
+
+    from connection_map.redis_follower import RedisConnectionMap
+    from connection_map.redis_store import RedisMapStore
+
+MapSource: TypeAlias = "ConnectionMapFile | RedisConnectionMap"
 log = logging.getLogger("authswitch")
 
 
@@ -31,6 +34,10 @@ def map_source_for(config: Config) -> MapSource:
     settings = config.connection_map_redis
     if settings is None:
         return ConnectionMapFile(config.connection_map)
+    from connection_map.redis_follower import RedisConnectionMap
+    from connection_map.redis_store import MapKeys
+    from foundation.redis_client import redact_url
+
     return RedisConnectionMap(
         settings.client("authswitch-map"),
         MapKeys(settings.key_prefix),
@@ -42,8 +49,9 @@ def map_source_for(config: Config) -> MapSource:
 
 async def follow_connection_map(source: MapSource) -> None:
     """Keep the map in force current until cancelled: a Redis follower, or the file re-read."""
-    if isinstance(source, RedisConnectionMap):
-        # Its own thread follows Redis, and builds and swaps the map off the event loop.
+    if not isinstance(source, ConnectionMapFile):
+        # A RedisConnectionMap: its own thread follows Redis, and builds and swaps the map
+        # off the event loop.
         await asyncio.to_thread(source.start)
         try:
             await asyncio.Event().wait()
@@ -68,6 +76,9 @@ def open_map_store(config: Config, *, min_timeout: float) -> RedisMapStore:
         raise ConfigError(
             "the connection map is a file here: set 'connection_map_redis' to push it to Redis"
         )
+    from connection_map.redis_store import MapKeys, RedisMapStore
+    from foundation.redis_client import redact_url
+
     client = settings.client("authswitch-connections-cli", min_socket_timeout=min_timeout)
     where = f"redis {redact_url(settings.url)}"
     return RedisMapStore(
@@ -158,6 +169,8 @@ class RedisMapSource:
         self.where = store.where
 
     def stamp(self) -> Hashable:
+        from redis.exceptions import RedisError
+
         now = self._clock()
         if self._asked_at is None or now - self._asked_at >= self._interval:
             try:
@@ -168,6 +181,8 @@ class RedisMapSource:
         return self._version
 
     def read(self) -> ConnectionMapDocument:
+        from redis.exceptions import RedisError
+
         try:
             document = self._store.read()
         except RedisError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from connection_map import ServedConnection
 from connection_map.routes import Identification
@@ -11,8 +11,10 @@ from flags import Destination
 from proxy.callback.decide import Decision
 from proxy.callback.intake import CallbackFields
 from proxy.callback.routes import RouteMatch
-from proxy.flow_store import FlowRecord
 from proxy.http.asgi_types import Scope
+
+if TYPE_CHECKING:
+    from proxy.flow_store import FlowRecord
 
 
 @dataclass(slots=True, eq=False)

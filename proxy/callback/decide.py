@@ -16,10 +16,10 @@ from connection_map.routes import Identification, Outcome
 from flags import Destination, RouteFlagProvider
 from proxy.callback.route_flag import RouteFlag
 from proxy.config import BounceBack, OpenFeatureFlag
-from proxy.flow_store import FlowRecord
 
 if TYPE_CHECKING:
     from proxy.callback.context import Callback
+    from proxy.flow_store import FlowRecord
 
 
 # A variant from another flag system becomes a reason (logs, a metrics label) only if it looks

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from connection_map import ConnectionMap
 from connection_map.routes import identify_connection
-from proxy.flow_store import FlowStore
 
 if TYPE_CHECKING:
     from proxy.callback.context import Callback
+    from proxy.flow_store import FlowStore
 
 
 async def recall_flow(callback: Callback, flows: FlowStore) -> None:

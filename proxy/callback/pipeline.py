@@ -19,17 +19,17 @@ from proxy.callback.intake import NotRead, take_in
 from proxy.callback.routes import RouteMatch
 from proxy.callback.saml_response import SamlRejected
 from proxy.config import Config
-from proxy.flow_store import FlowStore
 from proxy.http.asgi_types import Message, Receive, Scope, Send
 from proxy.http.correlation import correlate
 from proxy.http.forwarder import HttpForwarder, ResponseTruncated
 from proxy.http.request_body import ClientDisconnected, RequestRejected
 from proxy.http.responses import send_error
-from proxy.outcomes.observer import ProxyObserver
-from proxy.shadow.sampler import ShadowSampler
 
 if TYPE_CHECKING:
+    from proxy.flow_store import FlowStore
     from proxy.ops.tracing import RequestTracing
+    from proxy.outcomes.observer import ProxyObserver
+    from proxy.shadow.sampler import ShadowSampler
 
 _UpstreamStep = Callable[[Callback, Send], Awaitable[None]]
 _CANCELLED = (
