@@ -132,6 +132,7 @@ class BufferedLineHandler(logging.Handler):
         # (the serve command configures logging before and after forking workers) or that only
         # sees lines written at once never needs one.
         self._writer: threading.Thread | None = None
+        self._closed = False
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -148,7 +149,9 @@ class BufferedLineHandler(logging.Handler):
         with self._buffer_lock:
             self._lines.append(line)
             pending = len(self._lines)
-            if self._writer is None:
+            if self._closed:
+                urgent = True  # no writer thread any more: written at once
+            elif self._writer is None:
                 self._writer = threading.Thread(
                     target=self._write_loop, name="log-writer", daemon=True
                 )
@@ -168,8 +171,19 @@ class BufferedLineHandler(logging.Handler):
             except (OSError, ValueError):
                 pass  # stderr closed at exit: nothing left to tell
 
+    def close(self) -> None:
+        """Write what is buffered and end the writer thread (a replaced handler keeps none)."""
+        with self._buffer_lock:
+            writer, self._writer = self._writer, None
+            self._closed = True
+        self.flush()
+        if writer is not None:
+            self._wake.set()
+            writer.join(timeout=1.0)
+        super().close()
+
     def _write_loop(self) -> None:
-        while True:
+        while not self._closed:
             self._wake.wait(self._interval)
             self._wake.clear()
             self.flush()
@@ -213,7 +227,9 @@ def configure_logging(level: str, log_format: str = "authswitch") -> None:
     handler = BufferedLineHandler()
     handler.setFormatter(EcsJsonFormatter() if log_format == "ecs" else JsonFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    replaced, root.handlers[:] = root.handlers[:], [handler]
+    for old in replaced:
+        old.close()  # `serve` configures twice in a one-worker process: one writer thread left
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)

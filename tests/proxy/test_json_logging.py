@@ -143,3 +143,36 @@ def test_access_lines_go_through_logging_when_anything_else_listens() -> None:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
     assert [record.__dict__["fields"]["status"] for record in seen] == [200, 201]
+
+
+def test_reconfiguring_logging_leaves_one_writer_thread() -> None:
+    """`serve` configures logging in the supervisor and again in the worker, and a one-worker
+    process is both: the replaced handler writes what it buffered and ends its thread."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    before = _writers()
+    try:
+        configure_logging("info")
+        first = root.handlers[0]
+        assert isinstance(first, BufferedLineHandler)
+        first_stream = first.stream = io.StringIO()
+        logging.getLogger("authswitch.test-reconfigure").info("before the worker's setup")
+        assert _writers() == before + 1
+        configure_logging("info")
+        second = root.handlers[0]
+        assert isinstance(second, BufferedLineHandler)
+        second.stream = io.StringIO()
+        logging.getLogger("authswitch.test-reconfigure").info("after it")
+        deadline = time.monotonic() + 5
+        while _writers() != before + 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _writers() == before + 1, "the replaced handler's writer thread is still alive"
+        assert "before the worker's setup" in first_stream.getvalue()  # flushed on close
+        late = {"name": "authswitch.x", "msg": "late", "levelno": 20, "levelname": "INFO"}
+        first.handle(logging.makeLogRecord(late))
+        assert "late" in first_stream.getvalue()  # a closed handler writes at once
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
