@@ -6,8 +6,9 @@ Names are imported on first use (PEP 562), so a process that needs one module of
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from foundation.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from flags.audit import AuditInputError, AuditRecord
@@ -103,14 +104,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _MODULES, __all__)
