@@ -240,7 +240,11 @@ def write_broker_config(
     settings: dict[str, Any] = {
         "enabled": True,
         "secret_file": "hook-secret",
-        "redis": {"url": target.url, "key_prefix": target.prefix},
+        "redis": {
+            "url": target.url,
+            "key_prefix": target.prefix,
+            **broker.pop("redis_settings", {}),
+        },
         "rate_limits": {"per_ip": "1000/minute", "per_identifier": "1000/minute"},
         "verifier": verifier,
         **broker,
