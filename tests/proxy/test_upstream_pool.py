@@ -51,9 +51,21 @@ class CountingUpstream:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         assert self._server is not None
-        self._loop.call_soon_threadsafe(self._server.close)
+        # Kept-alive connections leave handlers waiting for a next request: cancel and await
+        # them before the loop stops, or their coroutines are collected unfinished later, in
+        # whichever test happens to run then.
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        self._loop.close()
+
+    async def _stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.open += 1
