@@ -30,6 +30,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Final, Literal
 
+import pybase64
 from lxml import etree
 
 from foundation.hardened_xml import (
@@ -160,17 +161,33 @@ def _decode_base64(value: str, max_decoded_bytes: int) -> bytes:
         raise SamlRejected("empty")
     if len(compact) > max_encoded:
         raise SamlRejected("too_large")
-    try:
-        # strict_mode validates the alphabet and padding in C (b64decode's validate=True runs
-        # a regex over the whole value first) and also refuses data after the padding.
-        data = binascii.a2b_base64(compact, strict_mode=True)
-    except binascii.Error:
-        data = None
+    data = _strict_base64(compact)
     if data is None:
         raise SamlRejected("not_base64")
     if len(data) > max_decoded_bytes:
         raise SamlRejected("too_large")
     return data
+
+
+def _strict_base64(compact: bytes) -> bytes | None:
+    """`binascii.a2b_base64(compact, strict_mode=True)`, or None where it raises.
+
+    binascii's strict mode validates the alphabet and the padding and refuses data after the
+    padding, but checks byte by byte: ~49 us for a 11 KB value. pybase64's SIMD decoder with
+    `validate=True` takes ~2 us and accepts a subset of what strict binascii accepts, decoding it
+    to the same bytes (tests/proxy/test_saml_base64.py compares the two); what it refuses
+    (padding after a full quantum, for one) is left to binascii, so the answer is binascii's.
+    """
+    try:
+        fast: bytes = pybase64.b64decode(compact, validate=True)
+    except ValueError:  # binascii.Error
+        pass
+    else:
+        return fast
+    try:
+        return binascii.a2b_base64(compact, strict_mode=True)
+    except binascii.Error:
+        return None
 
 
 def _without_whitespace(encoded: bytes) -> bytes:

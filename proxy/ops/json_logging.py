@@ -235,5 +235,9 @@ def configure_logging(level: str, log_format: str = "authswitch") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    # uvicorn's access log prints query strings (OIDC code and state): never enable it.
-    logging.getLogger("uvicorn.access").disabled = True
+    # uvicorn's access log prints query strings (OIDC code and state): never enable it. Not
+    # propagating either: uvicorn builds each line's arguments whenever the logger has a
+    # handler up its chain, even a disabled one (`hasHandlers()`, asked per connection).
+    access = logging.getLogger("uvicorn.access")
+    access.disabled = True
+    access.propagate = False

@@ -176,3 +176,20 @@ def test_reconfiguring_logging_leaves_one_writer_thread() -> None:
             handler.close()
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+def test_uvicorn_builds_no_access_line_yet_its_errors_still_reach_the_log() -> None:
+    """uvicorn formats each access line's arguments (client address, path and query) whenever
+    `uvicorn.access` has a handler up its chain, even when the logger is disabled: it must have
+    none. Its error logger still writes through authswitch's handler."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("info")
+        assert logging.getLogger("uvicorn.access").hasHandlers() is False
+        assert logging.getLogger("uvicorn.error").hasHandlers() is True
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
