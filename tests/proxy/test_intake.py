@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
+import time
 from collections.abc import Callable
 from urllib.parse import unquote_to_bytes, urlencode
 
@@ -128,6 +129,54 @@ def test_a_slow_drip_is_cut_off_by_the_whole_body_deadline() -> None:
     drip = receive_from(chunks(*[b"a"] * 50), pause=0.01)
     error = rejected(lambda: read(drip, deadline=0.1))
     assert error.status == 408
+
+
+def test_a_shutdown_cancelling_the_read_is_not_taken_for_a_slow_body() -> None:
+    """A task cancelled from outside while reading (graceful shutdown) stays cancelled, even
+    when the body deadline expires in the same loop iteration: it must not become a 408."""
+
+    async def read_while(cancel_from_outside: bool) -> str:
+        task = asyncio.current_task()
+        assert task is not None
+
+        async def receive() -> Message:
+            time.sleep(0.1)  # noqa: ASYNC251 -- holds the loop: the 0.05 s deadline passes unseen
+            if cancel_from_outside:
+                # Due now, so it runs right after the overdue deadline, before the task.
+                asyncio.get_running_loop().call_later(0, task.cancel)
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        try:
+            await read_body(receive, 100, LIMIT, 0.05)
+        except asyncio.CancelledError:
+            return "cancelled"
+        except RequestRejected as exc:
+            return exc.reason
+        return "read"
+
+    async def cancelled_task(cancel_from_outside: bool) -> str:
+        reading = asyncio.ensure_future(read_while(cancel_from_outside))
+        try:
+            return await reading
+        except asyncio.CancelledError:
+            return "cancelled"
+
+    assert asyncio.run(cancelled_task(False)) == "body_timeout"
+    assert asyncio.run(cancelled_task(True)) == "cancelled"
+
+
+def test_a_body_read_in_time_leaves_no_cancellation_behind() -> None:
+    """After a body read within its deadline, the task goes on: nothing cancels it later."""
+
+    async def main() -> bytes:
+        body = await read_body(receive_from(chunks(b"a=1", b"&b=2")), None, LIMIT, 0.05)
+        await asyncio.sleep(0.1)  # past the deadline: no pending cancel lands here
+        task = asyncio.current_task()
+        assert task is not None and task.cancelling() == 0
+        return body
+
+    assert asyncio.run(main()) == b"a=1&b=2"
 
 
 # -- parse_fields ---------------------------------------------------------------------------
