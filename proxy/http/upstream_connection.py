@@ -82,7 +82,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._last_read = 0.0
         self._read_seconds = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self._line = 0  # bytes of the head's line not yet ended by a newline
+        self._line = 0  # bytes of the head's (or trailers') line not yet ended by a newline
+        self._maybe_trailers = False  # a chunk header came and no chunk data yet
         self.received_any = False
 
     # asyncio.Protocol
@@ -112,7 +113,7 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserError:
             self._fail(AnswerRefused("bad_answer"))
         else:
-            if not self._head_done:
+            if not self._head_done or self._maybe_trailers:
                 self._limit_line(data)
 
     def eof_received(self) -> bool | None:
@@ -192,7 +193,13 @@ class UpstreamConnection(asyncio.Protocol):
         if drain is not None and not drain.done():
             drain.set_result(None)  # a body waiting for the upstream to read it: it answered
 
+    def on_chunk_header(self) -> None:
+        # Either a chunk whose data comes next (on_body clears this) or the last chunk, after
+        # which come the trailer lines, which llhttp buffers like header lines until they end.
+        self._maybe_trailers = True
+
     def on_body(self, body: bytes) -> None:
+        self._maybe_trailers = False
         if self._complete:
             return
         self._chunks.append(body)
@@ -223,6 +230,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._streaming = False
         self._interim = 0
         self._line = 0
+        self._maybe_trailers = False
         self.received_any = False
         self._read_seconds = read_seconds
         self._last_read = self._loop.time()
@@ -329,8 +337,8 @@ class UpstreamConnection(asyncio.Protocol):
             self._waiter = None
 
     def _limit_line(self, data: bytes) -> None:
-        """httptools hands over a header line only once it ends and buffers it until then: an
-        unended line is held to the line limit here, as the bytes arrive."""
+        """httptools hands over a header or trailer line only once it ends and buffers it
+        until then: an unended line is held to the line limit here, as the bytes arrive."""
         newline = data.rfind(b"\n")
         self._line = self._line + len(data) if newline < 0 else len(data) - newline - 1
         if self._line > self._max_line:

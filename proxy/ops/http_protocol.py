@@ -61,6 +61,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_lines = 0
         self._hosts = 0
         self._refused = False
+        # A chunk header came and no chunk data since: the last chunk's trailer lines may be
+        # arriving, which httptools buffers until each ends, as it does header lines.
+        self._maybe_trailers = False
+        self._trailer_line = 0
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -106,6 +110,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
             if self._head_bytes > self._limits.max_header_bytes:
                 self._refuse("header_too_large")
+        elif self._maybe_trailers:
+            # The same for a trailer line: its bytes since the last newline.
+            newline = data.rfind(b"\n")
+            line = self._trailer_line
+            self._trailer_line = line + len(data) if newline < 0 else len(data) - newline - 1
+            if self._trailer_line > self._limits.max_header_bytes:
+                self._cut_trailers()
 
     def shutdown(self) -> None:
         if self._refused:
@@ -148,8 +159,21 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._maybe_trailers = False
         self._disarm_head_deadline()
         super().on_headers_complete()
+
+    def on_chunk_header(self) -> None:
+        self._maybe_trailers = True
+        self._trailer_line = 0
+
+    def on_body(self, body: bytes) -> None:
+        self._maybe_trailers = False
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._maybe_trailers = False
+        super().on_message_complete()
 
     # -- refusals -----------------------------------------------------------------------------
 
@@ -198,6 +222,22 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n%s" % (status, phrase, len(body), body)
         )
         self.transport.close()
+
+    def _cut_trailers(self) -> None:
+        """A trailer line past max_header_bytes: the request's head is long gone to the app,
+        so there is no refusal to answer; the connection is closed (the app sees the client
+        gone) before the line is buffered any further."""
+        self._refused = True
+        self._maybe_trailers = False
+        REFUSED_CONNECTIONS.labels("trailer_too_large").inc()
+        log.warning(
+            "request trailer line over server.max_header_bytes; connection closed",
+            extra={"fields": {"client": self._client_ip()}},
+        )
+        self.transport.close()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
 
     def _bad_request(self) -> None:
         self._refused = True

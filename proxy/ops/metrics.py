@@ -62,7 +62,8 @@ REFUSED_CONNECTIONS = Counter(
     "authswitch_refused_connections_total",
     "Client connections closed before a request reached routing, by reason: header_too_large, "
     "too_many_headers (431), header_timeout (408, or closed if nothing was sent), "
-    "connection_limit (closed at once).",
+    "connection_limit (closed at once), trailer_too_large (a chunked body's trailer line over "
+    "server.max_header_bytes: closed mid-request).",
     ["reason"],
 )
 

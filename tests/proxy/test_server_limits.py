@@ -261,6 +261,33 @@ def test_trailer_fields_never_become_forwarded_request_headers(
     assert not [v for n, v in headers if n == "x-forwarded-for" and "198.51.100.66" in v]
 
 
+@pytest.mark.parametrize("path", ["/account/page", "/oidc/hooli/callback"])
+def test_a_trailer_line_that_never_ends_closes_the_connection_before_it_is_buffered(
+    serve: Any, path: str
+) -> None:
+    """httptools buffers a trailer line, like a header line, until it ends: one that never
+    ends is cut at max_header_bytes (the connection closed), not held in memory until the
+    client stops; other clients are served meanwhile."""
+    server = serve(max_header_bytes=4096)
+    head = (
+        b"POST " + path.encode() + b" HTTP/1.1\r\nHost: login.legacy.example\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\na=1\r\n0\r\nX-Endless: "
+    )
+    sent = 0
+    with server.connect() as sock:
+        sock.sendall(head)
+        piece = b"a" * 65536
+        try:
+            while sent < 256 * 1024 * 1024:
+                sock.sendall(piece)
+                sent += len(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    assert sent < 64 * 1024 * 1024, f"{sent} bytes of one trailer line were taken in"
+    assert all(_callback_works(server.url) for _ in range(3))
+
+
 def test_a_request_with_two_host_headers_is_refused_not_forwarded(
     serve: Any, providers: dict[str, LoopbackServer]
 ) -> None:

@@ -840,6 +840,59 @@ def test_a_header_line_that_never_ends_is_refused_before_it_is_buffered(run: Run
     run(scenario())
 
 
+def test_a_trailer_line_that_never_ends_cuts_the_answer_before_it_is_buffered(run: Run) -> None:
+    """Chunked trailer lines are buffered by the parser like header lines: an endless one is
+    held to max_header_bytes too, and the answer, whose head the client already has, is cut."""
+    sent = 0
+
+    async def script(peer: Peer) -> None:
+        nonlocal sent
+        await peer.request()
+        await peer.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        await peer.send(b"0\r\nX-Endless: ")
+        piece = b"a" * 16384
+        while sent < 64 * 1024 * 1024:
+            await peer.send(piece)
+            sent += len(piece)
+
+    async def scenario() -> None:
+        async with Upstream(script) as upstream, started(max_header_bytes=1024) as forwarder:
+            relay = Relay()
+            with pytest.raises(ResponseTruncated):
+                await exchange(forwarder, upstream.url + "/", relay=relay)
+            assert (relay.status, relay.body, relay.complete) == (200, b"hello", False)
+            assert sent < 32 * 1024 * 1024
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("pieces", [1, 8])
+def test_chunk_data_read_apart_from_its_size_line_is_not_taken_for_a_trailer(
+    run: Run, pieces: int
+) -> None:
+    """A chunk larger than max_header_bytes, without a newline, arriving after its size line
+    (in one read or several): body, never held to the trailer line limit."""
+    data = b"x" * 8000
+    size = len(data) // pieces
+
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await peer.send(b"%x\r\n" % len(data))
+        for start in range(0, len(data), size):
+            await asyncio.sleep(0.01)  # the size line, then each piece, in reads of their own
+            await peer.send(data[start : start + size])
+        await peer.send(b"\r\n0\r\nX-Checked: yes\r\n\r\n")
+
+    async def scenario() -> None:
+        async with Upstream(script) as upstream, started(max_header_bytes=1024) as forwarder:
+            relay = Relay()
+            await exchange(forwarder, upstream.url + "/", relay=relay)
+            assert (relay.status, relay.body, relay.complete) == (200, data, True)
+
+    run(scenario())
+
+
 # 6. timeouts and unreachable upstreams
 
 
