@@ -52,7 +52,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--low-seconds", type=float, default=5, help="c=1 latency phase")
     parser.add_argument("--high-seconds", type=float, default=8, help="throughput phase")
     parser.add_argument("--high-connections", type=int, default=32)
-    parser.add_argument("--sut-cpu", type=int, default=0, help="CPU for the server under test")
+    parser.add_argument(
+        "--sut-cpu",
+        default="0",
+        help="CPU for the server under test, or a taskset list (`0-1`: not pinned, as a worker "
+        "runs unless its deployment pins it)",
+    )
     parser.add_argument(
         "--load-cpu", type=int, default=1, help="CPU for wrk and the shared upstream"
     )
