@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,7 @@ def running_console(
     console: dict[str, Any],
     *,
     outcomes: OutcomeStore | None = None,
+    clock: Callable[[], float] = time.time,
     **config_changes: Any,
 ) -> Iterator[ConsoleEnv]:
     legacy, new = providers["legacy"], providers["new"]
@@ -105,7 +107,9 @@ def running_console(
     app = AuthSwitch(config)
     with (
         LoopbackServer(app, name="authswitch") as proxy,
-        LoopbackServer(build_console_app(config, outcomes=outcomes), name="console") as served,
+        LoopbackServer(
+            build_console_app(config, outcomes=outcomes, clock=clock), name="console"
+        ) as served,
     ):
         yield ConsoleEnv(config, directory, proxy, served, app)
 

@@ -23,9 +23,9 @@ from tests.proxy.console.console_env import trusted_header_console as console_se
 from tests.proxy.console.test_console_actions import as_person
 
 
-def counts() -> MemoryOutcomeStore:
+def counts(now: float) -> MemoryOutcomeStore:
     store = MemoryOutcomeStore(retention_minutes=600, max_buckets=1000, max_event_ids=10)
-    minute = int(time.time() // 60)
+    minute = int(now // 60)
     observations = []
     for back in range(10):  # the last 10 minutes: 9 good and 1 failed legacy logins a minute
         observations += [Observation("acme", "legacy", "proxy", "succeeded", minute - back)] * 9
@@ -38,8 +38,15 @@ def counts() -> MemoryOutcomeStore:
 
 @pytest.fixture
 def env(tmp_path: Path, providers: dict[str, LoopbackServer]) -> Iterator[ConsoleEnv]:
+    # The console's clock stops when the counts are written: the last 10 minutes stay the last
+    # 10 minutes whenever the page is read (a minute turning in between dropped the oldest).
+    now = time.time()
     with running_console(
-        tmp_path, providers, console_settings(outcome_window_minutes=10), outcomes=counts()
+        tmp_path,
+        providers,
+        console_settings(outcome_window_minutes=10),
+        outcomes=counts(now),
+        clock=lambda: now,
     ) as running:
         store = FileRolloutStore(tmp_path / "flags.yaml")
         store.write(0, set_canary("acme", True)(store.read()), actor="t", reason="r", action="a")
