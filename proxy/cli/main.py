@@ -116,7 +116,7 @@ def serve(
     ] = 25,
 ) -> None:
     """Serve the proxy in front of the legacy host described by CONFIG."""
-    from proxy.ops.server import OpsListenerUnavailable
+    from proxy.ops.server import OpenFileLimitTooLow, OpsListenerUnavailable
     from proxy.ops.server import serve as run_server
 
     try:
@@ -130,7 +130,7 @@ def serve(
         fail(str(exc), ExitCode.USAGE)
     try:
         run_server(str(config), settings, workers=workers, graceful_seconds=graceful_seconds)
-    except OpsListenerUnavailable as exc:
+    except (OpsListenerUnavailable, OpenFileLimitTooLow) as exc:
         fail(str(exc), ExitCode.USAGE)
 
 

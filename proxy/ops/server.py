@@ -13,7 +13,9 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import logging
 import os
+import resource
 import shutil
 import socket
 import sys
@@ -26,7 +28,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from proxy.config import Config, load_config
+from proxy.config import Config, ServerLimits, load_config
 from proxy.ops.http_protocol import GuardedHttpProtocol
 from proxy.ops.json_logging import configure_logging
 from proxy.ops.listener_drain import quiesce, quiesce_async
@@ -52,10 +54,62 @@ class OpsListenerUnavailable(Exception):
     """The ops listener's address can't be bound (in use, not local, not permitted)."""
 
 
+class OpenFileLimitTooLow(Exception):
+    """The open-file limit leaves no descriptor for client connections beside the pool's."""
+
+
+log = logging.getLogger("authswitch")
+
+# Descriptors a worker keeps for everything but client connections and its upstream pool: log
+# files, the listening sockets, Redis and other clients, the map and flag files, the event
+# loop's own, a reader thread's.
+FD_RESERVE = 64
+
+
+def client_limits(config: Config, soft_limit: int | None = None) -> ServerLimits:
+    """`server`, with `max_connections` lowered to what the open-file limit leaves once the
+    upstream pool (`limits.upstream_pool_size`) and `FD_RESERVE` are set aside.
+
+    Client connections are accepted as long as a descriptor is free; without this cap they can
+    take every one, and a callback then fails with 502 for want of a descriptor to reach its
+    upstream. Over the cap a new connection is closed at once (`connection_limit`), as it
+    would be over `server.max_connections`."""
+    if soft_limit is None:
+        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    limits = config.server
+    if soft_limit == resource.RLIM_INFINITY:
+        return limits
+    pool = config.limits.upstream_pool_size
+    available = soft_limit - pool - FD_RESERVE
+    if available < 1:
+        raise OpenFileLimitTooLow(
+            f"the open-file limit ({soft_limit}, `ulimit -n`) leaves no descriptor for client "
+            f"connections beside limits.upstream_pool_size ({pool}) and {FD_RESERVE} for "
+            "authswitch itself: raise the limit or lower the pool size"
+        )
+    if available >= limits.max_connections:
+        return limits
+    return limits.model_copy(update={"max_connections": available})
+
+
 def serve(config_path: str, config: Config, *, workers: int, graceful_seconds: int) -> None:
     """Block serving `config` until SIGINT/SIGTERM."""
     os.environ[CONFIG_ENV] = os.path.abspath(config_path)
     configure_logging(config.logging.level, config.logging.format)
+    capped = client_limits(config).max_connections
+    if capped < config.server.max_connections:
+        log.warning(
+            "server.max_connections lowered to fit the open-file limit",
+            extra={
+                "fields": {
+                    "max_connections": capped,
+                    "configured": config.server.max_connections,
+                    "open_file_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+                    "upstream_pool_size": config.limits.upstream_pool_size,
+                    "reserved": FD_RESERVE,
+                }
+            },
+        )
     if workers > 1:
         _use_multiprocess_metrics()
     ops = _start_ops_listener(config, workers)
@@ -95,7 +149,7 @@ def uvicorn_config(
         loop="auto",
         http=cast(
             "type[asyncio.Protocol]",
-            functools.partial(GuardedHttpProtocol, limits=config.server),
+            functools.partial(GuardedHttpProtocol, limits=client_limits(config)),
         ),
         lifespan="on",
         access_log=False,  # it prints query strings, which carry OIDC code and state

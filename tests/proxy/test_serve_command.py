@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -228,3 +230,69 @@ def test_serve_refuses_unreadable_broker_files_before_starting(
     assert named in result.stderr
     assert "Traceback" not in result.stderr
     assert "a-hook-secret" not in result.stderr
+
+
+def test_client_connections_leave_the_upstream_pool_its_descriptors(
+    tmp_path: Path, providers: dict[str, LoopbackServer]
+) -> None:
+    """Under an open-file limit below what clients open, every request still reaches its
+    upstream: client connections are capped (the pool's descriptors and authswitch's own set
+    aside), the cap is logged at start, and connections over it are closed at once rather
+    than taking the descriptors a callback needs to reach legacy or the new provider."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1024 <= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))  # this test's 300 clients
+    port, ops_port = free_port(), free_port()
+    config = write_proxy_files(
+        tmp_path,
+        providers["legacy"].url,
+        providers["new"].url,
+        listen={"host": "127.0.0.1", "port": port},
+        ops={"port": ops_port},
+        limits={"upstream_pool_size": 16},
+    )
+    log = tmp_path / "serve.log"
+    command = ["prlimit", "--nofile=256:256", "--"]
+    command += [sys.executable, "-m", "proxy", "serve", "--config", str(config)]
+    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    clients: list[socket.socket] = []
+    try:
+        _wait_ready(f"http://127.0.0.1:{ops_port}", process, log)
+        for _ in range(300):  # more than the 256 descriptors the server has
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        time.sleep(0.5)  # accepted up to the cap, the rest closed
+        query = urlencode({"code": SECRET_CODE, "state": SECRET_STATE})
+        for number, client in enumerate(clients[:20]):
+            target = "/account" if number % 2 else f"/oidc/hooli/callback?{query}"
+            client.sendall(f"GET {target} HTTP/1.1\r\nHost: login.legacy.example\r\n\r\n".encode())
+            head = client.recv(65536).split(b"\r\n", 1)[0]
+            assert head == b"HTTP/1.1 200 OK", (number, head)
+    finally:
+        for client in clients:
+            client.close()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    (capped,) = [line for line in lines if "max_connections lowered" in line.get("event", "")]
+    assert (capped["max_connections"], capped["configured"]) == (256 - 16 - 64, 2048)
+    callbacks = [line for line in lines if line.get("event") in ("callback", "request")]
+    assert len(callbacks) == 20 and {line["status"] for line in callbacks} == {200}
+
+
+def test_serve_refuses_an_open_file_limit_that_leaves_no_client_connection(
+    tmp_path: Path, providers: dict[str, LoopbackServer]
+) -> None:
+    config = write_proxy_files(
+        tmp_path,
+        providers["legacy"].url,
+        providers["new"].url,
+        listen={"host": "127.0.0.1", "port": free_port()},
+        ops={"port": free_port()},
+        limits={"upstream_pool_size": 100},
+    )
+    command = ["prlimit", "--nofile=128:128", "--"]
+    command += [sys.executable, "-m", "proxy", "serve", "--config", str(config)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "open-file limit (128" in done.stderr
+    assert "limits.upstream_pool_size (100)" in done.stderr
