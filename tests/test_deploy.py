@@ -270,7 +270,14 @@ def test_every_alert_has_a_runbook_section() -> None:
 def test_exported_metric_names_are_what_the_app_registers() -> None:
     from prometheus_client import REGISTRY
 
-    import proxy.app  # noqa: F401 - registers the app's metrics
+    # The app's metrics, every feature's included: a serving worker imports a feature's
+    # module (and registers its metrics) only when its config turns it on.
+    import proxy.app
+    import proxy.broker.metrics
+    import proxy.flow_store
+    import proxy.outcomes.counts
+    import proxy.outcomes.event_intake
+    import proxy.outcomes.redis_counts  # noqa: F401
 
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""]}
     registered = {
