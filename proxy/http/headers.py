@@ -33,3 +33,12 @@ def client_host(scope: Scope) -> str | None:
     """The peer address of the connection, if the server knows it."""
     client = scope.get("client")
     return client[0] if client else None
+
+
+def unended_line(previous: int, data: bytes) -> int:
+    """Bytes of the line still open after `data` arrives, `previous` of it before.
+
+    httptools hands over a header or trailer line only once it ends and buffers it until then;
+    this is what a caller holds to a line limit, as the bytes arrive."""
+    newline = data.rfind(b"\n")
+    return previous + len(data) if newline < 0 else len(data) - newline - 1

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final, cast
 import httptools
 
 from proxy.http.asgi_types import RawHeaders
+from proxy.http.headers import unended_line
 
 if TYPE_CHECKING:
     from proxy.http.upstream_pool import UpstreamOrigin
@@ -339,8 +340,7 @@ class UpstreamConnection(asyncio.Protocol):
     def _limit_line(self, data: bytes) -> None:
         """httptools hands over a header or trailer line only once it ends and buffers it
         until then: an unended line is held to the line limit here, as the bytes arrive."""
-        newline = data.rfind(b"\n")
-        self._line = self._line + len(data) if newline < 0 else len(data) - newline - 1
+        self._line = unended_line(self._line, data)
         if self._line > self._max_line:
             self._fail(AnswerRefused("header_too_large"))
 

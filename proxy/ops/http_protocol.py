@@ -20,6 +20,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from proxy.config import ServerLimits
+from proxy.http.headers import unended_line
 from proxy.ops.metrics import REFUSED_CONNECTIONS
 
 log = logging.getLogger("authswitch")
@@ -112,9 +113,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._refuse("header_too_large")
         elif self._maybe_trailers:
             # The same for a trailer line: its bytes since the last newline.
-            newline = data.rfind(b"\n")
-            line = self._trailer_line
-            self._trailer_line = line + len(data) if newline < 0 else len(data) - newline - 1
+            self._trailer_line = unended_line(self._trailer_line, data)
             if self._trailer_line > self._limits.max_header_bytes:
                 self._cut_trailers()
 
