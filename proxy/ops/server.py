@@ -96,15 +96,16 @@ def serve(config_path: str, config: Config, *, workers: int, graceful_seconds: i
     """Block serving `config` until SIGINT/SIGTERM."""
     os.environ[CONFIG_ENV] = os.path.abspath(config_path)
     configure_logging(config.logging.level, config.logging.format)
-    capped = client_limits(config).max_connections
-    if capped < config.server.max_connections:
+    open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    limits = client_limits(config, open_files)  # before anything starts: it may refuse
+    if limits.max_connections < config.server.max_connections:
         log.warning(
             "server.max_connections lowered to fit the open-file limit",
             extra={
                 "fields": {
-                    "max_connections": capped,
+                    "max_connections": limits.max_connections,
                     "configured": config.server.max_connections,
-                    "open_file_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+                    "open_file_limit": open_files,
                     "upstream_pool_size": config.limits.upstream_pool_size,
                     "reserved": FD_RESERVE,
                 }
@@ -114,17 +115,20 @@ def serve(config_path: str, config: Config, *, workers: int, graceful_seconds: i
         _use_multiprocess_metrics()
     ops = _start_ops_listener(config, workers)
     try:
-        _serve_public(config, workers=workers, graceful_seconds=graceful_seconds)
+        _serve_public(config, limits, workers=workers, graceful_seconds=graceful_seconds)
     finally:
         ops.stop()
 
 
-def _serve_public(config: Config, *, workers: int, graceful_seconds: int) -> None:
+def _serve_public(
+    config: Config, limits: ServerLimits, *, workers: int, graceful_seconds: int
+) -> None:
     server_config = uvicorn_config(
         config,
         "proxy.ops.server:create_app_from_env",
         workers=workers,
         graceful_seconds=graceful_seconds,
+        server_limits=limits,
     )
     if workers == 1:
         server = _DrainingServer(server_config)
@@ -137,9 +141,19 @@ def _serve_public(config: Config, *, workers: int, graceful_seconds: int) -> Non
 
 
 def uvicorn_config(
-    config: Config, app: str | Callable[..., Any], *, workers: int, graceful_seconds: int
+    config: Config,
+    app: str | Callable[..., Any],
+    *,
+    workers: int,
+    graceful_seconds: int,
+    server_limits: ServerLimits | None = None,
 ) -> uvicorn.Config:
-    """How authswitch is served: the same settings for `serve` and for the tests."""
+    """How authswitch is served: the same settings for `serve` and for the tests.
+
+    `server_limits`: the client side's limits as `client_limits` gives them (computed here
+    when not given)."""
+    if server_limits is None:
+        server_limits = client_limits(config)
     return uvicorn.Config(
         app,
         factory=isinstance(app, str),
@@ -149,7 +163,7 @@ def uvicorn_config(
         loop="auto",
         http=cast(
             "type[asyncio.Protocol]",
-            functools.partial(GuardedHttpProtocol, limits=client_limits(config)),
+            functools.partial(GuardedHttpProtocol, limits=server_limits),
         ),
         lifespan="on",
         access_log=False,  # it prints query strings, which carry OIDC code and state

@@ -32,8 +32,16 @@ SECRET_TOKEN = "token-SEEKRIT-9999"
 SECRET_RELAY = "relay-SEEKRIT-2468"
 
 
-def _start(config: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "proxy", "serve", "--config", str(config), *extra]
+def _serve_command(config: Path, *extra: str, open_files: int | None = None) -> list[str]:
+    """`authswitch serve`, under `prlimit --nofile` when `open_files` is given."""
+    limit = [] if open_files is None else ["prlimit", f"--nofile={open_files}:{open_files}", "--"]
+    return [*limit, sys.executable, "-m", "proxy", "serve", "--config", str(config), *extra]
+
+
+def _start(
+    config: Path, log: Path, *extra: str, open_files: int | None = None
+) -> subprocess.Popen[bytes]:
+    command = _serve_command(config, *extra, open_files=open_files)
     return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
@@ -184,7 +192,7 @@ def test_serve_refuses_a_bad_config_with_file_key_and_problem(tmp_path: Path) ->
         )
     )
     result = subprocess.run(
-        [sys.executable, "-m", "proxy", "serve", "--config", str(config)],
+        _serve_command(config),
         capture_output=True,
         text=True,
         timeout=30,
@@ -221,7 +229,7 @@ def test_serve_refuses_unreadable_broker_files_before_starting(
         broker={"enabled": True, **broker},
     )
     result = subprocess.run(
-        [sys.executable, "-m", "proxy", "serve", "--config", str(config)],
+        _serve_command(config),
         capture_output=True,
         text=True,
         timeout=60,
@@ -252,9 +260,7 @@ def test_client_connections_leave_the_upstream_pool_its_descriptors(
         limits={"upstream_pool_size": 16},
     )
     log = tmp_path / "serve.log"
-    command = ["prlimit", "--nofile=256:256", "--"]
-    command += [sys.executable, "-m", "proxy", "serve", "--config", str(config)]
-    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    process = _start(config, log, open_files=256)
     clients: list[socket.socket] = []
     try:
         _wait_ready(f"http://127.0.0.1:{ops_port}", process, log)
@@ -290,8 +296,7 @@ def test_serve_refuses_an_open_file_limit_that_leaves_no_client_connection(
         ops={"port": free_port()},
         limits={"upstream_pool_size": 100},
     )
-    command = ["prlimit", "--nofile=128:128", "--"]
-    command += [sys.executable, "-m", "proxy", "serve", "--config", str(config)]
+    command = _serve_command(config, open_files=128)
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert "open-file limit (128" in done.stderr
