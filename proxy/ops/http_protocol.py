@@ -25,6 +25,10 @@ from proxy.ops.metrics import REFUSED_CONNECTIONS
 
 log = logging.getLogger("authswitch")
 
+# At shutdown, a connection accepted but not yet heard from may have its first request on
+# the way (sent before the listener stopped): it gets this long to arrive before the close.
+FIRST_REQUEST_GRACE_SECONDS = 1.0
+
 _REFUSALS = {
     "header_too_large": (431, b"Request Header Fields Too Large", "over server.max_header_bytes"),
     "too_many_headers": (431, b"Request Header Fields Too Large", "over server.max_headers"),
@@ -66,6 +70,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # arriving, which httptools buffers until each ends, as it does header lines.
         self._maybe_trailers = False
         self._trailer_line = 0
+        self._stopping = False  # shutdown began: the request under way is the last one
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -118,9 +123,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._cut_trailers()
 
     def shutdown(self) -> None:
+        """uvicorn closes every connection without a request in progress. Two of those may
+        hold a request already sent: a connection still receiving a request head, and one
+        accepted but not yet read. Both get that request answered, with `connection: close`;
+        only a connection idle after an answer is closed at once."""
         if self._refused:
             return
+        if self._in_head:
+            self._stopping = True
+            return
+        if self.cycle is None:
+            self._stopping = True
+            self.loop.call_later(FIRST_REQUEST_GRACE_SECONDS, self._close_if_silent)
+            return
         super().shutdown()
+
+    def _close_if_silent(self) -> None:
+        if self.cycle is None and not self._in_head and not self._refused:
+            self.transport.close()
 
     # -- parser callbacks ---------------------------------------------------------------------
 
@@ -161,6 +181,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._maybe_trailers = False
         self._disarm_head_deadline()
         super().on_headers_complete()
+        if self._stopping:
+            self.cycle.keep_alive = False
 
     def on_chunk_header(self) -> None:
         self._maybe_trailers = True

@@ -1,12 +1,14 @@
 """Taking a listening socket out of service without resetting connections the kernel has
-already completed.
+already completed, or is completing.
 
 Closing (or shutting down) a listener resets every connection still in its accept queue,
 and those clients may already have sent their request: a callback lost after sending. So,
 first, a socket filter drops new SYNs (the client retransmits, and is refused once the
-socket closes: nothing was sent, a load balancer may retry); then the workers, still
-running, empty the accept queue; only then does the socket stop listening. Linux only;
-elsewhere the socket simply stops.
+socket closes: nothing was sent, a load balancer may retry); every other segment still
+passes, so a handshake the kernel had answered before the filter (the client's ACK, often
+with its request, one round trip later) completes into the accept queue. Then the workers,
+still running, empty the accept queue until no handshake is left half-open; only then does
+the socket stop listening. Linux only; elsewhere the socket simply stops.
 """
 
 from __future__ import annotations
@@ -21,8 +23,16 @@ import sys
 import time
 
 _SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
-_DROP_EVERYTHING = struct.pack("HBBI", 0x06, 0, 0, 0)  # classic BPF: BPF_RET|BPF_K, keep 0
+# Classic BPF on a TCP socket sees the segment from its TCP header: byte 13 holds the flags.
+_DROP_SYNS = [
+    (0x30, 0, 0, 13),  # BPF_LD|BPF_B|BPF_ABS: A = flags
+    (0x45, 0, 1, 0x02),  # BPF_JMP|BPF_JSET|BPF_K: SYN set? next; else skip one
+    (0x06, 0, 0, 0),  # BPF_RET|BPF_K: keep 0 bytes, a drop
+    (0x06, 0, 0, 0xFFFFFFFF),  # BPF_RET|BPF_K: keep the whole segment
+]
 _TCPI_UNACKED = 24  # offset in struct tcp_info; for a listener, its accept queue length
+_SYN_RECV = "03"  # the state column of /proc/net/tcp*
+_PROC_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 _POLL_SECONDS = 0.005
 
 
@@ -30,8 +40,8 @@ def drop_new_connections(fd: int) -> bool:
     """Make the listener on `fd` ignore new SYNs; False where that is not possible."""
     if sys.platform != "linux":
         return False
-    program = ctypes.create_string_buffer(_DROP_EVERYTHING)
-    sock_fprog = struct.pack("HL", 1, ctypes.addressof(program))
+    program = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in _DROP_SYNS))
+    sock_fprog = struct.pack("HL", len(_DROP_SYNS), ctypes.addressof(program))
     try:
         with socket.socket(fileno=os.dup(fd)) as listener:
             listener.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, sock_fprog)
@@ -51,12 +61,41 @@ def accept_queue_length(fd: int) -> int:
     return queued
 
 
+def half_open_count(fds: list[int]) -> int:
+    """Handshakes answered (SYN-ACK sent) but not completed on the listeners' ports.
+
+    Counted by port, whatever the local address: a listener on a wildcard address answers
+    on each of them, and counting a stranger's on the same port only makes the wait longer.
+    """
+    ports = set()
+    for fd in fds:
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as listener:
+            ports.add(f":{listener.getsockname()[1]:04X}")
+    count = 0
+    for table in _PROC_TABLES:
+        try:
+            with open(table, encoding="ascii") as rows:
+                next(rows, None)  # the header line
+                for row in rows:
+                    fields = row.split(None, 4)
+                    if fields[3] == _SYN_RECV and fields[1][fields[1].rfind(":") :] in ports:
+                        count += 1
+        except OSError:
+            continue
+    return count
+
+
+def _settling(fds: list[int]) -> bool:
+    return any(accept_queue_length(fd) for fd in fds) or half_open_count(fds) > 0
+
+
 def quiesce(fds: list[int], wait_seconds: float) -> None:
-    """Drop new SYNs and wait, at most `wait_seconds`, until the accept queues are empty."""
+    """Drop new SYNs and wait, at most `wait_seconds`, until no connection is queued or
+    half-open."""
     if not all([drop_new_connections(fd) for fd in fds]):
         return
     deadline = time.monotonic() + wait_seconds
-    while any(accept_queue_length(fd) for fd in fds) and time.monotonic() < deadline:
+    while _settling(fds) and time.monotonic() < deadline:
         time.sleep(_POLL_SECONDS)
 
 
@@ -67,5 +106,5 @@ async def quiesce_async(fds: list[int], wait_seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(wait_seconds):
             # The kernel signals nothing when its accept queue empties: poll it.
-            while any(accept_queue_length(fd) for fd in fds):  # noqa: ASYNC110
+            while _settling(fds):  # noqa: ASYNC110
                 await asyncio.sleep(_POLL_SECONDS)
