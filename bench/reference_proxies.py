@@ -6,6 +6,8 @@
   forward it, stream the answer back). The reference authswitch's fall-through is held to.
 - ``raw-httpx`` / ``raw-httpx-aiohttp``: the same raw-ASGI proxy with httpx, and with httpx over
   the aiohttp transport of the ``httpx-aiohttp`` package, to compare the HTTP clients alone.
+- ``raw-checked``: ``raw-aiohttp`` doing a mixed callback's work by hand (``reference_checked``):
+  the Issuer read, the decision, a 307 or the forward, a JSON access line and metrics.
 - ``raw-noforward``: the raw-ASGI app reading the body and answering 200 itself: the cost of
   uvicorn + ASGI without any client, to subtract from the proxies above.
 
@@ -113,8 +115,11 @@ class RawAiohttpProxy(_Lifespan):
         if scope["type"] == "lifespan":
             await self.lifespan(receive, send)
             return
+        await self.forward(scope, await _read_body(receive), send)
+
+    async def forward(self, scope: Scope, body: bytes, send: Send) -> int:
+        """Send `body` upstream and stream the answer back; the answer's status."""
         assert self.session is not None
-        body = await _read_body(receive)
         async with self.session.request(
             scope["method"],
             _target(self.upstream, scope),
@@ -133,6 +138,7 @@ class RawAiohttpProxy(_Lifespan):
             async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return response.status
 
 
 class RawHttpxProxy(_Lifespan):
@@ -254,8 +260,8 @@ def naive_app(upstream: str) -> Any:
     )
 
 
-def build_app(kind: str, upstream: str) -> Any:
-    """The ASGI app for a reference kind."""
+def build_app(kind: str, upstream: str, connections: str | None = None) -> Any:
+    """The ASGI app for a reference kind (`connections`: the JSON file `raw-checked` routes by)."""
     if kind == "naive":
         return naive_app(upstream)
     if kind == "raw-aiohttp":
@@ -266,10 +272,14 @@ def build_app(kind: str, upstream: str) -> Any:
         return RawHttpxProxy(upstream, aiohttp_transport=True)
     if kind == "raw-noforward":
         return RawNoForward()
+    if kind == "raw-checked":
+        from bench.reference_checked import CheckedRouter
+
+        return CheckedRouter(upstream, connections)
     raise ValueError(f"unknown reference kind {kind!r}")
 
 
-KINDS = ("naive", "raw-aiohttp", "raw-httpx", "raw-httpx-aiohttp", "raw-noforward")
+KINDS = ("naive", "raw-aiohttp", "raw-httpx", "raw-httpx-aiohttp", "raw-noforward", "raw-checked")
 
 
 # Packages a reference needs beyond authswitch's own dependencies (bench-only, not in pyproject).
@@ -291,10 +301,11 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", default="http://127.0.0.1:9000")
+    parser.add_argument("--connections", help="raw-checked: Issuer -> [connection, 307 URL]")
     args = parser.parse_args()
     # One worker and the same uvicorn settings as `authswitch serve` (proxy/ops/server.py).
     uvicorn.run(
-        build_app(args.kind, args.upstream),
+        build_app(args.kind, args.upstream, args.connections),
         host=args.host,
         port=args.port,
         loop="auto",

@@ -28,6 +28,7 @@ RAW_AIOHTTP = "ref-raw-aiohttp"
 RAW_HTTPX = "ref-raw-httpx"
 RAW_HTTPX_AIOHTTP = "ref-raw-httpx-aiohttp"
 RAW_NOFORWARD = "ref-raw-noforward"
+RAW_CHECKED = "ref-raw-checked"
 AUTHSWITCH_SCENARIOS = (
     "fallthrough",
     "passthrough",
@@ -150,6 +151,23 @@ def _reference_argv(kind: str) -> Argv:
         ]
 
     return argv
+
+
+def _checked_argv(context: Context, port: int) -> list[str]:
+    """`ref-raw-checked` routes the mix scenario's connections by Issuer, as authswitch-mix."""
+    connections = context.work_dir / "ref-raw-checked-connections.json"
+    connections.write_text(
+        json.dumps(
+            {
+                entry.idp_entity_id: [
+                    entry.connection_id,
+                    new_provider_url(context, entry) if is_migrated_in_mix(entry) else None,
+                ]
+                for entry in context.corpus
+            }
+        )
+    )
+    return [*_reference_argv("raw-checked")(context, port), "--connections", str(connections)]
 
 
 def _authswitch_argv(scenario: str, *, before: bool = False) -> Argv:
@@ -298,6 +316,13 @@ REFERENCES = (
         "the same with httpx over httpx-aiohttp's transport",
         _reference_argv("raw-httpx-aiohttp"),
         _reached_legacy,
+    ),
+    Target(
+        RAW_CHECKED,
+        "reference",
+        "raw-aiohttp doing the mix by hand: Issuer read, 307 or forward, JSON log line, metrics",
+        _checked_argv,
+        _mixed,
     ),
     Target(
         RAW_NOFORWARD,

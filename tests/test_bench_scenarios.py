@@ -3,8 +3,10 @@ that no request names, and the path-identified route with each request on its ow
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -138,3 +140,28 @@ def test_bench_workers_takes_worker_counts_and_known_scenarios_only() -> None:
         _counts("0,2")
     with pytest.raises(argparse.ArgumentTypeError, match="path-nothing"):
         _scenarios("mix,path-nothing")
+
+
+def test_the_checked_reference_reads_the_issuer_and_refuses_what_authswitch_refuses() -> None:
+    """`ref-raw-checked` is a fair floor only if it really does the work: it reads a signed
+    response's Issuer and refuses the hostile shapes authswitch answers 400."""
+    from bench.reference_checked import BadCallback, read_issuer
+    from proxy.demo.idp import DemoIdP
+    from proxy.demo.keys import generate_keypair
+    from tests.proxy.test_hostile_callbacks import ACME_ISSUER, CASES, _signed_xml
+
+    xml = _signed_xml(DemoIdP(ACME_ISSUER, generate_keypair("bench-checked")))
+    assert read_issuer(_saml_form(xml)) == ACME_ISSUER
+    body_level = {"saml_response_in_query_and_body", "bad_percent_encoding", "oversize"}
+    refused = [case for case in CASES if case.status == 400 and case.name not in body_level]
+    assert len(refused) >= 7
+    for case in refused:
+        with pytest.raises(BadCallback):
+            read_issuer(case.body(xml))
+    for case in CASES:
+        if case.status is None:
+            assert read_issuer(case.body(xml)) != ACME_ISSUER, case.name
+
+
+def _saml_form(xml: str) -> bytes:
+    return urlencode({"SAMLResponse": base64.b64encode(xml.encode()).decode()}).encode()
