@@ -78,6 +78,7 @@ class AuthSwitch:
             max_headers=config.limits.upstream_max_headers,
             pool_size=config.limits.upstream_pool_size,
             pool_wait_seconds=timeouts.upstream_pool_wait_seconds,
+            callback_reserve=config.limits.callback_reserve,
         )
         self._tracing = request_tracing_for(config)
         self._legacy = LegacyFallThrough(

@@ -116,6 +116,27 @@ class Limits(_Model):
     # each; more queue. Keep it well below the open-file limit (`ulimit -n`), which client
     # connections share.
     upstream_pool_size: Annotated[int, Field(ge=1, le=100_000)] = 100
+    # Of those, how many requests that are not callbacks may never take: slow clients of the
+    # legacy host (a body sent a byte at a time, an answer read as slowly) then can't hold
+    # every upstream connection while callbacks queue. Unset: a quarter of the pool.
+    upstream_pool_callback_reserve: Annotated[int | None, Field(ge=0, le=100_000)] = None
+
+    @model_validator(mode="after")
+    def _reserve_below_pool(self) -> Limits:
+        reserve = self.upstream_pool_callback_reserve
+        if reserve is not None and reserve >= self.upstream_pool_size:
+            raise ValueError(
+                f"limits.upstream_pool_callback_reserve ({reserve}) must be below "
+                f"limits.upstream_pool_size ({self.upstream_pool_size}): requests that are not "
+                "callbacks would never get an upstream connection"
+            )
+        return self
+
+    @property
+    def callback_reserve(self) -> int:
+        """Upstream slots that only callbacks may take."""
+        reserve = self.upstream_pool_callback_reserve
+        return self.upstream_pool_size // 4 if reserve is None else reserve
 
 
 class ServerLimits(_Model):

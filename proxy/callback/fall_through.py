@@ -85,7 +85,7 @@ class LegacyFallThrough:
     ) -> tuple[int | None, str]:
         try:
             body = await _request_body(receive, scope["headers"])
-            status, outcome = await self.forward(scope, send, body, request_id, resend=True)
+            status, outcome = await self.forward(scope, send, body, request_id, pass_through=True)
         except ClientDisconnected:
             return None, "client_disconnected"
         account_pass_through(scope, request_id, started, status, outcome, trace_id, span_id)
@@ -98,11 +98,12 @@ class LegacyFallThrough:
         body: bytes | AsyncIterator[bytes] | None,
         request_id: str,
         *,
-        resend: bool = False,
+        pass_through: bool = False,
     ) -> tuple[int, str]:
         """Forward to legacy; the answer's status and the outcome (`legacy_*`).
 
-        `resend` only for pass-through requests: a callback is written upstream at most once.
+        `pass_through` only for requests that are not callbacks: a callback is written upstream
+        at most once, and may take the pool's slots reserved for callbacks.
         """
         headers = request_headers(
             scope["headers"],
@@ -126,7 +127,7 @@ class LegacyFallThrough:
                 headers=headers,
                 body=body,
                 extra_response_headers=[(b"x-request-id", request_id.encode())],
-                resend=resend,
+                pass_through=pass_through,
             )
         except UpstreamUnavailable:
             await send_error(

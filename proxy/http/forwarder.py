@@ -11,13 +11,17 @@ Delivery rule: a callback carries a single-use artifact (SAML assertion, OIDC co
 sent upstream at most once. A pass-through request of an idempotent method (GET, HEAD,
 OPTIONS, TRACE, PUT, DELETE) whose body can be written again is resent once on a new
 connection when the first closes or resets before any answer byte (RFC 9112 9.3.1: a pooled
-connection the upstream closed while idle); `forward(..., resend=False)`, the callbacks', never.
+connection the upstream closed while idle); `forward(..., pass_through=False)`, the callbacks',
+never.
 
 Pool bound: at most `pool_size` requests are upstream at once, each holding one connection.
 Beyond it a request queues (FIFO) for up to `pool_wait_seconds`, then ends as `UpstreamBusy`
 without having been sent. Unbounded, a load spike opened one upstream connection per client
 and, under the common 1 024 open-file limit, half of the callbacks failed for lack of file
-descriptors; queued, they wait a few milliseconds instead.
+descriptors; queued, they wait a few milliseconds instead. `callback_reserve` of the slots are
+callbacks' alone: a pass-through request holds its slot at its client's pace (a body sent a
+byte at a time, an answer read as slowly), and slow clients of the legacy host must not leave
+callbacks queueing behind them.
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ class HttpForwarder:
         max_headers: int = 128,
         pool_size: int = 100,
         pool_wait_seconds: float = 10.0,
+        callback_reserve: int = 0,
     ) -> None:
         self._connect_seconds = connect_seconds
         self._read_seconds = read_seconds
@@ -97,6 +102,11 @@ class HttpForwarder:
         self._pool_size = pool_size
         self._pool_wait = pool_wait_seconds
         self._slots = asyncio.Semaphore(pool_size)
+        # Taken first by pass-through requests, so at most pool_size - callback_reserve of
+        # them hold a slot of `_slots`.
+        self._pass_through_slots = (
+            asyncio.Semaphore(pool_size - callback_reserve) if callback_reserve else None
+        )
         self._pool: UpstreamPool | None = None
 
     async def start(self) -> None:
@@ -123,32 +133,30 @@ class HttpForwarder:
         headers: RawHeaders,
         body: bytes | AsyncIterator[bytes] | None,
         extra_response_headers: RawHeaders | None = None,
-        resend: bool = False,
+        pass_through: bool = False,
     ) -> int:
         """Send the request upstream and stream its answer to `send`; return the status.
 
-        With `resend` False (callbacks) the request is written at most once; with True
-        (pass-through) an idempotent request is resent once as described above.
-        `UpstreamBusy` when no pooled connection came free within the queue wait.
+        A callback (`pass_through` False) is written at most once; a pass-through request of
+        an idempotent method is resent once as described above, and never takes a slot
+        reserved for callbacks. `UpstreamBusy` when no slot came free within the queue wait.
         """
         pool = self._pool
         if pool is None:
             raise RuntimeError("HttpForwarder.start() was not awaited")
-        if self._slots.locked():
-            try:
-                async with asyncio.timeout(self._pool_wait):
-                    await self._slots.acquire()
-            except TimeoutError:
-                raise UpstreamBusy from None
-        else:
-            await self._slots.acquire()  # free: returns at once, no timer
+        slots = (
+            (self._pass_through_slots, self._slots)
+            if pass_through and self._pass_through_slots is not None
+            else (self._slots,)
+        )
+        await self._take(slots)
         try:
             try:
                 target = pool.target(url)
             except ValueError:
                 raise UpstreamUnavailable("bad upstream URL") from None
             head, chunked = _request_head(method, target, headers, body)
-            again = resend and method in _IDEMPOTENT and not isinstance(body, AsyncIterator)
+            again = pass_through and method in _IDEMPOTENT and not isinstance(body, AsyncIterator)
             while True:
                 connection = await _connect(pool, target)
                 try:
@@ -169,7 +177,30 @@ class HttpForwarder:
                 break
             return await _relay(pool, connection, send, status, answer, extra_response_headers)
         finally:
-            self._slots.release()
+            for slot in slots:
+                slot.release()
+
+    async def _take(self, slots: tuple[asyncio.Semaphore, ...]) -> None:
+        """Take one of each of `slots`, in order, within the queue wait; `UpstreamBusy` (none
+        held) when that runs out."""
+        if not any(slot.locked() for slot in slots):
+            for slot in slots:
+                await slot.acquire()  # free: returns at once, no timer
+            return
+        taken: list[asyncio.Semaphore] = []
+        try:
+            async with asyncio.timeout(self._pool_wait):
+                for slot in slots:
+                    await slot.acquire()
+                    taken.append(slot)
+        except TimeoutError:
+            for slot in taken:
+                slot.release()
+            raise UpstreamBusy from None
+        except BaseException:
+            for slot in taken:
+                slot.release()
+            raise
 
     async def _send_request(
         self,

@@ -302,12 +302,12 @@ async def exchange(
     method: str = "GET",
     headers: Iterable[tuple[bytes, bytes]] = (),
     body: bytes | AsyncIterator[bytes] | None = None,
-    resend: bool = False,
+    pass_through: bool = False,
     relay: Relay | None = None,
 ) -> Relay:
     relay = relay if relay is not None else Relay()
     status = await forwarder.forward(
-        relay, method=method, url=url, headers=list(headers), body=body, resend=resend
+        relay, method=method, url=url, headers=list(headers), body=body, pass_through=pass_through
     )
     assert status == relay.status
     return relay
@@ -399,7 +399,7 @@ def race_script(how: str) -> Script:
 
 @pytest.mark.parametrize("how", ["close", "reset"])
 @pytest.mark.parametrize(
-    ("method", "body", "resend"),
+    ("method", "body", "pass_through"),
     [
         ("POST", "bytes", False),
         ("GET", "none", False),
@@ -408,9 +408,9 @@ def race_script(how: str) -> Script:
     ],
 )
 def test_a_request_the_upstream_read_and_dropped_is_not_sent_again(
-    run: Run, how: str, method: str, body: str, resend: bool
+    run: Run, how: str, method: str, body: str, pass_through: bool
 ) -> None:
-    """A callback (resend=False), a non-idempotent request, or one whose body was a stream
+    """A callback (pass_through=False), a non-idempotent request, or one whose body was a stream
     that can't be replayed: the upstream may have acted on it, so it is never resent."""
     payload = b"code=once-only"
 
@@ -420,7 +420,11 @@ def test_a_request_the_upstream_read_and_dropped_is_not_sent_again(
             content = {"bytes": payload, "none": None, "stream": stream(payload)}[body]
             with pytest.raises(UpstreamFailed) as failed:
                 await exchange(
-                    forwarder, upstream.url + "/cb", method=method, body=content, resend=resend
+                    forwarder,
+                    upstream.url + "/cb",
+                    method=method,
+                    body=content,
+                    pass_through=pass_through,
                 )
             assert failed.value.reason == "upstream_disconnected"
             assert upstream.accepted == 1, "no second connection: not resent"
@@ -440,7 +444,7 @@ def test_a_pass_through_get_dropped_on_a_reused_connection_is_resent_once(
     async def scenario() -> None:
         async with Upstream(race_script(how)) as upstream, started() as forwarder:
             await exchange(forwarder, upstream.url + "/warm")
-            relay = await exchange(forwarder, upstream.url + "/page", resend=True)
+            relay = await exchange(forwarder, upstream.url + "/page", pass_through=True)
             assert relay.status == 200
             assert relay.body == b"second connection"
             assert upstream.accepted == 2
@@ -460,7 +464,7 @@ def test_a_pass_through_get_is_resent_only_once(run: Run) -> None:
     async def scenario() -> None:
         async with Upstream(script) as upstream, started() as forwarder:
             with pytest.raises(UpstreamFailed) as failed:
-                await exchange(forwarder, upstream.url + "/page", resend=True)
+                await exchange(forwarder, upstream.url + "/page", pass_through=True)
             assert failed.value.reason == "upstream_disconnected"
             assert upstream.accepted == 2
             assert len(upstream.requests) == 2

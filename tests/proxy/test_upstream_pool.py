@@ -5,7 +5,9 @@ upstream connections, every request completes, and a request that waited too lon
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlencode
@@ -15,7 +17,7 @@ import pytest
 
 from flags import RolloutState, write_rollout_state
 from proxy.app import AuthSwitch
-from proxy.config import load_config
+from proxy.config import ConfigError, load_config
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.ops import metrics
 from tests.conftest import write_proxy_files
@@ -201,4 +203,72 @@ def test_pool_size_out_of_range_is_refused_naming_the_key(tmp_path: Path, size: 
     text = path.read_text() + f"limits:\n  upstream_pool_size: {size}\n"
     path.write_text(text)
     with pytest.raises(Exception, match="upstream_pool_size"):
+        load_config(path)
+
+
+def _slow_upload(port: int, index: int) -> socket.socket:
+    """A pass-through POST whose body comes a few bytes at a time: its first bytes are sent,
+    the rest never (a slow client of the legacy host)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        b"POST /upload/%d HTTP/1.1\r\nhost: legacy\r\ncontent-type: application/octet-stream\r\n"
+        b"content-length: 100000\r\n\r\nfirst bytes" % index
+    )
+    return sock
+
+
+def test_slow_pass_through_uploads_cannot_take_the_slots_reserved_for_callbacks(
+    tmp_path: Path,
+) -> None:
+    """Pool of 4, a quarter reserved: three slow uploads hold three upstream connections, a
+    fourth queues and gets 503, and a callback still goes through at once."""
+    with CountingUpstream(delay=0) as legacy:
+        config = load_config(
+            write_proxy_files(
+                tmp_path,
+                legacy.url,
+                legacy.url,
+                limits={"upstream_pool_size": 4},
+                timeouts={
+                    "connect_seconds": 1,
+                    "read_seconds": 5,
+                    "upstream_pool_wait_seconds": 0.5,
+                },
+            )
+        )
+        assert config.limits.callback_reserve == 1
+        with LoopbackServer(AuthSwitch(config), name="authswitch") as server:
+            port = int(server.url.rsplit(":", 1)[1])
+            uploads = [_slow_upload(port, i) for i in range(3)]
+            for _ in range(500):
+                if legacy.open == 3:
+                    break
+                time.sleep(0.01)
+            assert legacy.open == 3, "each slow upload holds an upstream connection"
+            fourth = _slow_upload(port, 3)
+            fourth.settimeout(10)
+            busy = fourth.recv(65536)
+            fields = urlencode({"code": "reserved-code", "state": "reserved-state"})
+            callback = httpx.post(
+                f"{server.url}/oidc/piedpiper/callback", content=fields, headers=FORM, timeout=10
+            )
+            for sock in [*uploads, fourth]:
+                sock.close()
+    assert busy.startswith(b"HTTP/1.1 503"), busy[:100]
+    assert b"upstream_busy" in busy
+    assert callback.status_code == 200
+    assert legacy.bodies.count(fields.encode()) == 1
+
+
+@pytest.mark.parametrize("reserve", [4, 5])
+def test_a_reserve_that_leaves_pass_through_nothing_is_refused(
+    tmp_path: Path, reserve: int
+) -> None:
+    path = write_proxy_files(
+        tmp_path,
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        limits={"upstream_pool_size": 4, "upstream_pool_callback_reserve": reserve},
+    )
+    with pytest.raises(ConfigError, match=r"upstream_pool_callback_reserve \(%d\)" % reserve):
         load_config(path)
