@@ -5,8 +5,8 @@ server and client as `ref-raw-aiohttp`: read the body (capped), parse the form (
 duplicated SAMLResponse or RelayState), decode the SAMLResponse strictly, parse it with a
 hardened lxml parser on the event loop (unreadable: to legacy), refuse a DOCTYPE, a Response
 and Assertion that name different issuers, an Issuer with child elements or other than one
-Assertion; look the Issuer up; answer 307 to the new provider or forward to legacy; write one JSON access line; count the
-answer and observe its latency.
+Assertion; look the Issuer up; answer 307 to the new provider or forward to legacy; write one
+JSON access line; count the answer and observe its latency.
 
 What it leaves out, and authswitch does: OpenFeature evaluation and its rollout state, the
 bound on libxml2's per-thread name dictionary (authswitch parses on a reader thread that it

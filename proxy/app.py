@@ -29,7 +29,7 @@ from proxy.flag_backend import provider_for
 from proxy.flow_affinity import START_PATH, FlowStartEndpoint, flow_store_for
 from proxy.http.asgi_types import Receive, Scope, Send
 from proxy.http.correlation import correlate
-from proxy.http.forwarder import HttpForwarder, ResponseTruncated
+from proxy.http.forwarder import ClientStalled, HttpForwarder, ResponseTruncated
 from proxy.http.request_target import MESSAGES as TARGET_MESSAGES
 from proxy.http.request_target import target_problem
 from proxy.http.responses import send_error
@@ -79,6 +79,7 @@ class AuthSwitch:
             pool_size=config.limits.upstream_pool_size,
             pool_wait_seconds=timeouts.upstream_pool_wait_seconds,
             callback_reserve=config.limits.callback_reserve,
+            client_idle_seconds=timeouts.client_idle_seconds,
         )
         self._tracing = request_tracing_for(config)
         self._legacy = LegacyFallThrough(
@@ -114,6 +115,13 @@ class AuthSwitch:
                 # answer, not a short one that looks complete.
                 log.warning(
                     "upstream broke off mid-response; client connection aborted",
+                    extra={"fields": {"method": scope["method"], "path": scope["path"]}},
+                )
+                raise
+            except ClientStalled:
+                log.warning(
+                    "client stopped reading the answer for timeouts.client_idle_seconds; "
+                    "connection aborted",
                     extra={"fields": {"method": scope["method"], "path": scope["path"]}},
                 )
                 raise

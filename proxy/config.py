@@ -155,6 +155,11 @@ class Timeouts(_Model):
     connect_seconds: Annotated[float, Field(gt=0, le=60)] = 3.0
     read_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
     body_seconds: Annotated[float, Field(gt=0, le=600)] = 15.0
+    # A forwarded exchange whose client stops sending its streamed body, or stops reading the
+    # answer, for this long is cut within one more such period (nginx's client_body_timeout
+    # and send_timeout): it would hold an upstream connection and its pool slot for as long
+    # as the client likes.
+    client_idle_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
     # Below the upstream's own idle timeout, so a pooled connection is never reused just as
     # the upstream closes it (a single-use callback can't be retried).
     upstream_keepalive_seconds: Annotated[float, Field(ge=0, le=300)] = 4.0

@@ -20,6 +20,7 @@ from proxy.http.forwarded_headers import request_headers
 from proxy.http.forwarder import (
     BUSY_MESSAGE,
     BUSY_REASON,
+    ClientStalled,
     HttpForwarder,
     UpstreamBusy,
     UpstreamFailed,
@@ -32,6 +33,9 @@ from proxy.http.responses import send_error
 if TYPE_CHECKING:
     from proxy.callback.context import Callback
     from proxy.ops.tracing import RequestTracing
+
+
+_BODY_IDLE = "request body idle longer than timeouts.client_idle_seconds"
 
 
 class LegacyFallThrough:
@@ -88,6 +92,17 @@ class LegacyFallThrough:
             status, outcome = await self.forward(scope, send, body, request_id, pass_through=True)
         except ClientDisconnected:
             return None, "client_disconnected"
+        except ClientStalled as exc:
+            # Its body stopped coming (nothing answered yet: a 408, and the connection closes
+            # rather than wait for the rest), or it stopped reading (re-raised: aborted).
+            status = 408 if exc.status is None else exc.status
+            account_pass_through(
+                scope, request_id, started, status, "client_timeout", trace_id, span_id
+            )
+            if exc.status is not None:
+                raise
+            await send_error(send, 408, "body_timeout", _BODY_IDLE, request_id, close=True)
+            return status, "client_timeout"
         account_pass_through(scope, request_id, started, status, outcome, trace_id, span_id)
         return status, outcome
 

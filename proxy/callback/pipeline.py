@@ -21,7 +21,7 @@ from proxy.callback.saml_response import SamlRejected
 from proxy.config import Config
 from proxy.http.asgi_types import Message, Receive, Scope, Send
 from proxy.http.correlation import correlate
-from proxy.http.forwarder import HttpForwarder, ResponseTruncated
+from proxy.http.forwarder import ClientStalled, HttpForwarder, ResponseTruncated
 from proxy.http.request_body import ClientDisconnected, RequestRejected
 from proxy.http.responses import send_error
 
@@ -134,6 +134,9 @@ class CallbackPipeline:
             raise
         except ResponseTruncated:
             self._unfinished(callback, answer, "upstream_truncated")
+            raise
+        except ClientStalled:  # it stopped reading a proxied answer: aborted by the app
+            self._unfinished(callback, answer, "client_stalled")
             raise
         except Exception:
             self._unfinished(callback, answer, "internal_error")

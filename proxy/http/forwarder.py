@@ -21,7 +21,9 @@ and, under the common 1 024 open-file limit, half of the callbacks failed for la
 descriptors; queued, they wait a few milliseconds instead. `callback_reserve` of the slots are
 callbacks' alone: a pass-through request holds its slot at its client's pace (a body sent a
 byte at a time, an answer read as slowly), and slow clients of the legacy host must not leave
-callbacks queueing behind them.
+callbacks queueing behind them. And a client that stops sending its streamed body, or stops
+reading the answer, for `client_idle_seconds` ends its exchange (`ClientStalled`) and frees
+its slot.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from proxy.http.asgi_types import RawHeaders, Send
+from proxy.http.client_idle import ClientIdleWatch
 from proxy.http.forwarded_headers import response_headers
 from proxy.http.upstream_connection import (
     AnswerRefused,
@@ -73,6 +76,16 @@ class ResponseTruncated(Exception):
     """The upstream broke off mid-response; the client's connection must be aborted."""
 
 
+class ClientStalled(Exception):
+    """The client sent no more of its streamed body, or read no more of the answer, for the
+    idle limit. `status`: the answer's, when its head was already sent (then the client's
+    connection must be aborted); None before that (nothing answered yet)."""
+
+    def __init__(self, status: int | None) -> None:
+        super().__init__("client idle past timeouts.client_idle_seconds")
+        self.status = status
+
+
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # Methods whose body-less requests carry no Content-Length (RFC 9110 8.6: a user agent
 # should not send one there); every other body-less request says `Content-Length: 0`.
@@ -93,6 +106,7 @@ class HttpForwarder:
         pool_size: int = 100,
         pool_wait_seconds: float = 10.0,
         callback_reserve: int = 0,
+        client_idle_seconds: float = 60.0,
     ) -> None:
         self._connect_seconds = connect_seconds
         self._read_seconds = read_seconds
@@ -101,6 +115,7 @@ class HttpForwarder:
         self._max_headers = max_headers
         self._pool_size = pool_size
         self._pool_wait = pool_wait_seconds
+        self._client_idle = client_idle_seconds
         self._slots = asyncio.Semaphore(pool_size)
         # Taken first by pass-through requests, so at most pool_size - callback_reserve of
         # them hold a slot of `_slots`.
@@ -175,7 +190,9 @@ class HttpForwarder:
                     pool.discard(connection)
                     raise
                 break
-            return await _relay(pool, connection, send, status, answer, extra_response_headers)
+            return await _relay(
+                pool, connection, send, status, answer, extra_response_headers, self._client_idle
+            )
         finally:
             for slot in slots:
                 slot.release()
@@ -215,7 +232,7 @@ class HttpForwarder:
             if body is None or isinstance(body, bytes):
                 connection.write(head, body) if body else connection.write(head)
             else:
-                await _write_stream(connection, head, chunked, body)
+                await _write_stream(connection, head, chunked, body, self._client_idle)
             return await connection.head()
         except ReadTimedOut:
             raise UpstreamFailed("upstream_timeout", "did not answer in time") from None
@@ -224,25 +241,38 @@ class HttpForwarder:
 
 
 async def _write_stream(
-    connection: UpstreamConnection, head: bytes, chunked: bool, body: AsyncIterator[bytes]
+    connection: UpstreamConnection,
+    head: bytes,
+    chunked: bool,
+    body: AsyncIterator[bytes],
+    idle_seconds: float,
 ) -> None:
     """Write a streamed body as it arrives, at the upstream's pace. An upstream that answers
-    before the end (a 413, say) gets no more: its answer is relayed, the connection closed."""
+    before the end (a 413, say) gets no more: its answer is relayed, the connection closed.
+    A client that sends nothing for `idle_seconds` ends it: `ClientStalled`."""
     connection.write(head)
     connection.streaming(True)
     try:
-        async for chunk in body:
-            if chunk:
-                if chunked:
-                    connection.write(b"%x\r\n" % len(chunk), chunk, b"\r\n")
-                else:
-                    connection.write(chunk)
-                await connection.drain()
-            if connection.answered:
-                connection.request_cut()
-                return
+        with ClientIdleWatch(idle_seconds) as idle:
+            while True:
+                idle.waiting()
+                chunk = await anext(body, None)
+                idle.done()
+                if chunk is None:
+                    break
+                if chunk:
+                    if chunked:
+                        connection.write(b"%x\r\n" % len(chunk), chunk, b"\r\n")
+                    else:
+                        connection.write(chunk)
+                    await connection.drain()
+                if connection.answered:
+                    connection.request_cut()
+                    return
         if chunked:
             connection.write(b"0\r\n\r\n")
+    except TimeoutError:
+        raise ClientStalled(None) from None
     except ConnectionBroke:
         connection.request_cut()
         if not connection.answered:
@@ -265,27 +295,36 @@ async def _relay(
     status: int,
     answer: RawHeaders,
     extra_response_headers: RawHeaders | None,
+    idle_seconds: float,
 ) -> int:
     """Stream the answer to the client; the connection goes back to the pool only when the
-    exchange ended cleanly."""
+    exchange ended cleanly. A client that reads nothing for `idle_seconds` ends it:
+    `ClientStalled`."""
     reusable = False
     try:
         out_headers = response_headers(answer)
         if extra_response_headers:
             out_headers.extend(extra_response_headers)
         await send({"type": "http.response.start", "status": status, "headers": out_headers})
-        while True:
-            try:
-                chunk = await connection.next_chunk()
-            except (ConnectionBroke, ReadTimedOut, AnswerRefused):
-                # Headers are out: aborting the connection is the only honest signal left.
-                raise ResponseTruncated from None
-            if chunk is None:
-                break
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        reusable = connection.finish()
-        await send({"type": "http.response.body", "body": b""})
+        with ClientIdleWatch(idle_seconds) as idle:
+            while True:
+                try:
+                    chunk = await connection.next_chunk()
+                except (ConnectionBroke, ReadTimedOut, AnswerRefused):
+                    # Headers are out: aborting the connection is the only honest signal left.
+                    raise ResponseTruncated from None
+                if chunk is None:
+                    break
+                idle.waiting()  # uvicorn's send waits while the client's socket is full
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                idle.done()
+            reusable = connection.finish()
+            idle.waiting()
+            await send({"type": "http.response.body", "body": b""})
+            idle.done()
         return status
+    except TimeoutError:
+        raise ClientStalled(status) from None
     finally:
         if reusable:
             pool.release(connection)

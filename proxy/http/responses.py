@@ -38,11 +38,14 @@ async def send_json(
     await send_bytes(send, status, body, extra, content_type=b"application/json")
 
 
-async def send_error(send: Send, status: int, reason: str, message: str, request_id: str) -> None:
-    """An error authswitch itself answers: a stable reason code and a sentence, no secrets."""
+async def send_error(
+    send: Send, status: int, reason: str, message: str, request_id: str, *, close: bool = False
+) -> None:
+    """An error authswitch itself answers: a stable reason code and a sentence, no secrets.
+    `close`: the connection closes after it (the request's body was not all read)."""
+    headers = [(b"x-request-id", request_id.encode())]
+    if close:
+        headers.append((b"connection", b"close"))
     await send_json(
-        send,
-        status,
-        {"error": reason, "message": message, "request_id": request_id},
-        [(b"x-request-id", request_id.encode())],
+        send, status, {"error": reason, "message": message, "request_id": request_id}, headers
     )

@@ -270,5 +270,5 @@ def test_a_reserve_that_leaves_pass_through_nothing_is_refused(
         "http://127.0.0.1:9",
         limits={"upstream_pool_size": 4, "upstream_pool_callback_reserve": reserve},
     )
-    with pytest.raises(ConfigError, match=r"upstream_pool_callback_reserve \(%d\)" % reserve):
+    with pytest.raises(ConfigError, match=rf"upstream_pool_callback_reserve \({reserve}\)"):
         load_config(path)
