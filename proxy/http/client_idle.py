@@ -1,8 +1,8 @@
 """Noticing a client that stops taking part in a forwarded exchange.
 
-One timer per exchange, not one per step: a forwarded answer is one or two `send`s, and a
-deadline around each cost ~2 µs, which every request would pay for a client that almost
-never stalls.
+One timer per exchange, not one per step, and only once a wait on the client begins: a
+forwarded answer is one or two `send`s, a deadline around each cost ~2 µs, and every request
+would pay it for a client that almost never stalls.
 """
 
 from __future__ import annotations
@@ -28,12 +28,6 @@ class ClientIdleWatch:
         self._handle: asyncio.TimerHandle | None = None
 
     def __enter__(self) -> ClientIdleWatch:
-        loop = self._loop = asyncio.get_running_loop()
-        task = asyncio.current_task(loop)
-        if task is None:
-            raise RuntimeError("a client idle watch must be used inside a task")
-        self._task = task
-        self._handle = loop.call_later(self._seconds, self._check)
         return self
 
     def __exit__(
@@ -42,14 +36,22 @@ class ClientIdleWatch:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._handle is not None
+        if self._handle is None:  # never waited on the client
+            return
         self._handle.cancel()
         if self._expired and self._task.uncancel() == 0 and exc_type is asyncio.CancelledError:
             raise TimeoutError
 
     def waiting(self) -> None:
-        """A wait on the client begins."""
+        """A wait on the client begins (the first one starts the timer)."""
         self._waiting = True
+        if self._handle is None:
+            loop = self._loop = asyncio.get_running_loop()
+            task = asyncio.current_task(loop)
+            if task is None:
+                raise RuntimeError("a client idle watch must be used inside a task")
+            self._task = task
+            self._handle = loop.call_later(self._seconds, self._check)
 
     def done(self) -> None:
         """It ended."""

@@ -86,6 +86,11 @@ class ClientStalled(Exception):
         self.status = status
 
 
+# A transport pauses writing (and uvicorn's send waits) only with more than its high-water
+# mark buffered: 64 KiB by default in asyncio and uvloop, which uvicorn leaves as it is. Until
+# an answer's body passes a quarter of that, its sends can't wait (unless its head alone were
+# over 48 KiB).
+_SENDS_MAY_WAIT_AFTER = 16 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # Methods whose body-less requests carry no Content-Length (RFC 9110 8.6: a user agent
 # should not send one there); every other body-less request says `Content-Length: 0`.
@@ -159,12 +164,14 @@ class HttpForwarder:
         pool = self._pool
         if pool is None:
             raise RuntimeError("HttpForwarder.start() was not awaited")
-        slots = (
-            (self._pass_through_slots, self._slots)
-            if pass_through and self._pass_through_slots is not None
-            else (self._slots,)
-        )
-        await self._take(slots)
+        slots = self._slots
+        share = self._pass_through_slots if pass_through else None
+        if slots.locked() or (share is not None and share.locked()):
+            await self._queue(share, slots)
+        else:  # free: each returns at once, no timer
+            if share is not None:
+                await share.acquire()
+            await slots.acquire()
         try:
             try:
                 target = pool.target(url)
@@ -194,20 +201,17 @@ class HttpForwarder:
                 pool, connection, send, status, answer, extra_response_headers, self._client_idle
             )
         finally:
-            for slot in slots:
-                slot.release()
+            slots.release()
+            if share is not None:
+                share.release()
 
-    async def _take(self, slots: tuple[asyncio.Semaphore, ...]) -> None:
-        """Take one of each of `slots`, in order, within the queue wait; `UpstreamBusy` (none
-        held) when that runs out."""
-        if not any(slot.locked() for slot in slots):
-            for slot in slots:
-                await slot.acquire()  # free: returns at once, no timer
-            return
+    async def _queue(self, share: asyncio.Semaphore | None, slots: asyncio.Semaphore) -> None:
+        """Take a slot of the pass-through `share` (when given), then one of all `slots`,
+        within the queue wait; `UpstreamBusy` (none held) when that runs out."""
         taken: list[asyncio.Semaphore] = []
         try:
             async with asyncio.timeout(self._pool_wait):
-                for slot in slots:
+                for slot in (slots,) if share is None else (share, slots):
                     await slot.acquire()
                     taken.append(slot)
         except TimeoutError:
@@ -306,6 +310,10 @@ async def _relay(
         if extra_response_headers:
             out_headers.extend(extra_response_headers)
         await send({"type": "http.response.start", "status": status, "headers": out_headers})
+        # uvicorn's send waits while the transport has paused writing: not before some of the
+        # answer was sent (_SENDS_MAY_WAIT_AFTER), and most answers are shorter, so most never
+        # start the watch's timer.
+        sent = 0
         with ClientIdleWatch(idle_seconds) as idle:
             while True:
                 try:
@@ -315,13 +323,20 @@ async def _relay(
                     raise ResponseTruncated from None
                 if chunk is None:
                     break
-                idle.waiting()  # uvicorn's send waits while the client's socket is full
+                may_wait = sent > _SENDS_MAY_WAIT_AFTER
+                if may_wait:
+                    idle.waiting()
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                idle.done()
+                if may_wait:
+                    idle.done()
+                sent += len(chunk)
             reusable = connection.finish()
-            idle.waiting()
+            may_wait = sent > _SENDS_MAY_WAIT_AFTER
+            if may_wait:
+                idle.waiting()
             await send({"type": "http.response.body", "body": b""})
-            idle.done()
+            if may_wait:
+                idle.done()
         return status
     except TimeoutError:
         raise ClientStalled(status) from None
