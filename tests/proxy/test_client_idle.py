@@ -19,6 +19,7 @@ from proxy.demo.loopback_server import LoopbackServer
 from proxy.http.client_idle import ClientIdleWatch
 from proxy.ops import metrics
 from tests.conftest import write_proxy_files
+from tests.proxy.test_server_limits import _answer
 from tests.proxy.test_upstream_pool import FORM, CountingUpstream
 
 _IDLE = 0.3
@@ -48,16 +49,6 @@ def _client_timeouts() -> float:
     return 0.0
 
 
-def _everything(sock: socket.socket) -> bytes:
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except (ConnectionResetError, TimeoutError):
-        pass
-    return data
-
-
 def test_a_paused_upload_gets_408_and_frees_its_upstream_slot(tmp_path: Path) -> None:
     before = _client_timeouts()
     with CountingUpstream(delay=0) as legacy:
@@ -68,7 +59,7 @@ def test_a_paused_upload_gets_408_and_frees_its_upstream_slot(tmp_path: Path) ->
                     b"POST /upload HTTP/1.1\r\nhost: legacy\r\ncontent-length: 1000\r\n\r\n"
                     b"the first bytes, then nothing"
                 )
-                answer = _everything(paused)  # until authswitch closes it
+                answer = _answer(paused)  # until authswitch closes it
             fields = urlencode({"code": "after-the-pause", "state": "s"})
             callback = httpx.post(
                 f"{server.url}/oidc/piedpiper/callback", content=fields, headers=FORM, timeout=10
@@ -121,7 +112,7 @@ def test_an_answer_left_unread_is_aborted_and_frees_its_upstream_slot(tmp_path: 
 
             following = asyncio.run(next_request())
             reader.settimeout(10)
-            received = _everything(reader)
+            received = _answer(reader)
             reader.close()
     assert following.status_code == 200, "the only upstream slot was freed"
     assert following.text == "small"

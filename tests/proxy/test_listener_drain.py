@@ -12,14 +12,8 @@ import pytest
 from proxy.ops.listener_drain import accept_queue_length, half_open_count, quiesce
 
 
-def test_queued_connection_is_accepted_before_the_listener_stops() -> None:
-    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
-    address = listener.getsockname()
-    queued = socket.create_connection(address, timeout=5)
-    queued.sendall(b"POST /login/callback HTTP/1.1\r\n\r\n")  # sent, sitting in the queue
-    time.sleep(0.05)
-    assert accept_queue_length(listener.fileno()) == 1
-
+def _take_out_of_service(listener: socket.socket) -> threading.Event:
+    """Quiesce `listener` and stop it, on a thread; the event is set once it stopped."""
     stopped = threading.Event()
 
     def take_out_of_service() -> None:
@@ -28,6 +22,18 @@ def test_queued_connection_is_accepted_before_the_listener_stops() -> None:
         stopped.set()
 
     threading.Thread(target=take_out_of_service).start()
+    return stopped
+
+
+def test_queued_connection_is_accepted_before_the_listener_stops() -> None:
+    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+    address = listener.getsockname()
+    queued = socket.create_connection(address, timeout=5)
+    queued.sendall(b"POST /login/callback HTTP/1.1\r\n\r\n")  # sent, sitting in the queue
+    time.sleep(0.05)
+    assert accept_queue_length(listener.fileno()) == 1
+
+    stopped = _take_out_of_service(listener)
     time.sleep(0.2)
     assert not stopped.is_set(), "it waits while a completed connection is queued"
     with pytest.raises(TimeoutError):  # new SYNs are dropped meanwhile: never completed
@@ -57,14 +63,7 @@ def test_a_handshake_half_done_when_the_filter_lands_is_completed_and_served() -
     assert accept_queue_length(listener.fileno()) == 0
     assert half_open_count([listener.fileno()]) == 1
 
-    stopped = threading.Event()
-
-    def take_out_of_service() -> None:
-        quiesce([listener.fileno()], wait_seconds=5)
-        listener.shutdown(socket.SHUT_RDWR)
-        stopped.set()
-
-    threading.Thread(target=take_out_of_service).start()
+    stopped = _take_out_of_service(listener)
     time.sleep(0.2)
     assert not stopped.is_set(), "it waits while a handshake is half-open"
     client.sendall(b"POST /login/callback HTTP/1.1\r\n\r\n")  # the ACK the kernel waited for
