@@ -22,6 +22,7 @@ from proxy.http.forwarder import (
     BUSY_REASON,
     ClientStalled,
     HttpForwarder,
+    ResponseTruncated,
     UpstreamBusy,
     UpstreamFailed,
     UpstreamUnavailable,
@@ -92,6 +93,11 @@ class LegacyFallThrough:
             status, outcome = await self.forward(scope, send, body, request_id, pass_through=True)
         except ClientDisconnected:
             return None, "client_disconnected"
+        except ResponseTruncated as exc:  # aborted by the app; counted first
+            account_pass_through(
+                scope, request_id, started, exc.status, "upstream_truncated", trace_id, span_id
+            )
+            raise
         except ClientStalled as exc:
             # Its body stopped coming (nothing answered yet: a 408, and the connection closes
             # rather than wait for the rest), or it stopped reading (re-raised: aborted).

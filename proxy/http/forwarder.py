@@ -73,7 +73,12 @@ class UpstreamFailed(Exception):
 
 
 class ResponseTruncated(Exception):
-    """The upstream broke off mid-response; the client's connection must be aborted."""
+    """The upstream broke off mid-response; the client's connection must be aborted.
+    `status`: the answer's, whose head the client already has."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__("the upstream broke off mid-answer")
+        self.status = status
 
 
 class ClientStalled(Exception):
@@ -320,7 +325,7 @@ async def _relay(
                     chunk = await connection.next_chunk()
                 except (ConnectionBroke, ReadTimedOut, AnswerRefused):
                     # Headers are out: aborting the connection is the only honest signal left.
-                    raise ResponseTruncated from None
+                    raise ResponseTruncated(status) from None
                 if chunk is None:
                     break
                 may_wait = sent > _SENDS_MAY_WAIT_AFTER

@@ -17,10 +17,9 @@ from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.loopback_server import LoopbackServer
 from proxy.http.client_idle import ClientIdleWatch
-from proxy.ops import metrics
 from tests.conftest import write_proxy_files
 from tests.proxy.test_server_limits import _answer
-from tests.proxy.test_upstream_pool import FORM, CountingUpstream
+from tests.proxy.test_upstream_pool import FORM, CountingUpstream, _passthrough_count
 
 _IDLE = 0.3
 _BIG = 16 * 1024 * 1024
@@ -41,16 +40,8 @@ def _config(tmp_path: Path, legacy_url: str) -> Path:
     )
 
 
-def _client_timeouts() -> float:
-    for family in metrics.PASSTHROUGH.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_total") and sample.labels["outcome"] == "client_timeout":
-                return sample.value
-    return 0.0
-
-
 def test_a_paused_upload_gets_408_and_frees_its_upstream_slot(tmp_path: Path) -> None:
-    before = _client_timeouts()
+    before = _passthrough_count("client_timeout")
     with CountingUpstream(delay=0) as legacy:
         config = load_config(_config(tmp_path, legacy.url))
         with LoopbackServer(AuthSwitch(config), name="authswitch") as server:
@@ -75,7 +66,7 @@ def test_a_paused_upload_gets_408_and_frees_its_upstream_slot(tmp_path: Path) ->
     assert b"the first bytes" not in legacy.bodies, "the partial body was never completed"
     assert callback.status_code == 200, "the only upstream slot was freed"
     assert legacy.bodies.count(fields.encode()) == 1
-    assert _client_timeouts() == before + 1
+    assert _passthrough_count("client_timeout") == before + 1
 
 
 async def _big_page(scope, receive, send):  # type: ignore[no-untyped-def]
@@ -96,7 +87,7 @@ async def _big_page(scope, receive, send):  # type: ignore[no-untyped-def]
 
 
 def test_an_answer_left_unread_is_aborted_and_frees_its_upstream_slot(tmp_path: Path) -> None:
-    before = _client_timeouts()
+    before = _passthrough_count("client_timeout")
     with LoopbackServer(_big_page, name="legacy") as legacy:
         config = load_config(_config(tmp_path, legacy.url))
         with LoopbackServer(AuthSwitch(config), name="authswitch") as server:
@@ -118,7 +109,7 @@ def test_an_answer_left_unread_is_aborted_and_frees_its_upstream_slot(tmp_path: 
     assert following.text == "small"
     assert received.startswith(b"HTTP/1.1 200")
     assert len(received) < _BIG, "aborted, never passed off as whole"
-    assert _client_timeouts() == before + 1
+    assert _passthrough_count("client_timeout") == before + 1
 
 
 _PERIOD = 0.05

@@ -18,6 +18,7 @@ from proxy.app import AuthSwitch
 from proxy.config import load_config
 from proxy.demo.loopback_server import LoopbackServer
 from tests.conftest import ProxyEnv, sha256, write_proxy_files
+from tests.proxy.test_upstream_pool import _passthrough_count
 
 T = TypeVar("T")
 
@@ -154,8 +155,10 @@ def test_an_upstream_that_breaks_off_mid_body_aborts_the_client_connection(
             server.stop()
             upstream.close()
 
+    before = _passthrough_count("upstream_truncated")
     outcome = asyncio.run(scenario())
     assert outcome is httpx.RemoteProtocolError, f"a short body was passed off as whole: {outcome}"
+    assert _passthrough_count("upstream_truncated") == before + 1, "and counted"
 
 
 async def _record_head(
