@@ -219,13 +219,11 @@ class HttpForwarder:
                 for slot in (slots,) if share is None else (share, slots):
                     await slot.acquire()
                     taken.append(slot)
-        except TimeoutError:
+        except BaseException as exc:
             for slot in taken:
                 slot.release()
-            raise UpstreamBusy from None
-        except BaseException:
-            for slot in taken:
-                slot.release()
+            if isinstance(exc, TimeoutError):
+                raise UpstreamBusy from None
             raise
 
     async def _send_request(
