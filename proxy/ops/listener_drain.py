@@ -67,10 +67,19 @@ def half_open_count(fds: list[int]) -> int:
     Counted by port, whatever the local address: a listener on a wildcard address answers
     on each of them, and counting a stranger's on the same port only makes the wait longer.
     """
+    return _half_open(_ports(fds))
+
+
+def _ports(fds: list[int]) -> frozenset[str]:
+    """The listeners' ports as /proc/net/tcp writes them after the address (`:1F90`)."""
     ports = set()
     for fd in fds:
         with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as listener:
             ports.add(f":{listener.getsockname()[1]:04X}")
+    return frozenset(ports)
+
+
+def _half_open(ports: frozenset[str]) -> int:
     count = 0
     for table in _PROC_TABLES:
         try:
@@ -85,8 +94,8 @@ def half_open_count(fds: list[int]) -> int:
     return count
 
 
-def _settling(fds: list[int]) -> bool:
-    return any(accept_queue_length(fd) for fd in fds) or half_open_count(fds) > 0
+def _settling(fds: list[int], ports: frozenset[str]) -> bool:
+    return any(accept_queue_length(fd) for fd in fds) or _half_open(ports) > 0
 
 
 def quiesce(fds: list[int], wait_seconds: float) -> None:
@@ -94,8 +103,9 @@ def quiesce(fds: list[int], wait_seconds: float) -> None:
     half-open."""
     if not all([drop_new_connections(fd) for fd in fds]):
         return
+    ports = _ports(fds)
     deadline = time.monotonic() + wait_seconds
-    while _settling(fds) and time.monotonic() < deadline:
+    while _settling(fds, ports) and time.monotonic() < deadline:
         time.sleep(_POLL_SECONDS)
 
 
@@ -103,8 +113,9 @@ async def quiesce_async(fds: list[int], wait_seconds: float) -> None:
     """`quiesce` for a process whose own event loop does the accepting."""
     if not all([drop_new_connections(fd) for fd in fds]):
         return
+    ports = _ports(fds)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(wait_seconds):
             # The kernel signals nothing when its accept queue empties: poll it.
-            while _settling(fds):  # noqa: ASYNC110
+            while _settling(fds, ports):  # noqa: ASYNC110
                 await asyncio.sleep(_POLL_SECONDS)
